@@ -1,0 +1,277 @@
+"""The ASGI application: request ids, body limits, error mapping and every slice's routes."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opencbr.core.context import Runtime
+from opencbr.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge, error_body
+from opencbr.core.ids import new_uuid
+from opencbr.core.logging import request_context
+from opencbr.core.metrics import MetricsExposition, record_request
+
+from .runtime import SLICES
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("opencbr.access")
+
+# Paths whose bodies are streamed (disk data): exempt from the JSON body limit.
+STREAMED_PATHS = re.compile(r"/data/?$")
+
+
+class RouteNotFound(NotFound):
+    code = "APIGW.0101"
+    template = "The API does not exist or has not been published: {method} {path}."
+
+
+class MethodNotAllowed(BadRequest):
+    status = 405
+    code = "APIGW.0105"
+    template = "Method {method} is not allowed on {path}."
+
+
+class InternalError(AppError):
+    template = "Internal error; quote request id {request_id}."
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestEnvelope:
+    """Gives every request an id (echoed in `X-Request-Id`, set in the logging context) and
+    enforces the body limit; counts and times each request by route template and logs it."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_uuid()
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        root_path = scope.get("root_path", "")
+        status = 500
+        with request_context(request_id):
+            try:
+                status = await self._handle(scope, receive, send, request_id)
+            finally:
+                self._observe(scope, root_path, status, time.perf_counter() - started)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> int:
+        """Run the app; the response's status code (500 if it raised before answering)."""
+        limited = not STREAMED_PATHS.search(scope["path"])
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if limited and length.isdigit() and int(length) > self.max_body:
+            return await self._reject(PayloadTooLarge(limit=self.max_body), request_id, send)
+        received = 0
+        status = 500
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if limited and message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _BodyTooLarge()
+            return message
+
+        responded = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, responded
+            if message["type"] == "http.response.start":
+                status, responded = int(message["status"]), True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            return await self._reject(PayloadTooLarge(limit=self.max_body), request_id, send)
+        except Exception:
+            # Answer here rather than in Starlette's outermost error middleware, whose reply
+            # would not carry the request id.
+            log.exception("unhandled error in request %s", request_id)
+            if responded:
+                raise
+            return await self._reject(InternalError(request_id=request_id), request_id, send)
+        return status
+
+    @staticmethod
+    def _observe(scope: Scope, root_path: str, status: int, seconds: float) -> None:
+        route = _route_template(scope, root_path)
+        record_request(scope["method"], route, status, seconds)
+        access_log.info(
+            "%s %s %d %.1fms",
+            scope["method"],
+            scope["path"],
+            status,
+            seconds * 1000,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+            },
+        )
+
+    @staticmethod
+    async def _reject(error: AppError, request_id: str, send: Send) -> int:
+        response = JSONResponse(error_body(error, request_id), status_code=error.status)
+        response.headers["X-Request-Id"] = request_id
+        await response({"type": "http"}, _no_receive, send)
+        return error.status
+
+
+def _route_template(scope: Scope, root_path: str) -> str:
+    """The matched route's path template (`/v3/{project_id}/vaults`), so ids never become
+    label values; mounted apps are prefixed with their mount path."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not isinstance(template, str):
+        return "unmatched"
+    mounted = str(scope.get("root_path", ""))[len(root_path) :]
+    if isinstance(route, Mount):
+        return f"{mounted}/{{path}}"
+    return mounted + template
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "")) or new_uuid()
+
+
+def _render(request: Request, error: AppError) -> JSONResponse:
+    return JSONResponse(error_body(error, _request_id(request)), status_code=error.status)
+
+
+def _validation_error(request: Request, exc: RequestValidationError) -> AppError:
+    """Wrong types or malformed JSON, in the error family of the service that was called."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    reason = (
+        f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid"))
+    )
+    for prefix, error_class in _validation_classes().items():
+        if prefix in request.url.path:
+            return error_class(reason=reason)
+    return BadRequest(reason=reason)
+
+
+def _validation_classes() -> dict[str, type[AppError]]:
+    """Per-service validation errors that slices register (path fragment → class)."""
+    found: dict[str, type[AppError]] = {}
+    for name in SLICES:
+        try:
+            module = importlib.import_module(f"opencbr.{name}.routes")
+        except ModuleNotFoundError:
+            continue
+        found.update(getattr(module, "VALIDATION_ERRORS", {}))
+    return found
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def app_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AppError)
+        return _render(request, exc)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _render(request, _validation_error(request, exc))
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        details = {"method": request.method, "path": request.url.path}
+        if exc.status_code == 405:
+            return _render(request, MethodNotAllowed(**details))
+        if exc.status_code == 404:
+            return _render(request, RouteNotFound(**details))
+        error = AppError(str(exc.detail))
+        return JSONResponse(error_body(error, _request_id(request)), status_code=exc.status_code)
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = _request_id(request)
+        log.exception("unhandled error in request %s", request_id)
+        return _render(request, InternalError(request_id=request_id))
+
+    app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _include_slice_routes(app: FastAPI) -> None:
+    for name in SLICES:
+        try:
+            module = importlib.import_module(f"opencbr.{name}.routes")
+        except ModuleNotFoundError:
+            continue
+        app.include_router(module.router)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(title="OpenCBR", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app.state.runtime = runtime
+    _install_error_handlers(app)
+    _include_slice_routes(app)
+    _mount_extras(app, runtime)
+    app.add_middleware(RequestEnvelope, max_body=runtime.settings.max_body_bytes)
+    if runtime.settings.metrics_enabled:
+        _add_metrics_route(app, runtime)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _add_metrics_route(app: FastAPI, runtime: Runtime) -> None:
+    """Prometheus `/metrics` (unauthenticated: bind it to a private network or filter it).
+
+    A slice that can measure the store cheaply puts a `store_size` callable in
+    `runtime.extras`; it is then read at each scrape.
+    """
+    measure = runtime.extras.get("store_size")
+    exposition = MetricsExposition(
+        runtime.database,
+        multiproc_dir=runtime.settings.prometheus_multiproc_dir,
+        store_size=cast("Callable[[], int]", measure) if callable(measure) else None,
+    )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(exposition.render(), media_type=exposition.content_type)
+
+
+def _mount_extras(app: FastAPI, runtime: Runtime) -> None:
+    """Front-ends that sit beside the API (the web console) when they are installed."""
+    try:
+        console = importlib.import_module("opencbr.console.routes")
+    except ModuleNotFoundError:
+        return
+    console.mount(app, runtime)

@@ -1,0 +1,146 @@
+"""Building the process runtime: database (migrated), root key, settings."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import MetaData, text
+
+from opencbr.cbr.restore import disk_from_backup
+from opencbr.cbr.scheduler import periodic_tick
+from opencbr.core.context import Runtime
+from opencbr.core.db import Base, Database, migrate
+from opencbr.core.jobs import JobHandler, WorkerPool
+from opencbr.core.secrets import RootKey
+from opencbr.core.settings import Settings
+
+if TYPE_CHECKING:
+    from opencbr.chunkstore.s3 import S3Options
+
+__all__ = [
+    "SLICES",
+    "build_runtime",
+    "check_object_store",
+    "job_handlers",
+    "migration_locations",
+    "s3_options",
+    "slice_metadata",
+    "start_workers",
+]
+
+SLICES = ("iam", "kms", "evs", "cbr")
+
+
+def _slice_dirs() -> list[Path]:
+    found = []
+    for name in SLICES:
+        try:
+            module = importlib.import_module(f"opencbr.{name}")
+        except ModuleNotFoundError:
+            continue
+        found.append(Path(module.__file__ or "").parent)
+    return found
+
+
+def migration_locations() -> list[Path]:
+    """Each slice's revisions, plus core's own (the job table) in `core/migrations/core`."""
+    core = Path(importlib.import_module("opencbr.core").__file__ or "").parent
+    slices = [d / "migrations" for d in _slice_dirs() if (d / "migrations").is_dir()]
+    return [core / "migrations" / "core", *slices]
+
+
+def slice_metadata() -> MetaData:
+    """The metadata of every slice's tables (importing a slice's models registers them)."""
+    importlib.import_module("opencbr.core.jobs")
+    for directory in _slice_dirs():
+        if (directory / "models.py").exists():
+            importlib.import_module(f"opencbr.{directory.name}.models")
+    return Base.metadata
+
+
+# Any fixed 64-bit number; PostgreSQL advisory locks are keyed by it.
+_MIGRATION_LOCK_KEY = 0x0C0BACC0
+
+
+@contextmanager
+def _migration_lock(database: Database) -> Iterator[None]:
+    """Processes starting together (N API processes, workers) migrate one after the other;
+    the later ones then find the schema at head. SQLite serialises writers by itself."""
+    if database.is_sqlite:
+        yield
+        return
+    with database.engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        try:
+            yield
+        finally:
+            connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+            )
+            connection.commit()
+
+
+def s3_options(settings: Settings) -> S3Options:
+    """How this deployment reaches its S3 store (for `s3://` store URLs)."""
+    from opencbr.chunkstore.s3 import S3Options  # boto3 is imported only when used
+
+    return S3Options(
+        endpoint=settings.s3_endpoint,
+        region=settings.s3_region,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+    )
+
+
+def check_object_store(settings: Settings) -> None:
+    """Reach the configured object store once, at start: a wrong endpoint, credentials or
+    bucket stops the process with `StoreConfigurationError` (creating a missing bucket)."""
+    if settings.store_url and settings.store_url.startswith("s3://"):
+        from opencbr.chunkstore.s3 import S3Backend
+
+        S3Backend.connect(settings.store_url, s3_options(settings))
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_object_store(settings)
+    database = Database(settings.effective_database_url)
+    with _migration_lock(database):
+        migrate(database, migration_locations())
+    slice_metadata()
+    root_key = RootKey.load(settings.root_key, settings.data_dir)
+    runtime = Runtime(settings=settings, database=database, root_key=root_key)
+    # The disk service makes disks from backups through the backup service (evs cannot import cbr).
+    runtime.extras["volume_from_backup"] = disk_from_backup
+    return runtime
+
+
+def job_handlers(runtime: Runtime) -> dict[str, JobHandler]:
+    """Every slice's job handlers (`opencbr.<slice>.jobs.handlers(runtime)`)."""
+    found: dict[str, JobHandler] = {}
+    for name in SLICES:
+        try:
+            module = importlib.import_module(f"opencbr.{name}.jobs")
+        except ModuleNotFoundError:
+            continue
+        found.update(module.handlers(runtime))
+    return found
+
+
+def start_workers(runtime: Runtime, threads: int = 2, name: str | None = None) -> WorkerPool:
+    pool = WorkerPool(
+        runtime.database,
+        job_handlers(runtime),
+        threads=threads,
+        lease=timedelta(seconds=runtime.settings.job_lease_seconds),
+        extras={"runtime": runtime},
+        name=name,
+    )
+    runtime.extras["workers"] = pool
+    pool.tick.append(periodic_tick(runtime))
+    return pool.start()

@@ -1,0 +1,3 @@
+"""CBR: vaults, checkpoints, backups, restore, policies, sharing and operation logs."""
+
+__all__: list[str] = []

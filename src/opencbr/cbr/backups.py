@@ -1,0 +1,360 @@
+"""Checkpoints and backups: taking backups (as jobs), listing, showing, renaming, deleting.
+
+A checkpoint is one backup run of a vault; it makes one backup per resource (a server backup
+has one child disk backup per disk) in status `protecting` and enqueues one job per resource in
+the same transaction. The job (see `engine.py`) moves it to `available` or `error`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, false, func, or_, select
+from sqlalchemy.orm import Session
+
+from opencbr.core.clock import utcnow
+from opencbr.core.context import Actor
+from opencbr.core.errors import ValidationFailed
+from opencbr.core.ids import is_uuid, new_uuid
+from opencbr.core.jobs import enqueue
+from opencbr.evs import service as evs
+
+from . import oplogs
+from .errors import (
+    BackupNotFound,
+    CheckpointNotFound,
+    NothingToBackup,
+    ResourceNotFound,
+    VaultCapacityInsufficient,
+    VaultStatusForbids,
+)
+from .models import (
+    Backup,
+    BackupStatus,
+    Checkpoint,
+    Member,
+    MemberStatus,
+    ResourceType,
+    Vault,
+    VaultStatus,
+)
+from .resources import describe_resource
+from .vaults import free_bytes, get_vault, vault_resources
+
+__all__ = [
+    "BackupFilters",
+    "CheckpointSpec",
+    "children_of",
+    "create_checkpoint",
+    "get_checkpoint",
+    "list_backups",
+    "owned_backup",
+    "rename_backup",
+    "visible_backup",
+]
+
+SORT_KEYS = {"created_at", "updated_at", "name", "status", "protected_at", "id"}
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    vault_id: str
+    name: str | None = None
+    description: str = ""
+    incremental: bool = True
+    resources: Sequence[str] | None = None
+    auto_trigger: bool = False
+    policy_id: str | None = None
+    retention_days: int = -1
+
+
+def create_checkpoint(session: Session, actor: Actor, spec: CheckpointSpec) -> Checkpoint:
+    vault = get_vault(session, actor, spec.vault_id, lock=True)
+    if vault.status != VaultStatus.AVAILABLE or vault.locked:
+        raise VaultStatusForbids(vault_id=vault.id, status=vault.status)
+    if free_bytes(vault) <= 0:
+        raise VaultCapacityInsufficient(vault_id=vault.id, free_mb=0, needed_mb=1)
+    held = vault_resources(session, vault.id)
+    if spec.resources is not None:
+        wanted = set(spec.resources)
+        unknown = wanted - {r.resource_id for r in held}
+        if unknown:
+            raise ResourceNotFound(id=", ".join(sorted(unknown)))
+        held = [r for r in held if r.resource_id in wanted]
+    if not held:
+        raise NothingToBackup(vault_id=vault.id)
+    now = utcnow()
+    name = spec.name or f"manual_{now:%Y%m%d%H%M%S}"
+    if not 1 <= len(name) <= 64:
+        raise ValidationFailed(reason="checkpoint name must be 1-64 characters")
+    checkpoint = Checkpoint(
+        id=new_uuid(),
+        project_id=vault.project_id,
+        vault_id=vault.id,
+        name=name,
+        description=spec.description,
+        status="protecting",
+        incremental=spec.incremental,
+        auto_trigger=spec.auto_trigger,
+        policy_id=spec.policy_id,
+        retention_days=spec.retention_days,
+        skipped=[],
+    )
+    session.add(checkpoint)
+    session.flush()
+    for resource in held:
+        if _busy(session, resource.resource_id):
+            checkpoint.skipped = [
+                *checkpoint.skipped,
+                {
+                    "id": resource.resource_id,
+                    "type": resource.resource_type,
+                    "name": resource.name,
+                    "code": "BackupService.6125",
+                    "reason": "a backup of this resource is running",
+                },
+            ]
+            continue
+        _start_backup(session, vault, checkpoint, resource.resource_id, resource.resource_type)
+    session.flush()
+    return checkpoint
+
+
+def _busy(session: Session, resource_id: str) -> bool:
+    running = select(Backup.id).where(
+        Backup.resource_id == resource_id, Backup.status == BackupStatus.PROTECTING
+    )
+    return session.scalar(running.limit(1)) is not None
+
+
+def _new_backup(vault: Vault, checkpoint: Checkpoint, **fields: object) -> Backup:
+    backup = Backup(
+        id=new_uuid(),
+        project_id=vault.project_id,
+        region=vault.region,
+        vault_id=vault.id,
+        checkpoint_id=checkpoint.id,
+        status=BackupStatus.PROTECTING,
+        incremental=checkpoint.incremental,
+        auto_trigger=checkpoint.auto_trigger,
+        policy_id=checkpoint.policy_id,
+        **fields,
+    )
+    if checkpoint.retention_days > 0:
+        backup.expired_at = utcnow() + timedelta(days=checkpoint.retention_days)
+    return backup
+
+
+def _start_backup(
+    session: Session, vault: Vault, checkpoint: Checkpoint, resource_id: str, resource_type: str
+) -> Backup:
+    info = describe_resource(session, vault.project_id, resource_id, resource_type)
+    stamp = f"{checkpoint.name}"
+    parent = _new_backup(
+        vault,
+        checkpoint,
+        name=stamp,
+        resource_id=info.id,
+        resource_name=info.name,
+        resource_type=info.type,
+        resource_az=info.availability_zone,
+        resource_size_gb=info.size_gb,
+    )
+    session.add(parent)
+    disks = (
+        [evs.get_disk(session, vault.project_id, resource_id)]
+        if resource_type == ResourceType.DISK
+        else evs.server_disks(session, resource_id)
+    )
+    parent.encrypted = any(d.encrypted for d in disks)
+    parent.bootable = any(d.bootable for d in disks)
+    if resource_type == ResourceType.DISK:
+        parent.kms_key_id = disks[0].kms_key_id
+    else:
+        for disk in disks:
+            session.add(
+                _new_backup(
+                    vault,
+                    checkpoint,
+                    name=f"{stamp}-{disk.device or disk.id[:8]}",
+                    parent_id=parent.id,
+                    resource_id=disk.id,
+                    resource_name=disk.name,
+                    resource_type=ResourceType.DISK,
+                    resource_az=disk.availability_zone,
+                    resource_size_gb=disk.size_gb,
+                    encrypted=disk.encrypted,
+                    kms_key_id=disk.kms_key_id,
+                    bootable=disk.bootable,
+                    device=disk.device,
+                )
+            )
+    session.flush()
+    log = oplogs.start(
+        session,
+        vault.project_id,
+        "backup",
+        vault=vault,
+        checkpoint_id=checkpoint.id,
+        policy_id=checkpoint.policy_id or "",
+        resource=(info.id, info.type, info.name),
+        extra={"backup": {"backup_id": parent.id, "backup_name": parent.name}},
+    )
+    job = enqueue(
+        session,
+        "cbr.backup",
+        {"backup_id": parent.id, "oplog_id": log.id},
+        project_id=vault.project_id,
+    )
+    log.job_id = job.id
+    return parent
+
+
+def get_checkpoint(session: Session, actor: Actor, checkpoint_id: str) -> Checkpoint:
+    checkpoint = None
+    if is_uuid(checkpoint_id):
+        checkpoint = session.scalar(
+            select(Checkpoint).where(
+                Checkpoint.id == checkpoint_id, Checkpoint.project_id == actor.project_id
+            )
+        )
+    if checkpoint is None:
+        raise CheckpointNotFound(id=checkpoint_id)
+    return checkpoint
+
+
+def children_of(session: Session, backup_id: str) -> list[Backup]:
+    query = select(Backup).where(Backup.parent_id == backup_id).order_by(Backup.device, Backup.id)
+    return list(session.scalars(query))
+
+
+# --- reading backups: own ones, and ones shared with the caller -------------------------------
+
+
+@dataclass(frozen=True)
+class BackupFilters:
+    vault_id: str | None = None
+    checkpoint_id: str | None = None
+    resource_id: str | None = None
+    resource_name: str | None = None
+    resource_az: str | None = None
+    resource_type: str | None = None
+    name: str | None = None
+    parent_id: str | None = None
+    status: str | None = None
+    image_type: str | None = None
+    own_type: str = "private"
+    member_status: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    sort: str | None = None
+    limit: int = 1000
+    offset: int = 0
+
+
+def _visible_clause(actor: Actor, own_type: str, member_status: str | None) -> object:
+    """Which backups the caller may list: its own, shared with it (S12), or both."""
+    shared = select(Member.backup_id).where(Member.dest_project_id == actor.project_id)
+    if member_status:
+        shared = shared.where(Member.status == member_status)
+    own = Backup.project_id == actor.project_id
+    if own_type == "private":
+        return own
+    if own_type == "shared":
+        return Backup.id.in_(shared)
+    if own_type == "all_granted":
+        return or_(own, Backup.id.in_(shared))
+    raise ValidationFailed(reason="own_type must be private, shared or all_granted")
+
+
+def _order(query: Select[Any], sort: str | None) -> Select[Any]:
+    keys = []
+    for part in (sort or "created_at:desc").split(","):
+        key, _, direction = part.strip().partition(":")
+        if key not in SORT_KEYS or direction not in ("", "asc", "desc"):
+            raise ValidationFailed(reason=f"cannot sort by {part!r}")
+        column = getattr(Backup, key)
+        keys.append(column.asc() if direction == "asc" else column.desc())
+    return query.order_by(*keys, Backup.id.desc())  # id last: stable pages
+
+
+def list_backups(
+    session: Session, actor: Actor, filters: BackupFilters
+) -> tuple[list[Backup], int]:
+    if filters.member_status and filters.member_status not in set(MemberStatus):
+        raise ValidationFailed(reason="member_status must be pending, accepted or rejected")
+    if filters.status and filters.status not in set(BackupStatus):
+        raise ValidationFailed(reason=f"unknown status {filters.status!r}")
+    query = select(Backup).where(
+        _visible_clause(actor, filters.own_type, filters.member_status),  # type: ignore[arg-type]
+        Backup.region == actor.region,
+    )
+    if filters.parent_id:
+        query = query.where(Backup.parent_id == filters.parent_id)
+    else:
+        query = query.where(Backup.parent_id.is_(None))
+    if filters.vault_id:
+        accepted_here = select(Member.backup_id).where(
+            Member.vault_id == filters.vault_id,
+            Member.dest_project_id == actor.project_id,
+            Member.status == MemberStatus.ACCEPTED,
+        )
+        own_here = (Backup.vault_id == filters.vault_id) & (Backup.project_id == actor.project_id)
+        query = query.where(or_(own_here, Backup.id.in_(accepted_here)))
+    exact = {
+        "checkpoint_id": filters.checkpoint_id,
+        "resource_id": filters.resource_id,
+        "resource_type": filters.resource_type,
+        "resource_az": filters.resource_az,
+        "status": filters.status,
+    }
+    for column, value in exact.items():
+        if value:
+            query = query.where(getattr(Backup, column) == value)
+    if filters.name:
+        query = query.where(Backup.name.contains(filters.name))
+    if filters.resource_name:
+        query = query.where(Backup.resource_name.contains(filters.resource_name))
+    if filters.image_type and filters.image_type != "backup":
+        query = query.where(false())
+    if filters.start_time:
+        query = query.where(Backup.created_at >= filters.start_time)
+    if filters.end_time:
+        query = query.where(Backup.created_at <= filters.end_time)
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = _order(query, filters.sort).limit(filters.limit).offset(filters.offset)
+    return list(session.scalars(page)), count
+
+
+def visible_backup(session: Session, actor: Actor, backup_id: str, *, lock: bool = False) -> Backup:
+    """A backup the caller owns or was shared with it (any member status); else 6200 (S14)."""
+    backup = None
+    if is_uuid(backup_id):
+        shared = select(Member.backup_id).where(Member.dest_project_id == actor.project_id)
+        query = select(Backup).where(
+            Backup.id == backup_id,
+            or_(Backup.project_id == actor.project_id, Backup.id.in_(shared)),
+        )
+        backup = session.scalar(query.with_for_update() if lock else query)
+    if backup is None:
+        raise BackupNotFound(id=backup_id)
+    return backup
+
+
+def owned_backup(session: Session, actor: Actor, backup_id: str, *, lock: bool = False) -> Backup:
+    backup = visible_backup(session, actor, backup_id, lock=lock)
+    if backup.project_id != actor.project_id:
+        raise BackupNotFound(id=backup_id)
+    return backup
+
+
+def rename_backup(session: Session, actor: Actor, backup_id: str, name: str) -> Backup:
+    backup = owned_backup(session, actor, backup_id, lock=True)
+    if not 1 <= len(name) <= 64:
+        raise ValidationFailed(reason="backup name must be 1-64 characters")
+    backup.name = name
+    session.flush()
+    return backup

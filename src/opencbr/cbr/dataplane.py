@@ -1,0 +1,90 @@
+"""The link between CBR and the chunk store: the store itself and the keys of each scope.
+
+Deduplication scope = one encryption key (DESIGN §4): every plain backup of a region shares one
+scope, every backup encrypted under a KMS key shares that key's scope. A scope's 32-byte data
+key is stored only wrapped — by the KMS key (so using an encrypted backup needs the KMS
+permission, which for another account means a grant, S10) or, for plain scopes, by the
+server root key. The block-id key is derived from the data key, so ids are keyed per scope.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from opencbr.chunkstore import ChunkStore, Scope, open_store
+from opencbr.core.context import Actor, Runtime
+from opencbr.core.ids import new_uuid
+from opencbr.kms import service as kms
+
+from .models import StoreScope
+
+__all__ = ["chunk_store", "open_scope", "scope_for"]
+
+_PLAIN_PURPOSE = "cbr.store-scope"
+
+
+def chunk_store(runtime: Runtime) -> ChunkStore:
+    """The process's chunk store (one per runtime; all state lives in the backend)."""
+    store = runtime.extras.get("chunk_store")
+    if store is None:
+        url = runtime.settings.store_url or str(Path(runtime.settings.data_dir) / "store")
+        store = open_store(url, runtime.settings)
+        runtime.extras["chunk_store"] = store
+    assert isinstance(store, ChunkStore)
+    return store
+
+
+def _derive_id_key(data_key: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"opencbr block ids").derive(
+        data_key
+    )
+
+
+def _create_scope(
+    session: Session, runtime: Runtime, actor: Actor, region: str, kms_key_id: str
+) -> StoreScope:
+    data_key = os.urandom(32)
+    if kms_key_id:
+        wrapped = kms.wrap_data_key(session, runtime.root_key, actor, kms_key_id, data_key)
+    else:
+        wrapped = runtime.root_key.seal(data_key, f"{_PLAIN_PURPOSE}:{region}")
+    row = StoreScope(id=new_uuid(), region=region, kms_key_id=kms_key_id, wrapped_key=wrapped)
+    session.add(row)
+    return row
+
+
+def scope_for(
+    session: Session, runtime: Runtime, actor: Actor, region: str, kms_key_id: str
+) -> StoreScope:
+    """The scope row of (region, key), created on first use (a concurrent creator wins)."""
+    query = select(StoreScope).where(
+        StoreScope.region == region, StoreScope.kms_key_id == kms_key_id
+    )
+    row = session.scalar(query)
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            row = _create_scope(session, runtime, actor, region, kms_key_id)
+    except IntegrityError:
+        row = session.scalar(query)
+        assert row is not None
+    return row
+
+
+def open_scope(session: Session, runtime: Runtime, actor: Actor, row: StoreScope) -> Scope:
+    """The usable scope: for an encrypted one `actor` needs decrypt-datakey on the key (S10)."""
+    if row.kms_key_id:
+        data_key = kms.unwrap_data_key(
+            session, runtime.root_key, actor, row.kms_key_id, row.wrapped_key
+        )
+        return Scope(name=row.id, id_key=_derive_id_key(data_key), data_key=data_key)
+    data_key = runtime.root_key.unseal(row.wrapped_key, f"{_PLAIN_PURPOSE}:{row.region}")
+    return Scope(name=row.id, id_key=_derive_id_key(data_key), data_key=None)

@@ -1,0 +1,124 @@
+"""The cbr slice's job handlers (collected by `opencbr.api.runtime.job_handlers`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from opencbr.core.context import Runtime
+from opencbr.core.jobs import JobContext, JobHandler
+
+from . import oplogs
+from .collect import GC_JOB, CollectGarbage, request_collection
+from .dataplane import chunk_store
+from .deletion import mark_deleting
+from .engine import BackupJob, DiskFromBackupJob, RestoreJob, ServerFromBackupJob
+from .models import Backup, BackupStatus, Checkpoint, Vault
+from .vaults import release
+
+__all__ = ["DeleteBackupJob", "DeleteVaultJob", "handlers"]
+
+
+def _drop_backup(runtime: Runtime, backup_id: str) -> int:
+    """Drop a `deleting` backup's manifests, free the vault space it used, delete its rows.
+
+    Manifests go first: a crash after that leaves rows in `deleting` that the retried job
+    finishes; the blocks themselves are reclaimed by garbage collection.
+    """
+    with runtime.database.unit_of_work() as session:
+        rows = list(
+            session.scalars(
+                select(Backup).where((Backup.id == backup_id) | (Backup.parent_id == backup_id))
+            )
+        )
+        ids = [r.id for r in rows]
+        # Manifests are content-named: an unchanged disk backed up twice shares one manifest.
+        manifests = [
+            r.manifest_id
+            for r in rows
+            if r.manifest_id
+            and not session.scalar(
+                select(Backup.id)
+                .where(Backup.manifest_id == r.manifest_id, Backup.id.not_in(ids))
+                .limit(1)
+            )
+        ]
+    store = chunk_store(runtime)
+    for manifest in manifests:
+        store.delete_manifest(manifest)
+    with runtime.database.unit_of_work() as session:
+        backup = session.get(Backup, backup_id)
+        if backup is None:
+            return 0
+        release(session, backup.vault_id, backup.stored_bytes)
+        request_collection(session)
+        session.execute(delete(Backup).where(Backup.parent_id == backup_id))
+        session.delete(backup)
+    return len(manifests)
+
+
+class DeleteBackupJob:
+    def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
+        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        dropped = _drop_backup(runtime, ctx.payload["backup_id"])
+        with runtime.database.unit_of_work() as session:
+            oplogs.finish(session, ctx.payload["oplog_id"], "success")
+        return {"manifests_dropped": dropped}
+
+    def on_failure(self, ctx: JobContext, error: BaseException) -> None:
+        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        with runtime.database.unit_of_work() as session:
+            oplogs.finish(
+                session, ctx.payload["oplog_id"], "failed", type(error).__name__, str(error)
+            )
+
+
+class DeleteVaultJob:
+    """A deleted vault's backups go (each leaving its recipients first, S9), then the vault."""
+
+    def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
+        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        vault_id = ctx.payload["vault_id"]
+        with runtime.database.unit_of_work() as session:
+            owned = list(
+                session.scalars(
+                    select(Backup).where(Backup.vault_id == vault_id, Backup.parent_id.is_(None))
+                )
+            )
+            busy = [
+                b.id for b in owned if b.status in (BackupStatus.PROTECTING, BackupStatus.RESTORING)
+            ]
+            if busy:
+                # Never drop a backup that is being made or restored (nor skip taking it from
+                # its recipients): try again once it is done.
+                raise RuntimeError(f"backups {', '.join(busy)} are busy; retrying later")
+            for backup in owned:
+                if backup.status in (BackupStatus.AVAILABLE, BackupStatus.ERROR):
+                    mark_deleting(session, backup)
+            ids = [b.id for b in owned]
+        for backup_id in ids:
+            _drop_backup(runtime, backup_id)
+        with runtime.database.unit_of_work() as session:
+            session.execute(delete(Checkpoint).where(Checkpoint.vault_id == vault_id))
+            vault = session.get(Vault, vault_id)
+            if vault is not None:
+                session.delete(vault)
+        return {"backups_deleted": len(ids)}
+
+    def on_failure(self, ctx: JobContext, error: BaseException) -> None:
+        return None
+
+
+def handlers(runtime: Runtime) -> dict[str, JobHandler]:
+    del runtime
+    return {
+        "cbr.backup": BackupJob(),
+        "cbr.restore": RestoreJob(),
+        "cbr.disk_from_backup": DiskFromBackupJob(),
+        "cbr.server_from_backup": ServerFromBackupJob(),
+        "cbr.delete_backup": DeleteBackupJob(),
+        "cbr.delete_vault": DeleteVaultJob(),
+        GC_JOB: CollectGarbage(),
+    }

@@ -1,0 +1,490 @@
+"""Sharing a backup with other projects of the same region (rules S1-S9, S12-S15).
+
+State machine of a member (one share of one backup with one destination project):
+
+    (none) --add (owner)--> pending
+    pending  --accept (recipient, own vault with room)--> accepted
+    pending  --reject (recipient)--> rejected
+    accepted --reject / reset to pending (recipient)--> rejected / pending   (frees the space)
+    accepted --accept into another vault (recipient)--> accepted             (moves the space)
+    rejected --accept / reset to pending (recipient)--> accepted / pending
+    any --cancel (owner) or backup deleted--> (none); an accepted one frees its vault space
+
+`TRANSITIONS` is that table; asking for the status a member already has is a no-op.
+
+Concurrency (one unit of work per call, nothing commits here):
+- every call locks the backup row first (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite
+  transactions begin IMMEDIATE and run one at a time), so adding members, accepting,
+  cancelling and deleting the backup never interleave for one backup; the 10-member count is
+  read under that lock, and a unique constraint on (backup, project) holds uniqueness anyway;
+- a status change is a compare-and-swap on the member's current status;
+- capacity is reserved with a conditional update of the recipient's vault row
+  (`vaults.reserve`), so concurrent accepts of different backups never overfill a vault (S6).
+Lock order is always backup -> member -> vault, the same as deleting a backup.
+
+Refusals use the reference's codes: 6700-6714, 6105 (vault not visible), 6114 (no room),
+9900 (malformed request). A refused call changes nothing: the caller's transaction rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from opencbr.core.clock import utcnow
+from opencbr.core.context import Actor
+from opencbr.core.errors import ValidationFailed
+from opencbr.core.ids import is_hex32, new_uuid
+from opencbr.iam.models import Project
+
+from . import oplogs
+from .backups import visible_backup
+from .errors import (
+    AcceptVaultTypeMismatch,
+    MemberExists,
+    MemberLimitReached,
+    MemberNotFound,
+    MemberUpdateFailed,
+    MemberValueInvalid,
+    ReceivedBackupNotShareable,
+    RecipientProjectInvalid,
+    ShareNotAllowed,
+    ShareStatusForbidden,
+    ShareTypeUnsupported,
+    VaultStatusForbidsShare,
+)
+from .models import Backup, BackupStatus, Member, MemberStatus, ResourceType, Vault, VaultStatus
+from .resources import OBJECT_TYPES
+from .vaults import get_vault, release, reserve
+
+__all__ = [
+    "MAX_MEMBERS",
+    "TRANSITIONS",
+    "MemberFilters",
+    "add_members",
+    "delete_member",
+    "find_member",
+    "list_members",
+    "revoke_all_members",
+    "share_size",
+    "update_member_status",
+]
+
+MAX_MEMBERS = 10
+SHAREABLE = {ResourceType.SERVER.value, ResourceType.DISK.value}
+# A backup that is being restored from still holds all its data: it can be accepted.
+ACCEPTABLE = {BackupStatus.AVAILABLE.value, BackupStatus.RESTORING.value}
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    MemberStatus.PENDING: frozenset({MemberStatus.ACCEPTED, MemberStatus.REJECTED}),
+    MemberStatus.ACCEPTED: frozenset(
+        {MemberStatus.ACCEPTED, MemberStatus.REJECTED, MemberStatus.PENDING}
+    ),
+    MemberStatus.REJECTED: frozenset({MemberStatus.ACCEPTED, MemberStatus.PENDING}),
+}
+LOG_ACTIONS: dict[str, str] = {
+    MemberStatus.ACCEPTED: "accept",
+    MemberStatus.REJECTED: "reject",
+    MemberStatus.PENDING: "reset",
+}
+
+
+# --- the owner's side: add, list, cancel ------------------------------------------------------
+
+
+def _owned_for_sharing(session: Session, actor: Actor, backup_id: str, action: str) -> Backup:
+    """The caller's own backup, locked (S1). A backup it only received answers 6714 when it
+    tries to share it on and 6707 for the owner's other calls; others' backups answer 6200."""
+    backup = visible_backup(session, actor, backup_id, lock=True)
+    if backup.project_id != actor.project_id:
+        if action == "share":
+            raise ReceivedBackupNotShareable(backup_id=backup.id)
+        raise ShareNotAllowed(reason=f"only the project that owns backup {backup.id} can {action}")
+    return backup
+
+
+def _named_project(session: Session, backup: Backup, project_id: str) -> str:
+    project = session.get(Project, project_id) if is_hex32(project_id) else None
+    if project is None or not project.enabled or project.region != backup.region:
+        raise RecipientProjectInvalid(
+            project_id=project_id, reason=f"no such project in region {backup.region}"
+        )
+    if project.id == backup.project_id:
+        raise RecipientProjectInvalid(project_id=project_id, reason="it owns the backup")
+    return project.id
+
+
+def _account_projects(session: Session, backup: Backup, domain_id: str) -> list[str]:
+    """Every enabled project of an account in the backup's region, but the owner's."""
+    if not is_hex32(domain_id):
+        found: list[str] = []
+    else:
+        found = list(
+            session.scalars(
+                select(Project.id)
+                .where(
+                    Project.domain_id == domain_id,
+                    Project.region == backup.region,
+                    Project.enabled.is_(True),
+                    Project.id != backup.project_id,
+                )
+                .order_by(Project.id)
+            )
+        )
+    if not found:
+        raise RecipientProjectInvalid(
+            project_id=domain_id, reason=f"no project of that account in region {backup.region}"
+        )
+    return found
+
+
+def _recipients(
+    session: Session,
+    backup: Backup,
+    project_ids: Sequence[str],
+    domain_ids: Sequence[str],
+    existing: set[str],
+) -> list[str]:
+    """New destination projects (S4): each named project must be new; an account adds those
+    of its projects in the region that are not members yet (at least one)."""
+    if len(set(project_ids)) != len(project_ids) or len(set(domain_ids)) != len(domain_ids):
+        raise ValidationFailed(reason="a project or account is listed twice")
+    targets: list[str] = []
+    for project_id in project_ids:
+        target = _named_project(session, backup, project_id)
+        if target in existing:
+            raise MemberExists(backup_id=backup.id, project_id=target)
+        targets.append(target)
+    for domain_id in domain_ids:
+        fresh = [p for p in _account_projects(session, backup, domain_id) if p not in existing]
+        if not fresh:
+            raise MemberExists(backup_id=backup.id, project_id=f"(every project of {domain_id})")
+        targets.extend(p for p in fresh if p not in targets)
+    return targets
+
+
+def add_members(
+    session: Session,
+    actor: Actor,
+    backup_id: str,
+    project_ids: Sequence[str],
+    domain_ids: Sequence[str] = (),
+) -> list[Member]:
+    """Share an available server or disk backup with 1-10 projects, all or nothing (S1-S4).
+
+    `domain_ids` (Account IDs) share with every project of that account in the backup's
+    region that exists now; each becomes a pending member that may accept on its own.
+    """
+    if not 1 <= len(project_ids) + len(domain_ids) <= MAX_MEMBERS:
+        raise ValidationFailed(reason=f"name 1 to {MAX_MEMBERS} projects or accounts")
+    backup = _owned_for_sharing(session, actor, backup_id, "share")
+    if backup.resource_type not in SHAREABLE or backup.parent_id is not None:
+        raise ShareTypeUnsupported(resource_type=backup.resource_type)
+    if backup.status != BackupStatus.AVAILABLE:
+        raise ShareStatusForbidden(backup_id=backup.id, status=backup.status)
+    # Read under the backup's row lock: no other add for this backup can run meanwhile.
+    existing = set(
+        session.scalars(select(Member.dest_project_id).where(Member.backup_id == backup.id))
+    )
+    targets = _recipients(session, backup, project_ids, domain_ids, existing)
+    if len(existing) + len(targets) > MAX_MEMBERS:
+        raise MemberLimitReached(limit=MAX_MEMBERS, current=len(existing), adding=len(targets))
+    members = [
+        Member(id=new_uuid(), backup_id=backup.id, dest_project_id=p, status=MemberStatus.PENDING)
+        for p in targets
+    ]
+    session.add_all(members)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # the unique constraint, should the lock ever be bypassed
+        raise MemberExists(backup_id=backup.id, project_id=", ".join(targets)) from exc
+    for member in members:
+        _log_both(session, backup, member, "add")
+    return members
+
+
+@dataclass(frozen=True)
+class MemberFilters:
+    dest_project_id: str | None = None
+    image_id: str | None = None
+    status: str | None = None
+    vault_id: str | None = None
+    sort: str | None = None
+    limit: int = 1000
+    offset: int = 0
+    marker: str | None = None
+
+
+def _member_order(query: Select[Any], sort: str | None) -> Select[Any]:
+    keys = []
+    for part in (sort or "created_at:desc").split(","):
+        key, _, direction = part.strip().partition(":")
+        if key not in ("created_at", "updated_at", "status", "id") or direction not in (
+            "",
+            "asc",
+            "desc",
+        ):
+            raise ValidationFailed(reason=f"cannot sort members by {part!r}")
+        column = getattr(Member, key)
+        keys.append(column.asc() if direction == "asc" else column.desc())
+    return query.order_by(*keys, Member.id)
+
+
+def list_members(
+    session: Session, actor: Actor, backup_id: str, filters: MemberFilters
+) -> tuple[list[Member], int]:
+    """The members of the caller's own backup (S1), filtered; `count` ignores paging."""
+    if filters.status and filters.status not in set(MemberStatus):
+        raise ValidationFailed(reason="status must be pending, accepted or rejected")
+    backup = _owned_for_sharing(session, actor, backup_id, "list its members")
+    query = select(Member).where(Member.backup_id == backup.id)
+    for column in ("dest_project_id", "image_id", "status", "vault_id"):
+        value = getattr(filters, column)
+        if value:
+            query = query.where(getattr(Member, column) == value)
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    ordered = list(session.scalars(_member_order(query, filters.sort)))
+    start = filters.offset
+    if filters.marker:
+        ids = [m.id for m in ordered]
+        if filters.marker not in ids:
+            raise ValidationFailed(reason=f"marker {filters.marker!r} is not a member here")
+        start = ids.index(filters.marker) + 1
+    return ordered[start : start + filters.limit], count
+
+
+def delete_member(session: Session, actor: Actor, backup_id: str, member_id: str) -> None:
+    """Cancel sharing with one project (S8): an accepted copy leaves its vault, freeing space.
+
+    `member_id` is the recipient's project id (as the SDK sends it) or the member's own id.
+    """
+    backup = _owned_for_sharing(session, actor, backup_id, "cancel its sharing")
+    member = session.scalar(
+        select(Member)
+        .where(
+            Member.backup_id == backup.id,
+            or_(Member.dest_project_id == member_id, Member.id == member_id),
+        )
+        .with_for_update()
+    )
+    if member is None:
+        raise MemberNotFound(id=member_id)
+    _remove(session, backup, member, "cancel")
+
+
+def revoke_all_members(session: Session, backup: Backup, reason: str) -> int:
+    """Take a backup from every recipient, freeing their space (delete cascade, S9).
+
+    The caller holds the backup's row lock (and has marked it `deleting`)."""
+    members = list(
+        session.scalars(
+            select(Member)
+            .where(Member.backup_id == backup.id)
+            .order_by(Member.id)
+            .with_for_update()
+        )
+    )
+    for member in members:
+        _remove(session, backup, member, f"cascade-{reason}")
+    return len(members)
+
+
+def _remove(session: Session, backup: Backup, member: Member, action: str) -> None:
+    vault = session.get(Vault, member.vault_id) if member.vault_id else None
+    _release(session, member)
+    _log_both(session, backup, member, action, vault)
+    session.delete(member)
+    session.flush()
+
+
+# --- both sides: reading one member -----------------------------------------------------------
+
+
+def find_member(session: Session, actor: Actor, backup_id: str, member_id: str) -> Member:
+    """The owner sees any member of its backup; a recipient sees only its own (S14)."""
+    backup = visible_backup(session, actor, backup_id)
+    query = select(Member).where(
+        Member.backup_id == backup.id,
+        or_(Member.dest_project_id == member_id, Member.id == member_id),
+    )
+    if backup.project_id != actor.project_id:
+        query = query.where(Member.dest_project_id == actor.project_id)
+    member = session.scalar(query)
+    if member is None:
+        raise MemberNotFound(id=member_id)
+    return member
+
+
+# --- the recipient's side: accept, reject, reset ----------------------------------------------
+
+
+def update_member_status(
+    session: Session,
+    actor: Actor,
+    backup_id: str,
+    member_id: str,
+    status: str,
+    vault_id: str | None = None,
+    auto_bind: bool = False,
+) -> Member:
+    """The recipient accepts (into its own vault with room), rejects or resets (S5, S6, S13).
+
+    `member_id` is the recipient's project id, which must be the caller's. Accepting reserves
+    the backup's full size in the vault (no data is copied, S7) and may switch on the vault's
+    automatic association (`auto_bind`, S13).
+    """
+    backup = visible_backup(session, actor, backup_id, lock=True)
+    if member_id != actor.project_id:
+        if backup.project_id == actor.project_id:
+            raise ShareNotAllowed(
+                reason=f"only the recipient project {member_id} can change its member status"
+            )
+        raise MemberNotFound(id=member_id)
+    if status not in set(MemberStatus):
+        raise MemberValueInvalid(
+            reason=f"status must be accepted, rejected or pending, not {status!r}"
+        )
+    member = session.scalar(
+        select(Member)
+        .where(Member.backup_id == backup.id, Member.dest_project_id == actor.project_id)
+        .with_for_update()
+    )
+    if member is None:
+        raise MemberNotFound(id=member_id)
+    if status == MemberStatus.ACCEPTED:
+        return _accept(session, actor, backup, member, vault_id, auto_bind)
+    if member.status == status:
+        return member
+    _transition(session, backup, member, status, None, 0)
+    return member
+
+
+def _accept(
+    session: Session,
+    actor: Actor,
+    backup: Backup,
+    member: Member,
+    vault_id: str | None,
+    auto_bind: bool,
+) -> Member:
+    if backup.status not in ACCEPTABLE:
+        raise ShareStatusForbidden(backup_id=backup.id, status=backup.status)
+    vault = _accepting_vault(session, actor, backup, vault_id)
+    if member.status == MemberStatus.ACCEPTED and member.vault_id == vault.id:
+        if auto_bind and not vault.auto_bind:
+            vault.auto_bind = True
+            session.flush()
+        return member  # accepting again into the same vault changes nothing
+    size = share_size(session, backup)
+    _release(session, member)  # moving from another vault frees the space there
+    reserve(session, vault, size, strictly_more=True)
+    if auto_bind and not vault.auto_bind:
+        vault.auto_bind = True
+    _transition(session, backup, member, MemberStatus.ACCEPTED, vault, size)
+    return member
+
+
+def _accepting_vault(session: Session, actor: Actor, backup: Backup, vault_id: str | None) -> Vault:
+    """The caller's vault that may take the backup (S6); another project's is not found."""
+    if not vault_id:
+        has_vault = session.scalar(
+            select(Vault.id).where(Vault.project_id == actor.project_id).limit(1)
+        )
+        hint = "" if has_vault else "; this project has no vault yet, create one first"
+        raise MemberValueInvalid(reason=f"vault_id is required to accept{hint}")
+    vault = get_vault(session, actor, vault_id, lock=True)
+    wanted = OBJECT_TYPES[backup.resource_type]
+    if vault.object_type != wanted:
+        raise AcceptVaultTypeMismatch(resource_type=backup.resource_type, object_type=wanted)
+    if vault.status != VaultStatus.AVAILABLE or vault.region != backup.region:
+        raise VaultStatusForbidsShare(vault_id=vault.id, status=vault.status)
+    return vault
+
+
+def share_size(session: Session, backup: Backup) -> int:
+    """What an accepted share counts in the recipient's vault: the backup's full size (S7);
+    for a server backup, the larger of its own size and the sum of its disks' backups."""
+    children = session.scalar(
+        select(func.coalesce(func.sum(Backup.size_bytes), 0)).where(Backup.parent_id == backup.id)
+    )
+    return max(backup.size_bytes, int(children or 0))
+
+
+def _transition(
+    session: Session,
+    backup: Backup,
+    member: Member,
+    status: str,
+    vault: Vault | None,
+    reserved: int,
+) -> None:
+    """Move a member along `TRANSITIONS` with a compare-and-swap on its current status."""
+    expected = member.status
+    if status not in TRANSITIONS[expected]:
+        raise MemberUpdateFailed(backup_id=backup.id, status=expected)
+    if expected == MemberStatus.ACCEPTED and vault is None:
+        _release(session, member)
+    changed = session.execute(
+        update(Member)
+        .where(Member.id == member.id, Member.status == expected)
+        .values(
+            status=status,
+            vault_id=vault.id if vault else None,
+            reserved_bytes=reserved,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    session.refresh(member)
+    if not changed:
+        raise MemberUpdateFailed(backup_id=backup.id, status=member.status)
+    _log_both(session, backup, member, LOG_ACTIONS[status], vault)
+
+
+def _release(session: Session, member: Member) -> None:
+    """Give back what an accepted member holds in its vault (idempotent within a call)."""
+    if member.status == MemberStatus.ACCEPTED and member.vault_id and member.reserved_bytes:
+        release(session, member.vault_id, member.reserved_bytes)
+        member.reserved_bytes = 0
+
+
+# --- the audit trail (S15) --------------------------------------------------------------------
+
+
+def _log_both(
+    session: Session, backup: Backup, member: Member, action: str, vault: Vault | None = None
+) -> None:
+    """One operation log in the owner's project and one in the recipient's (S15)."""
+    share = {
+        "action": action,
+        "backup_id": backup.id,
+        "backup_name": backup.name,
+        "owner_project_id": backup.project_id,
+        "dest_project_id": member.dest_project_id,
+        "member_id": member.id,
+        "member_status": member.status,
+        "vault_id": vault.id if vault else (member.vault_id or ""),
+    }
+    resource = (backup.resource_id, backup.resource_type, backup.resource_name)
+    owner_vault = session.get(Vault, backup.vault_id)
+    oplogs.record(
+        session,
+        backup.project_id,
+        "share",
+        vault=owner_vault,
+        resource=resource,
+        extra={"share": share},
+    )
+    oplogs.record(
+        session,
+        member.dest_project_id,
+        "share",
+        vault=vault,
+        resource=resource,
+        extra={"share": share},
+    )

@@ -1,0 +1,134 @@
+"""Operation logs: one row per backup, restore, delete or share action, readable by its project.
+
+Share actions (S15) are logged for both sides: the owner's project and the recipient's project
+each get a row, so either can read what happened with `ListOpLogs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from opencbr.core.clock import utcnow
+from opencbr.core.context import Actor
+from opencbr.core.ids import is_uuid, new_uuid
+
+from .errors import OperationLogNotFound
+from .models import OperationLog, Vault
+from .resources import PROVIDER_IDS
+
+__all__ = ["OpLogFilters", "finish", "get_oplog", "list_oplogs", "record", "start"]
+
+
+def start(
+    session: Session,
+    project_id: str,
+    operation_type: str,
+    *,
+    vault: Vault | None = None,
+    checkpoint_id: str = "",
+    policy_id: str = "",
+    resource: tuple[str, str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+    status: str = "running",
+) -> OperationLog:
+    resource_id, resource_type, resource_name = resource or ("", "", "")
+    now = utcnow()
+    log = OperationLog(
+        id=new_uuid(),
+        project_id=project_id,
+        operation_type=operation_type,
+        status=status,
+        provider_id=PROVIDER_IDS.get(vault.object_type, "") if vault else "",
+        vault_id=vault.id if vault else "",
+        vault_name=vault.name if vault else "",
+        checkpoint_id=checkpoint_id,
+        policy_id=policy_id,
+        resource_id=resource_id,
+        resource_type=resource_type,
+        resource_name=resource_name,
+        extra_info=extra or {},
+        started_at=now,
+        ended_at=now if status != "running" else None,
+    )
+    session.add(log)
+    session.flush()
+    return log
+
+
+def record(session: Session, project_id: str, operation_type: str, **kwargs: Any) -> OperationLog:
+    """A log of an action that completed within the request (share add, accept, ...)."""
+    return start(session, project_id, operation_type, status="success", **kwargs)
+
+
+def finish(
+    session: Session,
+    log_id: str,
+    status: str,
+    error_code: str = "",
+    error_message: str = "",
+    progress: int = 100,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    log = session.get(OperationLog, log_id)
+    if log is None:
+        return
+    log.status, log.error_code, log.error_message = status, error_code, error_message
+    log.ended_at = utcnow()
+    info = dict(log.extra_info)  # a new dict (and a new `common`): the ORM sees the change
+    info["common"] = {**info.get("common", {}), "progress": progress}
+    info.update(extra or {})
+    log.extra_info = info
+
+
+@dataclass(frozen=True)
+class OpLogFilters:
+    operation_type: str | None = None
+    status: str | None = None
+    provider_id: str | None = None
+    resource_id: str | None = None
+    resource_name: str | None = None
+    vault_id: str | None = None
+    vault_name: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    limit: int = 1000
+    offset: int = 0
+
+
+def list_oplogs(
+    session: Session, actor: Actor, filters: OpLogFilters
+) -> tuple[list[OperationLog], int]:
+    query = select(OperationLog).where(OperationLog.project_id == actor.project_id)
+    for column in ("operation_type", "status", "provider_id", "resource_id", "vault_id"):
+        value = getattr(filters, column)
+        if value:
+            query = query.where(getattr(OperationLog, column) == value)
+    if filters.resource_name:
+        query = query.where(OperationLog.resource_name.contains(filters.resource_name))
+    if filters.vault_name:
+        query = query.where(OperationLog.vault_name.contains(filters.vault_name))
+    if filters.start_time:
+        query = query.where(OperationLog.created_at >= filters.start_time)
+    if filters.end_time:
+        query = query.where(OperationLog.created_at <= filters.end_time)
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = query.order_by(OperationLog.created_at.desc(), OperationLog.id.desc())
+    return list(session.scalars(page.limit(filters.limit).offset(filters.offset))), count
+
+
+def get_oplog(session: Session, actor: Actor, log_id: str) -> OperationLog:
+    log = None
+    if is_uuid(log_id):
+        log = session.scalar(
+            select(OperationLog).where(
+                OperationLog.id == log_id, OperationLog.project_id == actor.project_id
+            )
+        )
+    if log is None:
+        raise OperationLogNotFound()
+    return log

@@ -1,0 +1,427 @@
+"""CBR v3 routes: vaults, checkpoints, backups and operation logs (sharing: `share_routes`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from opencbr.core.errors import ValidationFailed
+from opencbr.core.web import RuntimeDep, SessionDep
+from opencbr.evs.models import Disk
+from opencbr.iam.auth import ActorDep
+
+from . import backups, deletion, oplogs, restore, vaults
+from .models import Backup, BackupStatus, Member, Vault
+from .policy_routes import router as policy_router
+from .resources import describe_resource
+from .schemas import (
+    AddResourcesBody,
+    CheckpointBody,
+    RemoveResourcesBody,
+    RestoreBody,
+    ServerFromBackupBody,
+    UpdateBackupBody,
+    UpdateVaultBody,
+    VaultCreateBody,
+)
+from .share_routes import router as share_router
+from .views import backup_view, checkpoint_view, oplog_view, resource_view, vault_view
+
+__all__ = ["VALIDATION_ERRORS", "router"]
+
+VALIDATION_ERRORS: dict[str, type] = {}
+router = APIRouter(prefix="/v3/{project_id}", tags=["cbr"])
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    raise ValidationFailed(reason=f"time {value!r} must look like 2020-02-05T10:38:34Z")
+
+
+def _vault_out(session: Session, vault: Vault) -> dict[str, Any]:
+    resources = []
+    for held in vaults.vault_resources(session, vault.id):
+        try:
+            size = describe_resource(
+                session, vault.project_id, held.resource_id, held.resource_type
+            ).size_gb
+        except Exception:  # a resource deleted meanwhile still shows, with size 0
+            size = 0
+        count, stored = session.execute(
+            select(func.count(), func.coalesce(func.sum(Backup.stored_bytes), 0)).where(
+                Backup.vault_id == vault.id,
+                Backup.resource_id == held.resource_id,
+                Backup.parent_id.is_(None),
+                Backup.status == BackupStatus.AVAILABLE,
+            )
+        ).one()
+        resources.append(resource_view(held, size, int(count), int(stored) // 2**20))
+    return vault_view(vault, resources)
+
+
+@router.post("/vaults", operation_id="CreateVault")
+def create_vault(body: VaultCreateBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
+    spec_in = body.vault
+    spec = vaults.VaultSpec(
+        name=spec_in.name,
+        object_type=spec_in.billing.object_type,
+        size_gb=spec_in.billing.size,
+        protect_type=spec_in.billing.protect_type,
+        consistent_level=spec_in.billing.consistent_level,
+        charging_mode=spec_in.billing.charging_mode,
+        description=spec_in.description,
+        resources=[
+            vaults.ResourceSpec(r.id, r.type, r.name, r.extra_info or {}) for r in spec_in.resources
+        ],
+        auto_bind=spec_in.auto_bind,
+        bind_rules=spec_in.bind_rules or {},
+        auto_expand=spec_in.auto_expand,
+        tags=spec_in.tags,
+        policy_id=spec_in.backup_policy_id,
+        enterprise_project_id=spec_in.enterprise_project_id,
+    )
+    vault = vaults.create_vault(session, actor, spec)
+    return {"vault": _vault_out(session, vault)}
+
+
+@router.get("/vaults/summary", operation_id="ShowSummary")
+def show_summary(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
+    found, _ = vaults.list_vaults(session, actor, vaults.VaultFilters(limit=100000))
+    return {
+        "size": sum(v.size_gb for v in found),
+        "used_size": round(sum(v.used_bytes for v in found) / 2**30, 3),
+    }
+
+
+@router.get("/vaults", operation_id="ListVault")
+def list_vaults(
+    actor: ActorDep,
+    session: SessionDep,
+    limit: Limit = 1000,
+    offset: Offset = 0,
+    name: str | None = None,
+    object_type: str | None = None,
+    protect_type: str | None = None,
+    status: str | None = None,
+    policy_id: str | None = None,
+    id: Annotated[list[str] | None, Query()] = None,
+    resource_ids: str | None = None,
+    cloud_type: str | None = None,
+    enterprise_project_id: str | None = None,
+) -> dict[str, Any]:
+    filters = vaults.VaultFilters(
+        name=name,
+        object_type=object_type,
+        protect_type=protect_type,
+        status=status,
+        ids=id or (),
+        policy_id=policy_id,
+        resource_ids=[r for r in (resource_ids or "").split(",") if r],
+        limit=limit,
+        offset=offset,
+    )
+    found, count = vaults.list_vaults(session, actor, filters)
+    return {
+        "vaults": [_vault_out(session, v) for v in found],
+        "count": count,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get("/vaults/{vault_id}", operation_id="ShowVault")
+def show_vault(vault_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
+    return {"vault": _vault_out(session, vaults.get_vault(session, actor, vault_id))}
+
+
+@router.put("/vaults/{vault_id}", operation_id="UpdateVault")
+def update_vault(
+    vault_id: str, body: UpdateVaultBody, actor: ActorDep, session: SessionDep
+) -> dict[str, Any]:
+    changes = body.vault
+    update = vaults.VaultUpdate(
+        name=changes.name,
+        size_gb=changes.billing.size if changes.billing else None,
+        auto_bind=changes.auto_bind,
+        bind_rules=changes.bind_rules,
+        auto_expand=changes.auto_expand,
+        smn_notify=changes.smn_notify,
+        threshold=changes.threshold,
+        locked=changes.locked,
+    )
+    return {"vault": _vault_out(session, vaults.update_vault(session, actor, vault_id, update))}
+
+
+@router.delete("/vaults/{vault_id}", status_code=204, operation_id="DeleteVault")
+def delete_vault(vault_id: str, actor: ActorDep, session: SessionDep) -> Response:
+    vaults.delete_vault(session, actor, vault_id)
+    return Response(status_code=204)
+
+
+@router.post("/vaults/{vault_id}/addresources", operation_id="AddVaultResource")
+def add_resources(
+    vault_id: str, body: AddResourcesBody, actor: ActorDep, session: SessionDep
+) -> dict[str, Any]:
+    specs = [vaults.ResourceSpec(r.id, r.type, r.name, r.extra_info or {}) for r in body.resources]
+    return {"add_resource_ids": vaults.add_resources(session, actor, vault_id, specs)}
+
+
+@router.post("/vaults/{vault_id}/removeresources", operation_id="RemoveVaultResource")
+def remove_resources(
+    vault_id: str, body: RemoveResourcesBody, actor: ActorDep, session: SessionDep
+) -> dict[str, Any]:
+    return {
+        "remove_resource_ids": vaults.remove_resources(session, actor, vault_id, body.resource_ids)
+    }
+
+
+@router.post("/checkpoints", operation_id="CreateCheckpoint")
+def create_checkpoint(body: CheckpointBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
+    params = body.checkpoint.parameters
+    resources = None
+    if params is not None:
+        resources = params.resources
+        if params.resource_details:
+            resources = [str(d.get("id")) for d in params.resource_details]
+    spec = backups.CheckpointSpec(
+        vault_id=body.checkpoint.vault_id,
+        name=params.name if params else None,
+        description=params.description if params else "",
+        incremental=params.incremental if params else True,
+        resources=resources,
+        auto_trigger=params.auto_trigger if params else False,
+        policy_id=params.policy_id if params else None,
+        retention_days=params.retention_duration_days if params else -1,
+    )
+    checkpoint = backups.create_checkpoint(session, actor, spec)
+    return {"checkpoint": _checkpoint_out(session, actor, checkpoint.id)}
+
+
+def _checkpoint_out(session: Session, actor: Any, checkpoint_id: str) -> dict[str, Any]:
+    checkpoint = backups.get_checkpoint(session, actor, checkpoint_id)
+    vault = session.get(Vault, checkpoint.vault_id)
+    assert vault is not None
+    made = session.scalars(
+        select(Backup).where(Backup.checkpoint_id == checkpoint.id, Backup.parent_id.is_(None))
+    ).all()
+    return checkpoint_view(checkpoint, vault, list(made))
+
+
+@router.get("/checkpoints/{checkpoint_id}", operation_id="ShowCheckpoint")
+def show_checkpoint(checkpoint_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
+    return {"checkpoint": _checkpoint_out(session, actor, checkpoint_id)}
+
+
+def _backups_out(session: Session, actor: Any, found: Sequence[Backup]) -> list[dict[str, Any]]:
+    """Backups as the caller sees them, with their members and children loaded in two
+    queries for the whole page rather than two per backup."""
+    ids = [b.id for b in found]
+    shared = [b.id for b in found if b.project_id != actor.project_id]
+    members = (
+        {
+            m.backup_id: m
+            for m in session.scalars(
+                select(Member).where(
+                    Member.backup_id.in_(shared), Member.dest_project_id == actor.project_id
+                )
+            )
+        }
+        if shared
+        else {}
+    )
+    children: dict[str, list[Backup]] = {}
+    for child in session.scalars(
+        select(Backup).where(Backup.parent_id.in_(ids)).order_by(Backup.device, Backup.id)
+    ):
+        children.setdefault(child.parent_id or "", []).append(child)
+    views = []
+    for backup in found:
+        member = members.get(backup.id)
+        views.append(
+            backup_view(
+                backup,
+                children.get(backup.id, []),
+                viewer_project_id=actor.project_id,
+                member=member,
+                vault_id=member.vault_id if member else None,
+            )
+        )
+    return views
+
+
+def _backup_out(session: Session, actor: Any, backup: Backup) -> dict[str, Any]:
+    return _backups_out(session, actor, [backup])[0]
+
+
+@router.get("/backups", operation_id="ListBackups")
+def list_backups(
+    actor: ActorDep,
+    session: SessionDep,
+    limit: Limit = 1000,
+    offset: Offset = 0,
+    vault_id: str | None = None,
+    checkpoint_id: str | None = None,
+    resource_id: str | None = None,
+    resource_name: str | None = None,
+    resource_az: str | None = None,
+    resource_type: str | None = None,
+    name: str | None = None,
+    parent_id: str | None = None,
+    status: str | None = None,
+    image_type: str | None = None,
+    own_type: str = "private",
+    member_status: str | None = None,
+    start_time: str | None = None,
+    end_time: str | None = None,
+    sort: Annotated[str | None, Query(max_length=255)] = None,
+    enterprise_project_id: str | None = None,
+    show_replication: bool | None = None,
+    incremental: bool | None = None,
+    dec: bool | None = None,
+    marker: str | None = None,
+    used_percent: str | None = None,
+) -> dict[str, Any]:
+    filters = backups.BackupFilters(
+        vault_id=vault_id,
+        checkpoint_id=checkpoint_id,
+        resource_id=resource_id,
+        resource_name=resource_name,
+        resource_az=resource_az,
+        resource_type=resource_type,
+        name=name,
+        parent_id=parent_id,
+        status=status,
+        image_type=image_type,
+        own_type=own_type,
+        member_status=member_status,
+        start_time=_parse_time(start_time),
+        end_time=_parse_time(end_time),
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
+    found, count = backups.list_backups(session, actor, filters)
+    return {
+        "backups": _backups_out(session, actor, found),
+        "count": count,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get("/backups/{backup_id}", operation_id="ShowBackup")
+def show_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
+    return {
+        "backup": _backup_out(session, actor, backups.visible_backup(session, actor, backup_id))
+    }
+
+
+@router.put("/backups/{backup_id}", operation_id="UpdateBackup")
+def update_backup(
+    backup_id: str, body: UpdateBackupBody, actor: ActorDep, session: SessionDep
+) -> dict[str, Any]:
+    backup = backups.rename_backup(session, actor, backup_id, body.backup.name)
+    return {"backup": _backup_out(session, actor, backup)}
+
+
+@router.delete("/backups/{backup_id}", status_code=204, operation_id="DeleteBackup")
+def delete_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> Response:
+    deletion.delete_backup(session, actor, backup_id)
+    return Response(status_code=204)
+
+
+@router.get("/operation-logs", operation_id="ListOpLogs")
+def list_oplogs(
+    actor: ActorDep,
+    session: SessionDep,
+    limit: Limit = 1000,
+    offset: Offset = 0,
+    operation_type: str | None = None,
+    status: str | None = None,
+    provider_id: str | None = None,
+    resource_id: str | None = None,
+    resource_name: str | None = None,
+    vault_id: str | None = None,
+    vault_name: str | None = None,
+    start_time: str | None = None,
+    end_time: str | None = None,
+    enterprise_project_id: str | None = None,
+) -> dict[str, Any]:
+    filters = oplogs.OpLogFilters(
+        operation_type=operation_type,
+        status=status,
+        provider_id=provider_id,
+        resource_id=resource_id,
+        resource_name=resource_name,
+        vault_id=vault_id,
+        vault_name=vault_name,
+        start_time=_parse_time(start_time),
+        end_time=_parse_time(end_time),
+        limit=limit,
+        offset=offset,
+    )
+    found, count = oplogs.list_oplogs(session, actor, filters)
+    return {
+        "operation_logs": [oplog_view(log) for log in found],
+        "count": count,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get("/operation-logs/{operation_log_id}", operation_id="ShowOpLog")
+def show_oplog(operation_log_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
+    return {"operation_log": oplog_view(oplogs.get_oplog(session, actor, operation_log_id))}
+
+
+router.include_router(share_router)
+router.include_router(policy_router)
+
+
+@router.post("/backups/{backup_id}/restore", status_code=202, operation_id="RestoreBackup")
+def restore_backup(
+    backup_id: str, body: RestoreBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    spec = body.restore
+    targets = [restore.RestoreTarget(m.backup_id, m.volume_id) for m in spec.mappings]
+    if spec.volume_id:
+        targets.append(restore.RestoreTarget(backup_id, spec.volume_id))
+    restore.restore_backup(session, runtime, actor, backup_id, targets, server_id=spec.server_id)
+    return Response(status_code=202)
+
+
+@router.post(
+    "/backups/{backup_id}/servers", status_code=202, operation_id="OpencbrCreateServerFromBackup"
+)
+def create_server_from_backup(
+    backup_id: str,
+    body: ServerFromBackupBody,
+    actor: ActorDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """Our extension: a new server from a server backup (one new disk per disk backed up)."""
+    server, job = restore.server_from_backup(
+        session,
+        runtime,
+        actor,
+        backup_id,
+        body.server.name,
+        body.server.availability_zone,
+        body.server.kms_key_id,
+    )
+    disks = [d.id for d in session.scalars(select(Disk).where(Disk.server_id == server.id))]
+    return {"job_id": job.id, "server_id": server.id, "volume_ids": disks}

@@ -1,0 +1,340 @@
+"""Vaults: create, read, update, delete, associate resources, and capacity accounting.
+
+Capacity changes are conditional updates on the vault row (`reserve`, `release`), so they are
+atomic on both databases: concurrent backups or accepts can never push `used` past `size`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import BigInteger, cast, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from opencbr.core.context import Actor
+from opencbr.core.errors import ValidationFailed
+from opencbr.core.ids import is_uuid, new_uuid
+from opencbr.core.jobs import enqueue
+
+from .errors import (
+    ResourceAlreadyProtected,
+    ResourceNotFound,
+    VaultCapacityInsufficient,
+    VaultCapacityInvalid,
+    VaultNotEmpty,
+    VaultNotFound,
+    VaultResourceLimit,
+    VaultTypeMismatch,
+)
+from .models import (
+    Backup,
+    BackupStatus,
+    GiB,
+    Member,
+    MemberStatus,
+    Vault,
+    VaultResource,
+    VaultStatus,
+)
+from .resources import OBJECT_TYPES, describe_resource
+
+__all__ = [
+    "ResourceSpec",
+    "VaultFilters",
+    "VaultSpec",
+    "VaultUpdate",
+    "add_resources",
+    "create_vault",
+    "delete_vault",
+    "free_bytes",
+    "get_vault",
+    "list_vaults",
+    "release",
+    "remove_resources",
+    "reserve",
+    "update_vault",
+    "vault_resources",
+]
+
+MAX_RESOURCES = 256
+MIN_SIZE_GB, MAX_SIZE_GB = 1, 10_485_760
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    id: str
+    type: str
+    name: str = ""
+    extra_info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VaultSpec:
+    name: str
+    object_type: str
+    size_gb: int
+    protect_type: str = "backup"
+    consistent_level: str = "crash_consistent"
+    charging_mode: str = "post_paid"
+    description: str = ""
+    resources: Sequence[ResourceSpec] = ()
+    auto_bind: bool = False
+    bind_rules: dict[str, Any] = field(default_factory=dict)
+    auto_expand: bool = False
+    tags: Sequence[dict[str, str]] = ()
+    policy_id: str | None = None
+    enterprise_project_id: str = "0"
+
+
+@dataclass(frozen=True)
+class VaultUpdate:
+    name: str | None = None
+    size_gb: int | None = None
+    auto_bind: bool | None = None
+    bind_rules: dict[str, Any] | None = None
+    auto_expand: bool | None = None
+    smn_notify: bool | None = None
+    threshold: int | None = None
+    locked: bool | None = None
+
+
+@dataclass(frozen=True)
+class VaultFilters:
+    name: str | None = None
+    object_type: str | None = None
+    protect_type: str | None = None
+    status: str | None = None
+    ids: Sequence[str] = ()
+    policy_id: str | None = None
+    resource_ids: Sequence[str] = ()
+    limit: int = 1000
+    offset: int = 0
+
+
+def _check_size(size_gb: int, used_bytes: int = 0) -> None:
+    if not MIN_SIZE_GB <= size_gb <= MAX_SIZE_GB:
+        raise VaultCapacityInvalid(size=size_gb, reason=f"must be {MIN_SIZE_GB}..{MAX_SIZE_GB} GB")
+    if size_gb * GiB < used_bytes:
+        raise VaultCapacityInvalid(size=size_gb, reason="smaller than the space already used")
+
+
+def _check_name(name: str) -> None:
+    if not 1 <= len(name) <= 64 or any(c in name for c in "<>&'\"\\"):
+        raise ValidationFailed(reason="vault name must be 1-64 characters without <>&'\"\\")
+
+
+def create_vault(session: Session, actor: Actor, spec: VaultSpec) -> Vault:
+    _check_name(spec.name)
+    if spec.object_type not in OBJECT_TYPES.values():
+        raise ValidationFailed(
+            reason=f"billing.object_type must be server or disk, not {spec.object_type!r}"
+        )
+    if spec.protect_type != "backup":
+        raise ValidationFailed(reason="billing.protect_type must be backup")
+    _check_size(spec.size_gb)
+    vault = Vault(
+        id=new_uuid(),
+        project_id=actor.project_id,
+        region=actor.region,
+        user_id=actor.user_id,
+        name=spec.name,
+        description=spec.description,
+        object_type=spec.object_type,
+        protect_type=spec.protect_type,
+        consistent_level=spec.consistent_level,
+        charging_mode=spec.charging_mode,
+        size_gb=spec.size_gb,
+        used_bytes=0,
+        auto_bind=spec.auto_bind,
+        bind_rules=dict(spec.bind_rules),
+        auto_expand=spec.auto_expand,
+        tags=list(spec.tags),
+        policy_id=spec.policy_id,
+        enterprise_project_id=spec.enterprise_project_id,
+    )
+    session.add(vault)
+    session.flush()
+    if spec.resources:
+        add_resources(session, actor, vault.id, spec.resources)
+    return vault
+
+
+def get_vault(session: Session, actor: Actor, vault_id: str, *, lock: bool = False) -> Vault:
+    """The caller's vault; another project's vault answers like a missing one (S14)."""
+    vault = None
+    if is_uuid(vault_id):
+        query = select(Vault).where(Vault.id == vault_id, Vault.project_id == actor.project_id)
+        vault = session.scalar(query.with_for_update() if lock else query)
+    if vault is None or vault.status == VaultStatus.DELETING:
+        raise VaultNotFound(id=vault_id)
+    return vault
+
+
+def list_vaults(session: Session, actor: Actor, filters: VaultFilters) -> tuple[list[Vault], int]:
+    query = select(Vault).where(
+        Vault.project_id == actor.project_id, Vault.status != VaultStatus.DELETING
+    )
+    if filters.name:
+        query = query.where(Vault.name.contains(filters.name))
+    if filters.object_type:
+        query = query.where(Vault.object_type == filters.object_type)
+    if filters.protect_type:
+        query = query.where(Vault.protect_type == filters.protect_type)
+    if filters.status:
+        query = query.where(Vault.status == filters.status)
+    if filters.ids:
+        query = query.where(Vault.id.in_(list(filters.ids)))
+    if filters.policy_id:
+        query = query.where(Vault.policy_id == filters.policy_id)
+    if filters.resource_ids:
+        holding = select(VaultResource.vault_id).where(
+            VaultResource.resource_id.in_(list(filters.resource_ids))
+        )
+        query = query.where(Vault.id.in_(holding))
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = (
+        query.order_by(Vault.created_at.desc(), Vault.id)
+        .limit(filters.limit)
+        .offset(filters.offset)
+    )
+    return list(session.scalars(page)), count
+
+
+def update_vault(session: Session, actor: Actor, vault_id: str, changes: VaultUpdate) -> Vault:
+    vault = get_vault(session, actor, vault_id, lock=True)
+    if changes.name is not None:
+        _check_name(changes.name)
+        vault.name = changes.name
+    if changes.size_gb is not None:
+        _check_size(changes.size_gb, vault.used_bytes)
+        vault.size_gb = changes.size_gb
+    if changes.threshold is not None and not 1 <= changes.threshold <= 100:
+        raise ValidationFailed(reason="threshold must be 1-100")
+    for name in ("auto_bind", "bind_rules", "auto_expand", "smn_notify", "threshold", "locked"):
+        value = getattr(changes, name)
+        if value is not None:
+            setattr(vault, name, value)
+    session.flush()
+    return vault
+
+
+def vault_resources(session: Session, vault_id: str) -> list[VaultResource]:
+    query = select(VaultResource).where(VaultResource.vault_id == vault_id)
+    return list(
+        session.scalars(query.order_by(VaultResource.created_at, VaultResource.resource_id))
+    )
+
+
+def add_resources(
+    session: Session, actor: Actor, vault_id: str, resources: Sequence[ResourceSpec]
+) -> list[str]:
+    """Associate resources (all or nothing); each resource can be in one vault only."""
+    vault = get_vault(session, actor, vault_id, lock=True)
+    existing = len(vault_resources(session, vault.id))
+    if existing + len(resources) > MAX_RESOURCES or not resources:
+        raise VaultResourceLimit(limit=MAX_RESOURCES)
+    if len({r.id for r in resources}) != len(resources):
+        raise ValidationFailed(reason="a resource is listed twice")
+    for spec in resources:
+        if OBJECT_TYPES.get(spec.type) != vault.object_type:
+            raise VaultTypeMismatch(object_type=vault.object_type, resource_type=spec.type)
+        info = describe_resource(session, vault.project_id, spec.id, spec.type)
+        if session.get(VaultResource, spec.id) is not None:
+            raise ResourceAlreadyProtected(resource_id=spec.id)
+        session.add(
+            VaultResource(
+                resource_id=spec.id,
+                vault_id=vault.id,
+                resource_type=spec.type,
+                name=spec.name or info.name,
+                extra_info=dict(spec.extra_info),
+            )
+        )
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise ResourceAlreadyProtected(resource_id=", ".join(r.id for r in resources)) from exc
+    return [r.id for r in resources]
+
+
+def remove_resources(
+    session: Session, actor: Actor, vault_id: str, resource_ids: Sequence[str]
+) -> list[str]:
+    vault = get_vault(session, actor, vault_id, lock=True)
+    held = {r.resource_id: r for r in vault_resources(session, vault.id)}
+    missing = [rid for rid in resource_ids if rid not in held]
+    if missing or not resource_ids:
+        raise ResourceNotFound(id=", ".join(missing) or "(none given)")
+    for rid in resource_ids:
+        session.delete(held[rid])
+    session.flush()
+    return list(resource_ids)
+
+
+def free_bytes(vault: Vault) -> int:
+    return vault.size_bytes - vault.used_bytes
+
+
+def reserve(session: Session, vault: Vault, nbytes: int, *, strictly_more: bool = False) -> None:
+    """Take `nbytes` of the vault's capacity atomically, or raise VaultCapacityInsufficient.
+
+    `strictly_more` asks for free space *greater than* `nbytes` (accepting a share, S6).
+    """
+    # BIGINT arithmetic: INTEGER size_gb * GiB overflows 32 bits on PostgreSQL.
+    room = cast(Vault.size_gb, BigInteger) * GiB - Vault.used_bytes
+    fits = room > nbytes if strictly_more else room >= nbytes
+    changed = session.execute(
+        update(Vault)
+        .where(Vault.id == vault.id, fits)
+        .values(used_bytes=Vault.used_bytes + nbytes)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    session.refresh(vault)
+    if not changed:
+        raise VaultCapacityInsufficient(
+            vault_id=vault.id,
+            free_mb=max(0, free_bytes(vault)) // 2**20,
+            needed_mb=-(-nbytes // 2**20),
+        )
+
+
+def release(session: Session, vault_id: str, nbytes: int) -> None:
+    session.execute(
+        update(Vault)
+        .where(Vault.id == vault_id)
+        .values(used_bytes=Vault.used_bytes - nbytes)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def delete_vault(session: Session, actor: Actor, vault_id: str) -> Vault:
+    """Refused while backups in it are busy or it holds accepted shares; else removed by a job."""
+    vault = get_vault(session, actor, vault_id, lock=True)
+    busy = session.scalar(
+        select(func.count())
+        .select_from(Backup)
+        .where(
+            Backup.vault_id == vault.id,
+            Backup.status.in_([BackupStatus.PROTECTING, BackupStatus.RESTORING]),
+        )
+    )
+    if busy:
+        raise VaultNotEmpty(vault_id=vault.id, reason="backups in it are being made or restored")
+    accepted = session.scalar(
+        select(func.count())
+        .select_from(Member)
+        .where(Member.vault_id == vault.id, Member.status == MemberStatus.ACCEPTED)
+    )
+    if accepted:
+        raise VaultNotEmpty(
+            vault_id=vault.id, reason="it holds accepted shared backups; reject them first"
+        )
+    vault.status = VaultStatus.DELETING
+    for resource in vault_resources(session, vault.id):
+        session.delete(resource)
+    session.flush()
+    enqueue(session, "cbr.delete_vault", {"vault_id": vault.id}, project_id=vault.project_id)
+    return vault

@@ -1,0 +1,324 @@
+"""The backup engine: read a disk in aligned blocks, store the blocks the store lacks.
+
+Work is cut into batches of contiguous blocks (a few MiB). Worker threads read a batch,
+drop holes, hash, look the ids up, and compress + encrypt only the new blocks; BLAKE3, zstd,
+AES-GCM and ``os.pread`` all release the GIL. A process pool was measured against threads
+(bench/backup_bench.py, bench/README.md): a pool whose workers read the image themselves was
+faster in one run and slower in another, but the reader here may be any callable (a volume's
+``read_at``) that cannot be sent to another process, and a pool that is sent the data was the
+slowest variant in every run; so threads. The calling thread consumes batches in
+order, appends new blobs to a pack buffer and hands full packs to one writer thread. At most
+`window` batches and two packs are in memory at once, whatever the disk size.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .codec import BlockCodec
+from .errors import ChunkStoreError
+from .formats import Manifest, build_pack, encode_manifest, object_digest
+from .index import Location, pack_object, write_index_file
+
+if TYPE_CHECKING:
+    from .store import ChunkStore
+
+__all__ = ["BackupResult", "ReadAt", "as_read_at", "run_backup"]
+
+ReadAt = Callable[[int, int], bytes]
+Progress = Callable[[int, int], None]
+Extent = tuple[int, int]
+_BlockResult = tuple[bytes | None, bytes | None, int]  # (id or None for a hole, new blob, length)
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """What one backup did. Byte counts are exact; `new_bytes` is what the store grew by."""
+
+    manifest_id: str
+    mode: str  # "full", "changed-extents" or "full-read" (incremental without a change map)
+    disk_size: int
+    block_size: int
+    data_bytes: int  # bytes in non-hole blocks of the disk
+    read_bytes: int  # bytes read from the source
+    stored_bytes: int  # stored size of the distinct blocks the manifest references
+    new_bytes: int  # packs + index file + manifest written by this backup
+    new_blocks: int
+    reused_blocks: int
+    hole_blocks: int
+    seconds: float
+
+
+def as_read_at(reader: Any) -> ReadAt:
+    """A thread-safe ``read_at(offset, length)`` for a callable or a file object."""
+    if callable(reader):
+        return reader  # type: ignore[no-any-return]
+    fileno = getattr(reader, "fileno", None)
+    if fileno is not None:
+        try:
+            fd = fileno()
+        except (OSError, ValueError):
+            fd = None
+        if isinstance(fd, int):
+            return lambda offset, length: _pread_exact(fd, offset, length)
+    lock = threading.Lock()
+
+    def read_at(offset: int, length: int) -> bytes:
+        with lock:
+            reader.seek(offset)
+            return reader.read(length)  # type: ignore[no-any-return]
+
+    return read_at
+
+
+def _pread_exact(fd: int, offset: int, length: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) == length or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < length:
+        more = os.pread(fd, length - got, offset + got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _changed_blocks(extents: Sequence[Extent], size: int, block_size: int, count: int) -> bytearray:
+    changed = bytearray(count)
+    for offset, length in extents:
+        if offset < 0 or length < 0 or offset + length > size:
+            raise ValueError(f"changed extent ({offset}, {length}) is outside the disk")
+        if length:
+            first, last = offset // block_size, (offset + length - 1) // block_size
+            changed[first : last + 1] = b"\x01" * (last - first + 1)
+    return changed
+
+
+def plan_blocks(
+    size: int, block_size: int, parent: Manifest | None, extents: Sequence[Extent] | None,
+    usable: Callable[[bytes], bool], data_extents: Sequence[Extent] | None = None,
+) -> tuple[list[bytes | None], list[tuple[int, int]], str]:
+    """Block ids taken from the parent, the runs of blocks to read, and the mode's name.
+
+    A block is taken from the parent only when a change map says it did not change, it lies
+    wholly inside both disks, and its blob is usable (indexed and not condemned by a running
+    garbage collection); everything else is read.
+    """
+    count = -(-size // block_size)
+    if parent is None or extents is None or parent.block_size != block_size:
+        mode = "full" if parent is None else "full-read"
+        if data_extents is None:
+            return [None] * count, [(0, count)] if count else [], mode
+        # Blocks outside the data extents are zeros: holes, never read.
+        return [None] * count, _runs(_changed_blocks(data_extents, size, block_size, count)), mode
+    changed = _changed_blocks(extents, size, block_size, count)
+    common_end = min(size, parent.disk_size) // block_size  # blocks whole in both disks
+    blocks: list[bytes | None] = [None] * count
+    for i in range(count):
+        if changed[i] or i >= common_end:
+            changed[i] = 1
+            continue
+        block_id = parent.blocks[i]
+        if block_id is not None and not usable(block_id):
+            changed[i] = 1
+        else:
+            blocks[i] = block_id
+    return blocks, _runs(changed), "changed-extents"
+
+
+def _runs(flags: bytearray) -> list[tuple[int, int]]:
+    runs, i, n = [], 0, len(flags)
+    while i < n:
+        start = flags.find(1, i)
+        if start < 0:
+            break
+        end = flags.find(0, start)
+        end = n if end < 0 else end
+        runs.append((start, end))
+        i = end
+    return runs
+
+
+def _batches(runs: list[tuple[int, int]], per_batch: int) -> Iterator[tuple[int, int]]:
+    for start, end in runs:
+        for first in range(start, end, per_batch):
+            yield first, min(end, first + per_batch)
+
+
+class _PackWriter:
+    """Collects new blobs into packs and writes each full pack on one background thread."""
+
+    def __init__(self, store: ChunkStore, scope_name: str, pool: ThreadPoolExecutor) -> None:
+        self._store = store
+        self._scope = scope_name
+        self._pool = pool
+        self._blobs: list[tuple[bytes, bytes]] = []
+        self._size = 0
+        self._pending: deque[Future[None]] = deque()
+        self.locations: dict[bytes, Location] = {}
+        self.added: set[bytes] = set()
+        self.bytes_written = 0
+
+    def add(self, block_id: bytes, blob: bytes) -> None:
+        self.added.add(block_id)
+        self._blobs.append((block_id, blob))
+        self._size += len(blob)
+        if self._size >= self._store.pack_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._blobs:
+            return
+        data = build_pack(self._scope, int(self._store.clock() * 1000), self._blobs)
+        digest = object_digest(data)
+        offset = len(data) - self._size
+        for block_id, blob in self._blobs:
+            self.locations[block_id] = Location(digest, offset, len(blob))
+            offset += len(blob)
+        self._blobs, self._size = [], 0
+        self.bytes_written += len(data)
+        while len(self._pending) >= 2:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._store.backend.put, pack_object(digest), data))
+
+    def wait(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+
+class _BackupRun:
+    """One backup in progress (see the module docstring for the pipeline)."""
+
+    def __init__(self, store: ChunkStore, codec: BlockCodec, index: dict[bytes, Location],
+                 condemned: frozenset[str], read_at: ReadAt, size: int) -> None:
+        self.store, self.codec, self.read_at, self.size = store, codec, read_at, size
+        self.index, self.condemned = index, condemned
+        self.bs = store.block_size
+        self.zero = bytes(self.bs)
+        self.seen: set[bytes] = set()
+        self.read_bytes = self.new_blocks = 0
+
+    def usable(self, block_id: bytes) -> bool:
+        loc = self.index.get(block_id)
+        return loc is not None and loc.pack not in self.condemned
+
+    def process(self, first: int, end: int) -> list[_BlockResult]:
+        """Worker: read blocks [first, end) and encode the ones the store lacks."""
+        offset = first * self.bs
+        length = min(end * self.bs, self.size) - offset
+        data = self.read_at(offset, length)
+        if len(data) != length:
+            raise ChunkStoreError(
+                f"source returned {len(data)} bytes at offset {offset}, expected {length}")
+        out: list[_BlockResult] = []
+        view = memoryview(data)  # slices without copies; hash, zstd and AES take buffers
+        for at in range(0, length, self.bs):
+            chunk = view[at : at + self.bs]
+            if chunk == self.zero[: len(chunk)]:
+                out.append((None, None, len(chunk)))
+                continue
+            block_id = self.codec.block_id(chunk)
+            if block_id in self.seen or self.usable(block_id):
+                out.append((block_id, None, len(chunk)))
+            else:
+                self.seen.add(block_id)
+                out.append((block_id, self.codec.encode(block_id, chunk), len(chunk)))
+        return out
+
+    def run(self, blocks: list[bytes | None], runs: list[tuple[int, int]],
+            progress: Progress | None, tick: Callable[[], None]) -> _PackWriter:
+        per_batch = max(1, self.store.batch_bytes // self.bs)
+        with ThreadPoolExecutor(1, "chunkstore-put") as put_pool, \
+                ThreadPoolExecutor(self.store.workers, "chunkstore-backup") as pool:
+            writer = _PackWriter(self.store, self.codec.scope.name, put_pool)
+            try:
+                self._consume(pool, writer, blocks, _batches(runs, per_batch), progress, tick)
+                writer.flush()
+                writer.wait()
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return writer
+
+    def _consume(self, pool: ThreadPoolExecutor, writer: _PackWriter, blocks: list[bytes | None],
+                 batches: Iterator[tuple[int, int]], progress: Progress | None,
+                 tick: Callable[[], None]) -> None:
+        window: deque[tuple[int, int, Future[list[_BlockResult]]]] = deque()
+        for first, end in batches:
+            window.append((first, end, pool.submit(self.process, first, end)))
+            if len(window) >= self.store.window:
+                self._take(window.popleft(), writer, blocks, progress)
+                tick()
+        while window:
+            self._take(window.popleft(), writer, blocks, progress)
+            tick()
+
+    def _take(self, item: tuple[int, int, Future[list[_BlockResult]]], writer: _PackWriter,
+              blocks: list[bytes | None], progress: Progress | None) -> None:
+        first, end, future = item
+        for i, (block_id, blob, length) in enumerate(future.result(), start=first):
+            blocks[i] = block_id
+            self.read_bytes += length
+            if blob is not None and block_id is not None and block_id not in writer.added:
+                writer.add(block_id, blob)
+                self.new_blocks += 1
+        if progress is not None:
+            progress(min(end * self.bs, self.size), self.size)
+
+
+def run_backup(
+    store: ChunkStore, codec: BlockCodec, read_at: ReadAt, size: int, parent: Manifest | None,
+    extents: Sequence[Extent] | None, progress: Progress | None, tick: Callable[[], None],
+    index: dict[bytes, Location], condemned: frozenset[str],
+    data_extents: Sequence[Extent] | None = None,
+) -> BackupResult:
+    """Back up one disk; the caller holds the backup lock and has refreshed the index."""
+    started = time.monotonic()
+    engine = _BackupRun(store, codec, index, condemned, read_at, size)
+    blocks, runs, mode = plan_blocks(size, store.block_size, parent, extents, engine.usable,
+                                     data_extents)
+    writer = engine.run(blocks, runs, progress, tick)
+    new_bytes = writer.bytes_written
+    if writer.locations:
+        locations = sorted(writer.locations.items())
+        name, index_size = write_index_file(store.backend, locations)
+        store.index.add(name, locations)
+        new_bytes += index_size
+    data = encode_manifest(codec.scope, size, store.block_size, int(store.clock() * 1000),
+                           parent.manifest_id if parent else None, blocks)
+    manifest_id = object_digest(data)
+    store.backend.put(f"manifests/{manifest_id}", data)
+    if progress is not None:
+        progress(size, size)
+    return _result(manifest_id, mode, size, store.block_size, blocks, engine, writer, index,
+                   new_bytes + len(data), time.monotonic() - started)
+
+
+def _result(manifest_id: str, mode: str, size: int, block_size: int,
+            blocks: list[bytes | None], engine: _BackupRun, writer: _PackWriter,
+            index: dict[bytes, Location], new_bytes: int, seconds: float) -> BackupResult:
+    holes = sum(1 for b in blocks if b is None)
+    last = size - (len(blocks) - 1) * block_size if blocks else 0
+    data_bytes = (len(blocks) - holes) * block_size
+    if blocks and blocks[-1] is not None:
+        data_bytes -= block_size - last
+    stored = 0
+    for block_id in {b for b in blocks if b is not None}:
+        loc = writer.locations.get(block_id) or index[block_id]
+        stored += loc.length
+    return BackupResult(
+        manifest_id=manifest_id, mode=mode, disk_size=size, block_size=block_size,
+        data_bytes=data_bytes, read_bytes=engine.read_bytes, stored_bytes=stored,
+        new_bytes=new_bytes, new_blocks=engine.new_blocks,
+        reused_blocks=len(blocks) - holes - engine.new_blocks, hole_blocks=holes, seconds=seconds,
+    )

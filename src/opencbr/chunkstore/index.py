@@ -1,0 +1,149 @@
+"""The in-memory view of the index files, refreshed from the backend before each operation.
+
+Index files are immutable, so a loaded file never changes; when a file disappears (garbage
+collection rewrote the index) the view is rebuilt from the files that exist now. Running
+operations keep the dict they started with: packs it points to are kept by their locks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .backend import Backend
+from .errors import CorruptObject
+from .formats import (
+    IndexFile,
+    PackHeader,
+    decode_index,
+    encode_index,
+    object_digest,
+    pack_header_length,
+    parse_pack_header,
+)
+
+__all__ = [
+    "INDEX_PREFIX",
+    "PACK_PREFIX",
+    "BlockIndex",
+    "Location",
+    "list_packs",
+    "load_index_file",
+    "pack_digest",
+    "pack_object",
+    "read_pack_header",
+    "rebuild_index",
+    "write_index_file",
+]
+
+INDEX_PREFIX = "index/"
+PACK_PREFIX = "packs/"
+_HEADER_PROBE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    pack: str
+    offset: int
+    length: int
+
+
+def pack_object(digest: str) -> str:
+    """The object name of the pack with content digest `digest`."""
+    return f"{PACK_PREFIX}{digest[:2]}/{digest}"
+
+
+def pack_digest(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+def load_index_file(backend: Backend, name: str) -> IndexFile:
+    data = backend.get(name)
+    if object_digest(data) != name.removeprefix(INDEX_PREFIX):
+        raise CorruptObject(name, "content does not match its name")
+    return decode_index(data, name)
+
+
+def write_index_file(
+    backend: Backend, locations: Iterable[tuple[bytes, Location]]
+) -> tuple[str, int]:
+    """Write one index file for `locations`; returns its object name and size."""
+    packs: dict[str, int] = {}
+    entries = []
+    for block_id, loc in locations:
+        number = packs.setdefault(loc.pack, len(packs))
+        entries.append((block_id, number, loc.offset, loc.length))
+    data = encode_index(list(packs), entries)
+    name = INDEX_PREFIX + object_digest(data)
+    backend.put(name, data)
+    return name, len(data)
+
+
+class BlockIndex:
+    """Block id -> location, for every block the current index files list."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._lock = threading.Lock()
+        self.files: frozenset[str] = frozenset()
+        self.entries: dict[bytes, Location] = {}
+
+    def refresh(self) -> dict[bytes, Location]:
+        """Catch up with the index files in the backend; returns the current mapping."""
+        with self._lock:
+            names = frozenset(self._backend.list(INDEX_PREFIX))
+            if not self.files <= names:
+                self.files, self.entries = frozenset(), {}
+            new = sorted(names - self.files)
+            if new:
+                entries = dict(self.entries) if self.files else {}
+                for name in new:
+                    _merge(entries, load_index_file(self._backend, name))
+                self.files, self.entries = self.files | set(new), entries
+            return self.entries
+
+    def add(self, name: str, locations: Sequence[tuple[bytes, Location]]) -> None:
+        """Record an index file this process has just written."""
+        with self._lock:
+            entries = dict(self.entries)
+            entries.update(locations)
+            self.files, self.entries = self.files | {name}, entries
+
+
+def _merge(entries: dict[bytes, Location], index: IndexFile) -> None:
+    packs = index.packs
+    for block_id, number, offset, length in index.entries:
+        entries.setdefault(block_id, Location(packs[number], offset, length))
+
+
+def read_pack_header(backend: Backend, digest: str) -> PackHeader:
+    """The table of a pack, with one ranged get (two when the table is large)."""
+    name = pack_object(digest)
+    head = backend.get(name, 0, _HEADER_PROBE)
+    length = pack_header_length(head, name)
+    if length > len(head):
+        head = backend.get(name, 0, length)
+    return parse_pack_header(head, name)
+
+
+def list_packs(backend: Backend) -> set[str]:
+    """Digests of every pack in the backend."""
+    return {pack_digest(name) for name in backend.list(PACK_PREFIX)}
+
+
+def rebuild_index(backend: Backend) -> str | None:
+    """Replace every index file by one built from the pack tables; returns its name.
+
+    Index files written while this runs are kept (only the ones listed first are deleted).
+    """
+    old = list(backend.list(INDEX_PREFIX))
+    locations = []
+    for digest in sorted(list_packs(backend)):
+        for entry in read_pack_header(backend, digest).entries:
+            locations.append((entry.block_id, Location(digest, entry.offset, entry.length)))
+    name = write_index_file(backend, locations)[0] if locations else None
+    for stale in old:
+        if stale != name:
+            backend.delete(stale)
+    return name

@@ -1,0 +1,344 @@
+"""The chunk store: deduplicated, compressed, optionally encrypted backups of disk images.
+
+Storage rules
+=============
+
+Objects (all immutable; see formats.py and codec.py for the byte layouts)::
+
+    config                       format version of the store (JSON)
+    packs/<2 hex>/<64 hex>       packs: a table of (block id, offset, length), then the blobs
+    index/<64 hex>               index files: block id -> (pack, offset, length)
+    manifests/<64 hex>           one backup of one disk: size, block size, ordered block ids
+    locks/<kind>-<32 hex>        running backups, restores and garbage collections
+
+Packs, index files and manifests are named by the BLAKE3 digest of their bytes, so anyone can
+check any of them without keys, and writing one twice writes the same bytes.
+
+Blocks. A disk is cut into fixed, aligned blocks of `DEFAULT_BLOCK_SIZE` (64 KiB). Blocks of
+zeros are holes: no blob, a bit in the manifest. A block id is the keyed BLAKE3 of the
+block under the scope's id key, so blocks deduplicate only inside one scope (one encryption
+key). Each blob is zstd-compressed unless that saves under 3 %, and AES-256-GCM-encrypted
+when the scope has a data key, with its id in the associated data (codec.py).
+
+Why 64 KiB: the store must grow by at most 5x the bytes a scattered 1 % change writes (writes
+of 4-64 KiB). Each changed write costs at least one whole stored block, so growth falls with
+the block size, while the per-block costs (hash and codec calls, 40 + 44 + 32 bytes of pack
+table, index and manifest per block, index memory) grow as it falls. Measured on the 2 GiB
+benchmark image with a 1 % change of 21.3 MB (bench/README.md; CPU seconds, as the host was
+busy): growth 1.64x / 2.52x / 4.25x the changed bytes at 32 / 64 / 128 KiB; store after the
+full backup 1261 / 1252 / 1250 MB; full backup 9.6 / 7.3 / 8.2 CPU s. 128 KiB sits close to
+the 5x limit (and past it for smaller scattered writes); 32 KiB doubles the metadata and the
+per-block work for a gain the target does not need. 64 KiB meets the target with margin.
+
+Write order: packs -> index file -> manifest. A backup first writes all its packs, then one
+index file listing the blobs in them, then its manifest. So every block a manifest names is in
+an index file whose packs exist, and a crash leaves at worst packs no index lists (orphans) or
+an index file no manifest uses; neither is visible to readers, and garbage collection removes
+them.
+
+Delete order: manifest -> index -> packs. Deleting a backup deletes its manifest only.
+Garbage collection then writes a new index file without the entries of the packs it will
+delete, deletes the old index files, and deletes the packs last. A crash in between leaves
+index entries for existing packs or unindexed packs, never an entry for a missing pack.
+
+Locks and garbage collection. A backup writes ``locks/backup-*`` (start time, parent manifest)
+before it reads the index; a restore writes ``locks/restore-*`` (its manifest) before it reads
+the manifest; both are deleted when done and rewritten every few minutes while running.
+Garbage collection is plan-then-execute: `gc_plan` computes, without changing anything, the
+manifests to drop (stored but not in the caller's live set and older than the grace period),
+the packs none of whose blocks a live manifest names, and the unindexed packs older than the
+grace period. `gc_execute` then
+
+1. writes ``locks/gc-*`` listing the packs it means to delete (another running collection
+   makes it stop with `StoreLocked`); backups that start later do not reuse blocks in them;
+2. reads the locks: while a backup that started before its lock runs (it may reuse any indexed
+   block), it deletes no indexed pack; it never deletes an unindexed pack newer than the oldest
+   running backup's start; it keeps every pack holding a block of a manifest a running restore
+   or backup holds, and the manifest itself;
+3. keeps the packs of manifests and index files written since the plan;
+4. deletes dropped manifests, rewrites the index, deletes packs, and removes its lock.
+
+The roots of collection are the manifests the caller names live (for the cbr slice: every
+backup that exists, including those shared with other projects, which reference the same
+manifest) plus every manifest younger than the grace period, so a backup that finished but
+whose caller has not yet recorded it is never collected. A crashed holder leaves its lock;
+collection stays conservative until `break_stale_locks` removes locks not refreshed for longer
+than a given age.
+
+Reads. Every block read is decrypted (authenticated), decompressed and hashed; its keyed hash
+must equal its id, or the read fails with `CorruptBlock` naming the block, the manifest and
+the pack. A manifest is checked against the scope first (`WrongKey` for another scope's keys).
+`verify` reads every block of one manifest; `verify_store` checks every object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .backend import Backend
+from .backup import BackupResult, ReadAt, as_read_at, run_backup
+from .codec import DEFAULT_ZSTD_LEVEL, BlockCodec, Scope, deterministic_nonces
+from .errors import ChunkStoreError, CorruptObject, MissingObject
+from .formats import Manifest, decode_manifest, object_digest
+from .gc import GcPlan, GcResult, execute_gc, make_gc_plan
+from .index import BlockIndex, Location, rebuild_index
+from .locks import HeldLock, LockInfo, read_locks
+from .restore import RestoreResult, restore_blocks, stream_blocks
+from .verify import VerifyReport, verify_manifest, verify_store
+
+__all__ = ["DEFAULT_BLOCK_SIZE", "DEFAULT_PACK_SIZE", "MANIFEST_PREFIX", "ChunkStore"]
+
+DEFAULT_BLOCK_SIZE = 64 * 1024
+DEFAULT_PACK_SIZE = 16 * 1024 * 1024
+MANIFEST_PREFIX = "manifests/"
+_CONFIG = "config"
+_STORE_VERSION = 1
+
+
+class ChunkStore:
+    """A chunk store over one backend. Thread-safe; all state lives in the backend.
+
+    `block_size` applies to new backups (a manifest records its own); it must be a power of two
+    of at least 512 bytes (tests use small ones). `deterministic` derives AES-GCM nonces from
+    block ids so that the same input gives the same bytes (golden files only; see codec.py).
+    `clock` gives the time written into objects and locks.
+    """
+
+    def __init__(
+        self, backend: Backend, *, block_size: int = DEFAULT_BLOCK_SIZE,
+        pack_size: int = DEFAULT_PACK_SIZE, zstd_level: int = DEFAULT_ZSTD_LEVEL,
+        workers: int | None = None, batch_bytes: int = 4 * 1024 * 1024, window: int | None = None,
+        clock: Callable[[], float] = time.time, deterministic: bool = False,
+        lock_refresh: float = 300.0,
+    ) -> None:
+        if block_size < 512 or block_size & (block_size - 1) or block_size > 1 << 24:
+            raise ValueError("block_size must be a power of two between 512 B and 16 MiB")
+        self.backend = backend
+        self.block_size = block_size
+        self.pack_size = pack_size
+        self.zstd_level = zstd_level
+        self.workers = workers or os.cpu_count() or 2
+        self.batch_bytes = batch_bytes
+        self.window = window or 2 * self.workers + 2
+        self.clock = clock
+        self.deterministic = deterministic
+        self.lock_refresh = lock_refresh
+        self.index = BlockIndex(backend)
+        self._check_config()
+
+    def _check_config(self) -> None:
+        try:
+            config = json.loads(self.backend.get(_CONFIG))
+        except MissingObject:
+            self.backend.put(_CONFIG, json.dumps({"version": _STORE_VERSION}).encode())
+            return
+        except ValueError:
+            raise CorruptObject(_CONFIG, "not JSON") from None
+        if config.get("version") != _STORE_VERSION:
+            raise ChunkStoreError(f"store format version {config.get('version')} is not supported")
+
+    def codec(self, scope: Scope) -> BlockCodec:
+        nonces = deterministic_nonces(scope) if self.deterministic else None
+        return BlockCodec(scope, level=self.zstd_level, nonce_source=nonces)
+
+    def _lock(self, kind: str, scope: str, manifests: tuple[str, ...]) -> HeldLock:
+        return HeldLock(self.backend, kind, self.clock, scope=scope, manifests=manifests,
+                        refresh_every=self.lock_refresh)
+
+    # ---------------------------------------------------------------------------- backup
+
+    def backup(
+        self, scope: Scope, reader: ReadAt | Any, size: int, *, parent: str | None = None,
+        changed_extents: Sequence[tuple[int, int]] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        data_extents: Sequence[tuple[int, int]] | None = None,
+    ) -> BackupResult:
+        """Back up a disk of `size` bytes read through `reader` (``read_at(offset, length)``
+        or a file object); returns the new manifest's id and what was stored.
+
+        With `parent` and `changed_extents` ((offset, length) pairs that may have changed since
+        the parent) only blocks touching an extent are read; the rest come from the parent.
+        With `parent` alone everything is read and only blocks the store lacks are stored.
+        `data_extents`, a superset of the ranges that may hold non-zero data (the allocated
+        ranges of a sparse image), lets a read of everything skip the rest: it is recorded as
+        holes without being read.
+        """
+        if size < 0:
+            raise ValueError("size must not be negative")
+        read_at = as_read_at(reader)
+        with self._lock("backup", scope.name, (parent,) if parent else ()) as lock:
+            gc_locks = [held for held in read_locks(self.backend) if held.kind == "gc"]
+            condemned = frozenset(pack for held in gc_locks for pack in held.packs)
+            index = self.index.refresh()
+            base = self.load_manifest(parent) if parent else None
+            if base is not None:
+                base.check_scope(scope)
+            return run_backup(self, self.codec(scope), read_at, size, base, changed_extents,
+                              progress, lock.maybe_refresh, index, condemned, data_extents)
+
+    # --------------------------------------------------------------------------- reading
+
+    @contextmanager
+    def _reading(self, scope: Scope,
+                 manifest_id: str) -> Iterator[tuple[Manifest, dict[bytes, Location], HeldLock]]:
+        with self._lock("restore", scope.name, (manifest_id,)) as lock:
+            manifest = self.load_manifest(manifest_id)
+            manifest.check_scope(scope)
+            yield manifest, self.index.refresh(), lock
+
+    def restore(
+        self, scope: Scope, manifest_id: str, path: str | os.PathLike[str], *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RestoreResult:
+        """Restore into a new sparse file at `path` (holes stay holes).
+
+        The data goes to ``<path>.partial``, which is fsynced and renamed to `path` only when
+        every block was verified and written; on any error it is removed, so a file at `path`
+        is always a complete restore.
+        """
+        started = time.monotonic()
+        target = os.fspath(path)
+        if os.path.exists(target):
+            raise FileExistsError(target)
+        partial = target + ".partial"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            with self._reading(scope, manifest_id) as (manifest, index, lock):
+                os.ftruncate(fd, manifest.disk_size)
+                written = restore_blocks(
+                    self, self.codec(scope), manifest, index, lambda o, d: _pwrite(fd, d, o),
+                    threadsafe=True, zero_holes=False, progress=progress, tick=lock.maybe_refresh)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(partial)
+            raise
+        os.close(fd)
+        os.replace(partial, target)
+        holes = sum(1 for b in manifest.blocks if b is None)
+        return RestoreResult(manifest_id, manifest.disk_size, written, len(manifest.blocks), holes,
+                             time.monotonic() - started)
+
+    def restore_into(
+        self, scope: Scope, manifest_id: str, write_at: Callable[[int, bytes], object], *,
+        zero_holes: bool = True, progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Write the disk through ``write_at(offset, data)`` (called from this thread only).
+
+        Holes are written as zeros unless `zero_holes` is False (a target known to be all
+        zeros, such as a new sparse disk). Returns the bytes written. Every block is verified
+        before it is written; on an error some blocks may have been written already, so the
+        caller must treat the target as unusable.
+        """
+        with self._reading(scope, manifest_id) as (manifest, index, lock):
+            return restore_blocks(self, self.codec(scope), manifest, index, write_at,
+                                  threadsafe=False, zero_holes=zero_holes, progress=progress,
+                                  tick=lock.maybe_refresh)
+
+    def iter_blocks(
+        self, scope: Scope, manifest_id: str, *, start: int = 0, end: int | None = None,
+    ) -> Iterator[tuple[int, bytes | None]]:
+        """The disk's blocks in order as (offset, data), data None for a hole; blocks are
+        read ahead in parallel and verified. `start`/`end` are byte offsets (block-aligned
+        down/up). The restore lock is held until the iterator is exhausted or closed."""
+        with self._reading(scope, manifest_id) as (manifest, index, lock):
+            bs = manifest.block_size
+            last = manifest.disk_size if end is None else min(end, manifest.disk_size)
+            first_block, end_block = max(0, start) // bs, -(-last // bs)
+            for item in stream_blocks(self, self.codec(scope), manifest, index, first_block,
+                                      end_block):
+                lock.maybe_refresh()
+                yield item
+
+    def read_range(self, scope: Scope, manifest_id: str, offset: int, length: int) -> bytes:
+        """`length` bytes of the disk from `offset` (short at the end of the disk), verified."""
+        if offset < 0 or length < 0:
+            raise ValueError("offset and length must not be negative")
+        with self._reading(scope, manifest_id) as (manifest, index, _lock):
+            bs, size = manifest.block_size, manifest.disk_size
+            end = min(offset + length, size)
+            if end <= offset:
+                return b""
+            first, last = offset // bs, -(-end // bs)
+            parts = [
+                data if data is not None else bytes(min(bs, size - block_offset))
+                for block_offset, data in stream_blocks(self, self.codec(scope), manifest, index,
+                                                        first, last)
+            ]
+        skip = offset - first * bs
+        return b"".join(parts)[skip : skip + end - offset]
+
+    # ------------------------------------------------------------------------- manifests
+
+    def load_manifest(self, manifest_id: str) -> Manifest:
+        """A manifest, checked against its name (not against keys: see `Manifest.check_scope`)."""
+        if len(manifest_id) != 64 or not all(c in "0123456789abcdef" for c in manifest_id):
+            raise MissingObject(f"{MANIFEST_PREFIX}{manifest_id}", "not a manifest id")
+        name = MANIFEST_PREFIX + manifest_id
+        data = self.backend.get(name)
+        if object_digest(data) != manifest_id:
+            raise CorruptObject(name, "content does not match its name")
+        return decode_manifest(data, manifest_id)
+
+    def list_manifests(self) -> list[str]:
+        return sorted(n.removeprefix(MANIFEST_PREFIX) for n in self.backend.list(MANIFEST_PREFIX))
+
+    def delete_manifest(self, manifest_id: str) -> None:
+        """Drop a backup; its blocks are reclaimed by the next garbage collection."""
+        self.backend.delete(MANIFEST_PREFIX + manifest_id)
+
+    # ------------------------------------------------------------------ verify, gc, locks
+
+    def verify(self, scope: Scope, manifest_id: str) -> VerifyReport:
+        """Read and check every block of one manifest (and the manifest against `scope`)."""
+        with self._reading(scope, manifest_id) as (manifest, index, _lock):
+            return verify_manifest(self, self.codec(scope), manifest, index)
+
+    def verify_store(self, scopes: Iterable[Scope] = (), *, read_data: bool = True) -> VerifyReport:
+        """Check every object; blobs of the given scopes are also decrypted and hashed."""
+        return verify_store(self, {s.name: self.codec(s) for s in scopes}, read_data=read_data)
+
+    def gc_plan(self, live_manifests: Iterable[str] | None = None, *,
+                grace: float = 3600.0) -> GcPlan:
+        """What a garbage collection would delete (nothing is changed).
+
+        `live_manifests` None keeps every stored manifest; otherwise stored manifests not in it
+        and older than `grace` seconds are dropped.
+        """
+        return make_gc_plan(self, None if live_manifests is None else frozenset(live_manifests),
+                            grace)
+
+    def gc_execute(self, plan: GcPlan) -> GcResult:
+        """Carry out `plan` under the rules in this module's docstring."""
+        result = execute_gc(self, plan)
+        self.index.refresh()
+        return result
+
+    def locks(self) -> list[LockInfo]:
+        return read_locks(self.backend)
+
+    def break_stale_locks(self, older_than: float) -> list[str]:
+        """Remove locks not refreshed for `older_than` seconds (their holder has died)."""
+        now = self.clock()
+        stale = [lock.name for lock in self.locks() if now - lock.refreshed > older_than]
+        for name in stale:
+            self.backend.delete(name)
+        return stale
+
+    def rebuild_index(self) -> str | None:
+        """Write one index file from the pack tables and delete the old index files."""
+        name = rebuild_index(self.backend)
+        self.index.refresh()
+        return name
+
+
+def _pwrite(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written

@@ -1,0 +1,3 @@
+"""The `opencbr` command: serve, worker, admin bootstrap and client verbs."""
+
+__all__: list[str] = []

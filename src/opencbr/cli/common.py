@@ -1,0 +1,88 @@
+"""Shared CLI plumbing: settings from options, error rendering at the edge."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from sqlalchemy.orm import Session
+
+from opencbr.api.runtime import build_runtime
+from opencbr.core.context import Runtime
+from opencbr.core.errors import AppError
+from opencbr.core.settings import Settings
+
+from .client import ApiError, Client, Profile
+from .output import err_console
+
+__all__ = [
+    "DataDirOpt",
+    "DatabaseUrlOpt",
+    "JsonOpt",
+    "admin_session",
+    "client",
+    "edge_errors",
+    "make_settings",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", envvar="OPENCBR_DATA_DIR", help="Data directory.")
+]
+DatabaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="OPENCBR_DATABASE_URL", help="SQLAlchemy database URL."),
+]
+
+
+def make_settings(
+    data_dir: Path | None = None, database_url: str | None = None, **extra: Any
+) -> Settings:
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    return Settings(**overrides)
+
+
+@contextmanager
+def admin_session(
+    data_dir: Path | None, database_url: str | None
+) -> Iterator[tuple[Runtime, Session]]:
+    """Direct database access for admin verbs (no server needed); one unit of work."""
+    runtime = build_runtime(make_settings(data_dir, database_url))
+    try:
+        with runtime.database.unit_of_work() as session:
+            yield runtime, session
+    finally:
+        runtime.database.dispose()
+
+
+def client() -> Client:
+    return Client(Profile.load())
+
+
+def edge_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Render service and API errors once, as a message and the error's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except AppError as exc:
+            err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
+            raise typer.Exit(exc.exit_code) from exc
+        except ApiError as exc:
+            suffix = f" (request {exc.request_id})" if exc.request_id else ""
+            err_console.print(f"[red]error[/red] {exc.code}: {exc.message}{suffix}")
+            raise typer.Exit(4 if exc.status == 404 else 1) from exc
+
+    return wrapper

@@ -1,0 +1,42 @@
+"""The `opencbr` command."""
+
+from __future__ import annotations
+
+import typer
+
+from .account import configure, whoami
+from .admin import admin_app
+from .backup import backup_app, job_app, oplog_app, restore
+from .disk import disk_app
+from .errors_cmd import errors
+from .kms import kms_app
+from .policy import policy_app
+from .server import serve, worker
+from .server_cmds import server_app
+from .share import share_app, shared_app
+from .vault import vault_app
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="OpenCBR: self-hosted Cloud Backup and Recovery.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(serve)
+app.command()(worker)
+app.command()(configure)
+app.command()(whoami)
+app.command()(errors)
+app.add_typer(admin_app, name="admin")
+app.add_typer(kms_app, name="kms")
+app.add_typer(share_app, name="share")
+app.add_typer(shared_app, name="shared-with-me")
+app.add_typer(policy_app, name="policy")
+app.add_typer(disk_app, name="disk")
+app.add_typer(server_app, name="server")
+app.add_typer(vault_app, name="vault")
+app.add_typer(backup_app, name="backup")
+app.command()(restore)
+app.add_typer(oplog_app, name="oplog")
+app.add_typer(job_app, name="job")

@@ -1,0 +1,137 @@
+"""The web console at `/console`: sign-in, region choice, and every page's routes.
+
+Pages call the slices' services directly, one unit of work per request (see `web.py`); rules
+stay in the services, which also produce the messages the pages show.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from opencbr.core.context import Runtime
+from opencbr.core.errors import AppError
+from opencbr.iam import service as iam
+
+from . import account_pages, cbr_pages, evs_pages, kms_pages
+from .web import (
+    LOGIN_CSRF_COOKIE,
+    PREFIX,
+    PROJECT_COOKIE,
+    SESSION_COOKIE,
+    Ctx,
+    Form,
+    check_login_csrf,
+    new_login_csrf,
+    post,
+    read_form,
+    redirect,
+    render,
+    runtime_of,
+    safe_back,
+    set_cookie,
+    take_flash,
+)
+
+__all__ = ["mount", "router"]
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+HOME = f"{PREFIX}/cbr/server/vaults"
+
+
+def _login_page(request: Request, error: str = "", status: int = 200) -> Response:
+    token = new_login_csrf()
+    response = render(
+        None,
+        request,
+        "login.html",
+        status=status,
+        login_csrf=token,
+        error=error,
+        notice=take_flash(request),
+        next=safe_back(request.query_params.get("next", ""), ""),
+    )
+    set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
+    return response
+
+
+@router.get("")
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse(HOME, status_code=303)
+
+
+@router.get("/login")
+def login_form(request: Request) -> Response:
+    return _login_page(request)
+
+
+def _sign_in(request: Request, form: Form) -> Response:
+    runtime = runtime_of(request)
+    if not check_login_csrf(request, form):
+        return _login_page(request, "The sign-in form expired; please try again.", 403)
+    try:
+        with runtime.database.unit_of_work() as session:
+            token, _, _ = iam.issue_token(
+                session,
+                form.get("username"),
+                form.get("password"),
+                timedelta(seconds=runtime.settings.token_ttl_seconds),
+            )
+    except AppError as error:
+        return _login_page(request, error.message, error.status)
+    response = redirect(safe_back(form.get("next"), HOME))
+    set_cookie(request, response, SESSION_COOKIE, token, max_age=runtime.settings.token_ttl_seconds)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await read_form(request)
+    return await run_in_threadpool(_sign_in, request, form)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    def action(ctx: Ctx, form: Form) -> Response:
+        iam.revoke_token(ctx.session, ctx.token)  # the old cookie no longer signs anyone in
+        response = redirect(f"{PREFIX}/login", ("ok", "You are signed out."))
+        response.delete_cookie(SESSION_COOKIE, path=PREFIX)
+        response.delete_cookie(PROJECT_COOKIE, path=PREFIX)
+        return response
+
+    return await post(request, action, HOME)
+
+
+@router.post("/project")
+async def choose_project(request: Request) -> Response:
+    """The region selector: switch to one of the user's projects (checked against its domain)."""
+
+    def action(ctx: Ctx, form: Form) -> Response:
+        project = iam.visible_project(ctx.session, ctx.principal.domain_id, form.get("project_id"))
+        response = redirect(
+            safe_back(form.get("back"), HOME), ("ok", f"Now working in {project.region}.")
+        )
+        set_cookie(ctx.request, response, PROJECT_COOKIE, project.id, max_age=30 * 24 * 3600)
+        return response
+
+    return await post(request, action, HOME)
+
+
+router.include_router(cbr_pages.router)
+router.include_router(evs_pages.router)
+router.include_router(kms_pages.router)
+router.include_router(account_pages.router)
+
+
+def mount(app: FastAPI, runtime: Runtime) -> None:
+    """Serve the console and its static files beside the API."""
+    app.include_router(router)
+    static = Path(__file__).parent / "static"
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=static), name="console-static")

@@ -1,0 +1,91 @@
+/* OpenCBR console: small progressive enhancements; every page works without them. */
+(function () {
+  "use strict";
+
+  function each(selector, fn) {
+    Array.prototype.forEach.call(document.querySelectorAll(selector), fn);
+  }
+
+  function ready() {
+    // Capacity and progress bars (inline styles are not allowed by the page's CSP).
+    each("[data-width]", function (el) {
+      var value = Math.max(0, Math.min(100, parseFloat(el.getAttribute("data-width")) || 0));
+      el.style.width = value + "%";
+    });
+
+    // Region selector: switching submits at once.
+    each("form[data-autosubmit]", function (form) {
+      each(".js-hide", function (el) { el.hidden = true; });
+      var select = form.querySelector("select");
+      if (select) {
+        select.addEventListener("change", function () { form.submit(); });
+      }
+    });
+
+    // Destructive actions ask first.
+    each("form[data-confirm]", function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) {
+          event.preventDefault();
+        }
+      });
+    });
+
+    // "More" menus: one open at a time; Escape closes.
+    each("details.more", function (details) {
+      details.addEventListener("toggle", function () {
+        if (!details.open) { return; }
+        each("details.more[open]", function (other) {
+          if (other !== details) { other.open = false; }
+        });
+        var first = details.querySelector("[role=menuitem], button");
+        if (first) { first.focus(); }
+      });
+      details.addEventListener("keydown", function (event) {
+        if (event.key === "Escape") {
+          details.open = false;
+          details.querySelector("summary").focus();
+        }
+      });
+    });
+
+    // Modal dialogs: keep the focus inside, Escape closes.
+    each("[role=dialog][aria-modal=true]", function (dialog) {
+      var focusable = function () {
+        return Array.prototype.filter.call(
+          dialog.querySelectorAll("a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), select, textarea"),
+          function (el) { return el.offsetParent !== null; }
+        );
+      };
+      var auto = dialog.querySelector("[autofocus]") || focusable()[0];
+      if (auto) { auto.focus(); }
+      dialog.addEventListener("keydown", function (event) {
+        if (event.key === "Escape") {
+          window.location.href = dialog.getAttribute("data-close");
+          return;
+        }
+        if (event.key !== "Tab") { return; }
+        var items = focusable();
+        if (!items.length) { return; }
+        var first = items[0], last = items[items.length - 1];
+        if (event.shiftKey && document.activeElement === first) {
+          event.preventDefault(); last.focus();
+        } else if (!event.shiftKey && document.activeElement === last) {
+          event.preventDefault(); first.focus();
+        }
+      });
+    });
+
+    // Pages showing running work refresh themselves until it is done.
+    var refresh = document.body.getAttribute("data-refresh");
+    if (refresh) {
+      window.setTimeout(function () { window.location.reload(); }, parseInt(refresh, 10));
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", ready);
+  } else {
+    ready();
+  }
+})();

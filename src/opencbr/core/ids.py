@@ -1,0 +1,27 @@
+"""Identifier formats: UUIDs for resources, 32 lower-case hex for domains and projects."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+__all__ = ["is_hex32", "is_uuid", "new_hex32", "new_uuid"]
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def new_hex32() -> str:
+    return uuid.uuid4().hex
+
+
+def is_uuid(value: str) -> bool:
+    return bool(_UUID.match(value))
+
+
+def is_hex32(value: str) -> bool:
+    return bool(_HEX32.match(value))

@@ -1,0 +1,73 @@
+"""Service configuration, read once at the edge (CLI or app factory) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything a process needs; every process of one deployment must share these values."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENCBR_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    regions: Annotated[list[str], NoDecode] = Field(default=["region-1", "region-2"])
+    host: str = "127.0.0.1"
+    port: int = 8080
+    root_key: str | None = Field(
+        default=None,
+        description="base64 of 32 bytes; when unset a key file in the data directory is used",
+    )
+    max_body_bytes: int = 12 * MiB
+    token_ttl_seconds: int = 24 * 3600
+    signature_skew_seconds: int = 15 * 60
+    run_workers: bool = Field(
+        default=True, description="run job workers in API processes (false: API only)"
+    )
+    worker_threads: int = Field(default=2, ge=1, description="jobs a process runs at once")
+    job_lease_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="a claimed job whose worker stops reporting is retried after this long",
+    )
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    metrics_enabled: bool = Field(default=True, description="serve Prometheus `/metrics`")
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
+        description="prometheus_client's multi-process directory (it reads the same variable)",
+    )
+    store_url: str | None = Field(
+        default=None,
+        description="chunk store: `s3://bucket/prefix`; unset → `store/` in the data directory",
+    )
+    s3_endpoint: str | None = Field(
+        default=None, description="S3 endpoint URL (unset: the AWS default for the region)"
+    )
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = Field(default=None, repr=False)
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _split_regions(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, else the embedded SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'opencbr.db').resolve()}"

@@ -1,0 +1,1 @@
+"""EVS: disks and servers — sparse images, changed-block tracking, encryption, attach."""

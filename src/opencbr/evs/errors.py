@@ -1,0 +1,112 @@
+"""EVS errors (`EVS.NNNN`; the API renders them in EVS's nested `{"error": {"code", ...}}`)."""
+
+from __future__ import annotations
+
+from opencbr.core.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+)
+
+__all__ = [
+    "AgencyMissing",
+    "DiskInUse",
+    "DiskNotAttached",
+    "DiskNotFound",
+    "DiskRangeInvalid",
+    "DiskStatusConflict",
+    "EvsValidationFailed",
+    "FromBackupUnavailable",
+    "JobNotFound",
+    "LengthRequired",
+    "ServerNotFound",
+    "ServerStatusConflict",
+    "SystemDiskDetach",
+    "WriteIncomplete",
+]
+
+
+class EvsValidationFailed(ValidationFailed):
+    """Malformed or out-of-range request parameters of an EVS call."""
+
+    code = "EVS.0400"
+    template = "Parameter validation failed: {reason}"
+
+
+class AgencyMissing(Forbidden):
+    code = "EVS.0403"
+    template = (
+        "Encrypted disks need the agency {agency} in account {domain_id}: create it "
+        "(trust_domain_name op_svc_evs) so that the disk service may use KMS keys."
+    )
+
+
+class DiskNotFound(NotFound):
+    code = "EVS.0404"
+    template = "Disk {id} not found."
+
+
+class ServerNotFound(NotFound):
+    code = "EVS.0405"
+    template = "Server {id} not found."
+
+
+class DiskStatusConflict(Conflict):
+    status = 400
+    code = "EVS.0409"
+    template = "Disk {id} is {status}; this needs it to be {expected}."
+
+
+class ServerStatusConflict(Conflict):
+    status = 400
+    code = "EVS.0410"
+    template = "Server {id} is {status}; this needs it to be {expected}."
+
+
+class DiskInUse(BadRequest):
+    code = "EVS.0411"
+    template = "Disk {id} is attached to server {server_id}."
+
+
+class DiskRangeInvalid(BadRequest):
+    """A byte range that is negative, misaligned or past the end of the disk. Nothing changed."""
+
+    code = "EVS.0412"
+    template = "Invalid range on disk {id}: {reason}"
+
+
+class WriteIncomplete(BadRequest):
+    """The request body ended before (or ran past) its Content-Length."""
+
+    code = "EVS.0413"
+    template = "Write to disk {id}: {reason}"
+
+
+class FromBackupUnavailable(AppError):
+    status = 501
+    code = "EVS.0414"
+    template = "Creating a disk from a backup is not available: the backup service is not running."
+
+
+class SystemDiskDetach(BadRequest):
+    code = "EVS.0415"
+    template = "Disk {id} is the system disk of server {server_id}: stop the server first."
+
+
+class DiskNotAttached(BadRequest):
+    code = "EVS.0416"
+    template = "Disk {id} is not attached to server {server_id}."
+
+
+class LengthRequired(BadRequest):
+    status = 411
+    code = "EVS.0417"
+    template = "A data upload needs a Content-Length header."
+
+
+class JobNotFound(NotFound):
+    code = "EVS.0418"
+    template = "Job {id} not found."

@@ -1,0 +1,90 @@
+"""EVS tables: disks (block volumes) and servers (compute instance records owning disks)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from opencbr.core.clock import utcnow
+from opencbr.core.db import Base
+
+__all__ = ["Disk", "DiskStatus", "Server", "ServerStatus"]
+
+
+class DiskStatus(StrEnum):
+    CREATING = "creating"
+    AVAILABLE = "available"
+    IN_USE = "in-use"
+    ATTACHING = "attaching"
+    DETACHING = "detaching"
+    BACKING_UP = "backing-up"
+    RESTORING_BACKUP = "restoring-backup"
+    ERROR = "error"
+    ERROR_RESTORING = "error_restoring"
+    DELETING = "deleting"
+    ERROR_DELETING = "error_deleting"
+
+
+class ServerStatus(StrEnum):
+    BUILD = "BUILD"
+    ACTIVE = "ACTIVE"
+    SHUTOFF = "SHUTOFF"
+    ERROR = "ERROR"
+    DELETED = "DELETED"
+
+
+def _now() -> datetime:
+    return utcnow()
+
+
+class Disk(Base):
+    """A block volume. `cbt_base` names the backup its change map is relative to ("" = none)."""
+
+    __tablename__ = "evs_disks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), index=True)
+    region: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(32), default="")
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    size_gb: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(24), default=DiskStatus.CREATING, index=True)
+    availability_zone: Mapped[str] = mapped_column(String(64), default="az1")
+    volume_type: Mapped[str] = mapped_column(String(16), default="SAS")
+    bootable: Mapped[bool] = mapped_column(Boolean, default=False)
+    multiattach: Mapped[bool] = mapped_column(Boolean, default=False)
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    kms_key_id: Mapped[str] = mapped_column(String(36), default="")
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    server_id: Mapped[str | None] = mapped_column(
+        ForeignKey("evs_servers.id"), nullable=True, index=True
+    )
+    device: Mapped[str] = mapped_column(String(32), default="")
+    source_backup_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    cbt_base: Mapped[str] = mapped_column(String(64), default="")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+
+class Server(Base):
+    __tablename__ = "evs_servers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), index=True)
+    region: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=ServerStatus.ACTIVE, index=True)
+    availability_zone: Mapped[str] = mapped_column(String(64), default="az1")
+    flavor: Mapped[str] = mapped_column(String(64), default="s1.small")
+    source_backup_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)

@@ -1,0 +1,119 @@
+"""Authenticating API requests: SDK-HMAC-SHA256 signatures or tokens, then project scope."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from opencbr.core.clock import utcnow
+from opencbr.core.context import Actor, Runtime
+from opencbr.core.errors import ProjectNotFound, SignatureInvalid, Unauthenticated
+from opencbr.core.web import SessionDep, get_runtime
+
+from . import service, signing
+from .errors import LoginFailed
+from .service import Principal
+
+__all__ = ["ActorDep", "PrincipalDep", "authenticate", "project_actor"]
+
+log = logging.getLogger(__name__)
+
+
+def _payload_hash(request: Request, body: bytes | None) -> str:
+    """The body hash the client signed; unsigned payloads are allowed only for non-JSON data."""
+    content_type = request.headers.get("content-type", "")
+    unsigned = request.headers.get("x-sdk-content-sha256") == signing.UNSIGNED_PAYLOAD
+    if body is None:
+        return signing.UNSIGNED_PAYLOAD
+    if not body:
+        return signing.EMPTY_SHA256
+    if unsigned and not content_type.startswith("application/json"):
+        return signing.UNSIGNED_PAYLOAD
+    return hashlib.sha256(body).hexdigest()
+
+
+def _streams_unsigned(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    return (
+        request.headers.get("x-sdk-content-sha256") == signing.UNSIGNED_PAYLOAD
+        and not content_type.startswith("application/json")
+        and request.headers.get("content-length", "1") != "0"
+    )
+
+
+def _verify(runtime: Runtime, request: Request, body: bytes | None) -> Principal:
+    try:
+        auth = signing.parse_authorization(request.headers["authorization"])
+        headers = {name: request.headers.get(name) for name in auth.signed_headers}
+        if any(value is None for value in headers.values()):
+            raise signing.SignatureError("a signed header is missing")
+        skew = timedelta(seconds=runtime.settings.signature_skew_seconds)
+        signing.check_date(headers["x-sdk-date"] or "", utcnow(), skew)
+        with runtime.database.unit_of_work() as session:
+            secret, principal = service.resolve_access_key(
+                session, runtime.root_key, auth.access_key
+            )
+        canonical = signing.canonical_request(
+            request.method,
+            request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),
+            request.scope.get("query_string", b"").decode("latin-1"),
+            {k: v or "" for k, v in headers.items()},
+            auth.signed_headers,
+            _payload_hash(request, body),
+        )
+        expected = signing.signature(secret, headers["x-sdk-date"] or "", canonical)
+    except (signing.SignatureError, LoginFailed) as exc:
+        log.info("signature refused: %s", exc)
+        raise SignatureInvalid() from exc
+    if not _constant_time_equal(expected, auth.signature):
+        raise SignatureInvalid()
+    return principal
+
+
+def _constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _from_token(runtime: Runtime, token: str) -> Principal:
+    with runtime.database.unit_of_work() as session:
+        try:
+            return service.resolve_token(session, token)
+        except LoginFailed as exc:
+            raise Unauthenticated(reason="the token is invalid or expired") from exc
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller, from a signature (SDK-HMAC-SHA256) or an `X-Auth-Token`."""
+    runtime = get_runtime(request)
+    token = request.headers.get("x-auth-token")
+    if token:
+        return await run_in_threadpool(_from_token, runtime, token)
+    if not request.headers.get("authorization", "").startswith(signing.ALGORITHM + " "):
+        raise Unauthenticated(reason="no signature or token")
+    body = None if _streams_unsigned(request) else await request.body()
+    return await run_in_threadpool(_verify, runtime, request, body)
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+def project_actor(
+    project_id: str, principal: PrincipalDep, session: SessionDep, request: Request
+) -> Actor:
+    """The caller acting in the path's project, which must belong to its domain (S14)."""
+    header_project = request.headers.get("x-project-id")
+    if header_project and header_project != project_id:
+        raise ProjectNotFound(project_id=project_id)
+    if principal.token_project_id and principal.token_project_id != project_id:
+        raise ProjectNotFound(project_id=project_id)
+    project = service.visible_project(session, principal.domain_id, project_id)
+    return Actor(principal.domain_id, principal.user_id, project.id, project.region)
+
+
+ActorDep = Annotated[Actor, Depends(project_actor)]

@@ -1,0 +1,244 @@
+"""IAM (Keystone v3 subset) routes the vendor SDK and the CLI call."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict
+
+from opencbr.core.clock import api_time
+from opencbr.core.web import RuntimeDep, SessionDep
+
+from . import agencies, service
+from .auth import PrincipalDep
+from .errors import DomainNotFound
+from .models import Agency, Domain, Project
+
+__all__ = ["domain_view", "project_view", "router"]
+
+router = APIRouter(tags=["iam"])
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _DomainRef(_Loose):
+    name: str | None = None
+    id: str | None = None
+
+
+class _UserRef(_Loose):
+    name: str
+    password: str
+    domain: _DomainRef | None = None
+
+
+class _PasswordMethod(_Loose):
+    user: _UserRef
+
+
+class _Identity(_Loose):
+    methods: list[str]
+    password: _PasswordMethod
+
+
+class _ProjectRef(_Loose):
+    id: str | None = None
+
+
+class _Scope(_Loose):
+    project: _ProjectRef | None = None
+
+
+class _Auth(_Loose):
+    identity: _Identity
+    scope: _Scope | None = None
+
+
+class TokenRequest(BaseModel):
+    auth: _Auth
+
+
+def project_view(request: Request, project: Project) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "name": project.name,
+        "domain_id": project.domain_id,
+        "parent_id": project.domain_id,
+        "enabled": project.enabled,
+        "is_domain": False,
+        "description": project.description,
+        "region": project.region,
+        "links": {"self": str(request.url_for("show_project", project_id=project.id))},
+    }
+
+
+def domain_view(domain: Domain) -> dict[str, Any]:
+    return {
+        "id": domain.id,
+        "name": domain.name,
+        "enabled": domain.enabled,
+        "description": "",
+        "links": {},
+    }
+
+
+@router.post("/v3/auth/tokens", status_code=201, operation_id="KeystoneCreateUserTokenByPassword")
+def create_token(
+    body: TokenRequest, response: Response, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    user = body.auth.identity.password.user
+    scope_project = (
+        body.auth.scope.project.id if body.auth.scope and body.auth.scope.project else None
+    )
+    token, principal, expires = service.issue_token(
+        session,
+        user.name,
+        user.password,
+        timedelta(seconds=runtime.settings.token_ttl_seconds),
+        project_id=scope_project,
+        domain_name=user.domain.name if user.domain else None,
+    )
+    response.headers["X-Subject-Token"] = token
+    domain = service.get_domain(session, principal.domain_id)
+    payload: dict[str, Any] = {
+        "expires_at": api_time(expires),
+        "methods": ["password"],
+        "user": {
+            "id": principal.user_id,
+            "name": principal.user_name,
+            "domain": domain_view(domain),
+        },
+        "catalog": [],
+    }
+    if scope_project:
+        project = service.visible_project(session, principal.domain_id, scope_project)
+        payload["project"] = {"id": project.id, "name": project.name, "domain": domain_view(domain)}
+    return {"token": payload}
+
+
+@router.get("/v3/projects", operation_id="KeystoneListProjects")
+def list_projects(
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    name: str | None = None,
+    domain_id: str | None = None,
+) -> dict[str, Any]:
+    projects = service.list_projects(session, principal.domain_id, name=name)
+    if domain_id is not None and domain_id != principal.domain_id:
+        projects = []
+    return {
+        "projects": [project_view(request, p) for p in projects],
+        "links": {"self": str(request.url)},
+    }
+
+
+@router.get("/v3/auth/projects", operation_id="KeystoneListAuthProjects")
+def list_auth_projects(
+    request: Request, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    projects = service.list_projects(session, principal.domain_id)
+    return {
+        "projects": [project_view(request, p) for p in projects],
+        "links": {"self": str(request.url)},
+    }
+
+
+@router.get("/v3/auth/domains", operation_id="KeystoneListAuthDomains")
+def list_auth_domains(
+    request: Request, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    domain = service.get_domain(session, principal.domain_id)
+    return {"domains": [domain_view(domain)], "links": {"self": str(request.url)}}
+
+
+@router.get("/v3/projects/{project_id}", operation_id="KeystoneShowProject", name="show_project")
+def show_project(
+    project_id: str, request: Request, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    project = service.visible_project(session, principal.domain_id, project_id)
+    return {"project": project_view(request, project)}
+
+
+@router.get("/opencbr/v1/whoami", operation_id="OpencbrWhoAmI")
+def whoami(principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+    """The caller's Account ID, user and project per region (S11)."""
+    domain = service.get_domain(session, principal.domain_id)
+    projects = service.list_projects(session, principal.domain_id)
+    return {
+        "domain_id": domain.id,
+        "domain_name": domain.name,
+        "user_id": principal.user_id,
+        "user_name": principal.user_name,
+        "projects": [{"id": p.id, "name": p.name, "region": p.region} for p in projects],
+        "agencies": [a.name for a in agencies.list_agencies(session, principal.domain_id)],
+    }
+
+
+class AgencyBody(BaseModel):
+    name: str
+    domain_id: str
+    trust_domain_name: str | None = None
+    trust_domain_id: str | None = None
+    description: str = ""
+    duration: str | None = None
+
+
+class CreateAgencyRequest(BaseModel):
+    agency: AgencyBody
+
+
+def agency_view(agency: Agency) -> dict[str, Any]:
+    return {
+        "id": agency.id,
+        "name": agency.name,
+        "domain_id": agency.domain_id,
+        "trust_domain_name": agency.trust_domain_name,
+        "trust_domain_id": None,
+        "description": agency.description,
+        "duration": agency.duration,
+        "expire_time": None,
+        "create_time": api_time(agency.created_at),
+    }
+
+
+@router.post("/v3.0/OS-AGENCY/agencies", status_code=201, operation_id="CreateAgency")
+def create_agency(
+    body: CreateAgencyRequest, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    if body.agency.domain_id != principal.domain_id:
+        raise DomainNotFound(id=body.agency.domain_id)
+    agency = agencies.create_agency(
+        session,
+        principal.domain_id,
+        body.agency.name,
+        body.agency.trust_domain_name or "",
+        body.agency.description,
+    )
+    return {"agency": agency_view(agency)}
+
+
+@router.get("/v3.0/OS-AGENCY/agencies", operation_id="ListAgencies")
+def list_agencies(
+    principal: PrincipalDep,
+    session: SessionDep,
+    domain_id: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    if domain_id is not None and domain_id != principal.domain_id:
+        return {"agencies": []}
+    return {
+        "agencies": [
+            agency_view(a) for a in agencies.list_agencies(session, principal.domain_id, name)
+        ]
+    }
+
+
+@router.delete("/v3.0/OS-AGENCY/agencies/{agency_id}", status_code=204, operation_id="DeleteAgency")
+def delete_agency(agency_id: str, principal: PrincipalDep, session: SessionDep) -> Response:
+    agencies.delete_agency(session, principal.domain_id, agency_id)
+    return Response(status_code=204)

@@ -1,0 +1,3 @@
+"""KMS: customer master keys, envelope encryption (data keys) and grants."""
+
+__all__: list[str] = []

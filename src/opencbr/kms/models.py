@@ -1,0 +1,78 @@
+"""KMS tables: customer master keys (material sealed by the root key) and their grants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from opencbr.core.clock import utcnow
+from opencbr.core.db import Base
+
+__all__ = ["Grant", "GranteeType", "Key", "KeyState"]
+
+
+class KeyState(StrEnum):
+    """The wire's `key_state` codes."""
+
+    PENDING_ACTIVATION = "1"
+    ENABLED = "2"
+    DISABLED = "3"
+    PENDING_DELETION = "4"
+    PENDING_IMPORT = "5"
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", " ")
+
+
+class GranteeType(StrEnum):
+    USER = "user"
+    DOMAIN = "domain"
+
+
+class Key(Base):
+    """A customer master key of one project (so of one domain and one region).
+
+    `material_sealed` is the 256-bit key sealed by the server root key with the purpose
+    `kms.key-material:<id>`, so sealed material cannot be moved to another key's row.
+    """
+
+    __tablename__ = "kms_keys"
+    __table_args__ = (UniqueConstraint("project_id", "alias"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    domain_id: Mapped[str] = mapped_column(ForeignKey("iam_domains.id"), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), index=True)
+    region: Mapped[str] = mapped_column(String(64), index=True)
+    alias: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    key_spec: Mapped[str] = mapped_column(String(16), default="AES_256")
+    key_usage: Mapped[str] = mapped_column(String(32), default="ENCRYPT_DECRYPT")
+    state: Mapped[str] = mapped_column(String(1), default=KeyState.ENABLED)
+    default_key: Mapped[bool] = mapped_column(Boolean, default=False)
+    material_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    deletion_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Grant(Base):
+    """Lets a domain or a user use a key for the listed operations (comma-separated)."""
+
+    __tablename__ = "kms_grants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("kms_keys.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    grantee_type: Mapped[str] = mapped_column(String(8))
+    grantee_principal: Mapped[str] = mapped_column(String(64), index=True)
+    operations: Mapped[str] = mapped_column(String(512))
+    issuing_principal: Mapped[str] = mapped_column(String(64))
+    retiring_principal: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def operation_list(self) -> list[str]:
+        return self.operations.split(",") if self.operations else []

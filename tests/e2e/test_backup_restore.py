@@ -1,0 +1,168 @@
+"""Backups that hold real data, through the official SDK on a live server: back up a disk,
+change it, back up incrementally, restore and create disks from backups, compare bytes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from huaweicloudsdkcbr.v1 import CbrClient
+from huaweicloudsdkcbr.v1 import model as cbr
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+from huaweicloudsdkevs.v2 import EvsClient
+
+from opencbr.cbr.dataplane import chunk_store
+from opencbr.cbr.models import Backup, Vault
+from opencbr.cbr.vaults import reserve
+from opencbr.core.context import Runtime
+from opencbr.core.jobs import WorkerPool
+from tests.conftest import LiveServer, TenantFactory
+from tests.e2e import flows
+from tests.e2e.sdk import project_client
+
+MiB = 1024 * 1024
+
+
+def test_backup_restore_and_disk_from_backup_hold_the_same_bytes(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool
+) -> None:
+    creds = make_tenant()
+    project = creds.projects["region-1"]
+    evs_client = project_client(EvsClient, server.url, creds)
+    cbr_client = project_client(CbrClient, server.url, creds)
+    data = flows.data_client(server.url, creds)
+    disk = flows.create_disk(evs_client, "source", size_gb=1)
+    first = os.urandom(3 * MiB)
+    flows.write(data, project, disk, 0, first)
+    flows.write(data, project, disk, 512 * MiB, b"tail" * 1024)
+    vault = flows.disk_vault(cbr_client, "vault-1", 10, [disk])
+
+    full = flows.back_up(cbr_client, vault.id, "full")
+    assert full.status == "available"
+    assert full.resource_id == disk
+
+    changed = os.urandom(64 * 1024)
+    flows.write(data, project, disk, MiB, changed)
+    incremental = flows.back_up(cbr_client, vault.id, "incremental")
+    assert incremental.status == "available"
+    shown = cbr_client.show_backup(cbr.ShowBackupRequest(backup_id=incremental.id)).backup
+    assert shown.incremental is True
+
+    copy, job = flows.disk_from_backup(evs_client, full.id, "from-full")
+    assert job.status == "SUCCESS"
+    assert flows.disk_status(evs_client, copy) == "available"
+    assert flows.read(data, project, copy, 0, 3 * MiB) == first
+    assert flows.read(data, project, copy, 512 * MiB, 4096) == b"tail" * 1024
+
+    later, _ = flows.disk_from_backup(evs_client, incremental.id, "from-incremental")
+    expected = first[:MiB] + changed + first[MiB + len(changed) :]
+    assert flows.read(data, project, later, 0, 3 * MiB) == expected
+
+    flows.write(data, project, disk, 0, bytes(3 * MiB))
+    cbr_client.restore_backup(
+        cbr.RestoreBackupRequest(
+            backup_id=full.id, body=cbr.BackupRestoreReq(restore=cbr.BackupRestore(volume_id=disk))
+        )
+    )
+    flows.wait_for(
+        "restore", lambda: flows.disk_status(evs_client, disk), lambda s: s == "available"
+    )
+    assert flows.read(data, project, disk, 0, 3 * MiB) == first
+
+    vault_after = cbr_client.show_vault(cbr.ShowVaultRequest(vault_id=vault.id)).vault
+    assert vault_after.billing.used > 0
+
+
+def _fill_vault(runtime: Runtime, vault_id: str, leave_free: int) -> None:
+    """Take the vault's space as other backups would, leaving `leave_free` bytes."""
+    with runtime.database.unit_of_work() as session:
+        vault = session.get(Vault, vault_id)
+        assert vault is not None
+        reserve(session, vault, vault.size_bytes - vault.used_bytes - leave_free)
+
+
+def test_a_backup_that_does_not_fit_fails_with_6114_and_changes_nothing(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool, runtime: Runtime
+) -> None:
+    creds = make_tenant()
+    project = creds.projects["region-1"]
+    evs_client = project_client(EvsClient, server.url, creds)
+    cbr_client = project_client(CbrClient, server.url, creds)
+    data = flows.data_client(server.url, creds)
+    disk = flows.create_disk(evs_client, "data", size_gb=1)
+    flows.write(data, project, disk, 0, os.urandom(4 * MiB))
+    vault = flows.disk_vault(cbr_client, "nearly-full", 1, [disk])
+    _fill_vault(runtime, vault.id, leave_free=MiB)
+    used_before = cbr_client.show_vault(cbr.ShowVaultRequest(vault_id=vault.id)).vault.billing.used
+
+    backup = flows.back_up(cbr_client, vault.id, "too-big")
+    assert backup.status == "error"
+    logs = cbr_client.list_op_logs(cbr.ListOpLogsRequest(operation_type="backup")).operation_logs
+    assert [(log.status, log.error_info.code) for log in logs] == [("failed", "BackupService.6114")]
+    assert (
+        cbr_client.show_vault(cbr.ShowVaultRequest(vault_id=vault.id)).vault.billing.used
+        == used_before
+    )
+
+    _fill_vault(runtime, vault.id, leave_free=0)
+    with pytest.raises(ClientRequestException) as refused:
+        flows.back_up(cbr_client, vault.id, "no-room")
+    assert (refused.value.status_code, refused.value.error_code) == (400, "BackupService.6114")
+
+
+def test_restore_refuses_a_target_too_small(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool
+) -> None:
+    creds = make_tenant()
+    evs_client = project_client(EvsClient, server.url, creds)
+    cbr_client = project_client(CbrClient, server.url, creds)
+    disk = flows.create_disk(evs_client, "two-gb", size_gb=2)
+    small = flows.create_disk(evs_client, "one-gb", size_gb=1)
+    vault = flows.disk_vault(cbr_client, "v", 10, [disk])
+    backup = flows.back_up(cbr_client, vault.id, "b")
+    with pytest.raises(ClientRequestException) as refused:
+        cbr_client.restore_backup(
+            cbr.RestoreBackupRequest(
+                backup_id=backup.id,
+                body=cbr.BackupRestoreReq(restore=cbr.BackupRestore(volume_id=small)),
+            )
+        )
+    assert (refused.value.status_code, refused.value.error_code) == (400, "BackupService.2001")
+    assert flows.disk_status(evs_client, small) == "available"
+
+
+def test_deleting_a_backup_collects_only_its_own_data(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool, runtime: Runtime
+) -> None:
+    creds = make_tenant()
+    project = creds.projects["region-1"]
+    evs_client = project_client(EvsClient, server.url, creds)
+    cbr_client = project_client(CbrClient, server.url, creds)
+    data = flows.data_client(server.url, creds)
+    disk = flows.create_disk(evs_client, "gc", size_gb=1)
+    flows.write(data, project, disk, 0, os.urandom(2 * MiB))
+    vault = flows.disk_vault(cbr_client, "gc-vault", 10, [disk])
+    kept = flows.back_up(cbr_client, vault.id, "kept", incremental=False)
+    flows.write(data, project, disk, 0, os.urandom(2 * MiB))
+    dropped = flows.back_up(cbr_client, vault.id, "dropped", incremental=False)
+    with runtime.database.unit_of_work() as session:
+        manifests = {
+            b.id: b.manifest_id for b in session.query(Backup).filter(Backup.vault_id == vault.id)
+        }
+    store = chunk_store(runtime)
+    assert set(manifests.values()) <= set(store.list_manifests())
+
+    cbr_client.delete_backup(cbr.DeleteBackupRequest(backup_id=dropped.id))
+    flows.wait_for(
+        "the deleted backup's manifest to go",
+        lambda: manifests[dropped.id] in store.list_manifests(),
+        lambda present: not present,
+    )
+    with pytest.raises(ClientRequestException):
+        cbr_client.show_backup(cbr.ShowBackupRequest(backup_id=dropped.id))
+    assert manifests[kept.id] in store.list_manifests()
+    assert manifests[dropped.id] not in store.list_manifests()
+    copy, job = flows.disk_from_backup(evs_client, kept.id, "still-there")
+    assert job.status == "SUCCESS"
+    assert flows.disk_status(evs_client, copy) == "available"
+

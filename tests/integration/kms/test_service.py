@@ -1,0 +1,176 @@
+"""The KMS interface other slices use, on real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from opencbr.core.context import Actor, Runtime
+from opencbr.core.secrets import SealedDataCorrupt
+from opencbr.iam import service as iam
+from opencbr.iam.service import TenantCredentials
+from opencbr.kms import grants, keys
+from opencbr.kms import service as kms
+from opencbr.kms.access import master_key
+from opencbr.kms.errors import (
+    CipherTextInvalid,
+    DefaultKeyRefused,
+    KeyAccessDenied,
+    KeyDisabled,
+    KeyNotFound,
+    KeyPendingDeletion,
+    TooManyGrants,
+)
+from opencbr.kms.models import Grant, Key
+from tests.conftest import TenantFactory
+
+
+def actor_of(runtime: Runtime, creds: TenantCredentials, region: str = "region-1") -> Actor:
+    with runtime.database.unit_of_work() as session:
+        user_id = iam.list_users(session, creds.domain_id)[0].id
+    return Actor(creds.domain_id, user_id, creds.projects[region], region)
+
+
+def new_key(runtime: Runtime, actor: Actor, alias: str = "k") -> str:
+    with runtime.database.unit_of_work() as session:
+        return keys.create_key(session, runtime.root_key, actor, alias).id
+
+
+def test_owner_round_trip_and_material_sealed(runtime: Runtime, make_tenant: TenantFactory) -> None:
+    owner = actor_of(runtime, make_tenant())
+    key_id = new_key(runtime, owner)
+    with runtime.database.unit_of_work() as session:
+        made = kms.generate_data_key(session, runtime.root_key, owner, key_id)
+        again = kms.wrap_data_key(session, runtime.root_key, owner, key_id, made.plaintext)
+        key = session.get(Key, key_id)
+        assert key is not None
+        master = master_key(runtime.root_key, key)
+    assert len(made.plaintext) == 32
+    assert master not in key.material_sealed
+    with runtime.database.unit_of_work() as session:
+        for wrapped in (made.wrapped, again):
+            assert kms.unwrap_data_key(session, runtime.root_key, owner, key_id, wrapped) == (
+                made.plaintext
+            )
+
+
+def test_sealed_material_is_bound_to_its_key(runtime: Runtime, make_tenant: TenantFactory) -> None:
+    owner = actor_of(runtime, make_tenant())
+    first, second = new_key(runtime, owner, "a"), new_key(runtime, owner, "b")
+    with runtime.database.unit_of_work() as session:
+        a, b = session.get(Key, first), session.get(Key, second)
+        assert a is not None
+        assert b is not None
+        b.material_sealed = a.material_sealed
+        with pytest.raises(SealedDataCorrupt):
+            master_key(runtime.root_key, b)
+        session.rollback()
+
+
+def test_grant_lets_another_account_decrypt_and_nothing_else(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    owner = actor_of(runtime, make_tenant())
+    recipient = actor_of(runtime, make_tenant())
+    key_id = new_key(runtime, owner)
+    with runtime.database.unit_of_work() as session:
+        made = kms.generate_data_key(session, runtime.root_key, owner, key_id)
+    with (
+        pytest.raises(KeyAccessDenied) as denied,
+        runtime.database.unit_of_work() as session,
+    ):
+        kms.unwrap_data_key(session, runtime.root_key, recipient, key_id, made.wrapped)
+    assert str(denied.value) == (
+        f"KMS key {key_id} of another account: no grant gives account {recipient.domain_id} "
+        "the decrypt-datakey operation."
+    )
+    with runtime.database.unit_of_work() as session:
+        grants.create_grant(
+            session, owner, key_id, recipient.domain_id, ["decrypt-datakey"], "domain"
+        )
+    with runtime.database.unit_of_work() as session:
+        opened = kms.unwrap_data_key(session, runtime.root_key, recipient, key_id, made.wrapped)
+        assert opened == made.plaintext
+        with pytest.raises(KeyAccessDenied, match="create-datakey operation"):
+            kms.generate_data_key(session, runtime.root_key, recipient, key_id)
+
+
+def test_user_grant_covers_only_that_user(runtime: Runtime, make_tenant: TenantFactory) -> None:
+    owner = actor_of(runtime, make_tenant())
+    other = actor_of(runtime, make_tenant())
+    key_id = new_key(runtime, owner)
+    with runtime.database.unit_of_work() as session:
+        grants.create_grant(session, owner, key_id, other.user_id, ["create-datakey"], "user")
+    with runtime.database.unit_of_work() as session:
+        kms.generate_data_key(session, runtime.root_key, other, key_id)
+        job = Actor(other.domain_id, "", other.project_id, other.region)
+        with pytest.raises(KeyAccessDenied):
+            kms.check_key_usable(session, job, key_id, "create-datakey")
+
+
+def test_disabled_and_pending_keys_refuse_every_use(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    owner = actor_of(runtime, make_tenant())
+    key_id = new_key(runtime, owner)
+    with runtime.database.unit_of_work() as session:
+        made = kms.generate_data_key(session, runtime.root_key, owner, key_id)
+        keys.disable_key(session, owner, key_id)
+    with pytest.raises(KeyDisabled), runtime.database.unit_of_work() as session:
+        kms.unwrap_data_key(session, runtime.root_key, owner, key_id, made.wrapped)
+    with runtime.database.unit_of_work() as session:
+        keys.schedule_deletion(session, owner, key_id, "7")
+    with pytest.raises(KeyPendingDeletion), runtime.database.unit_of_work() as session:
+        kms.generate_data_key(session, runtime.root_key, owner, key_id)
+    with runtime.database.unit_of_work() as session:
+        keys.cancel_deletion(session, owner, key_id)
+        keys.enable_key(session, owner, key_id)
+        assert kms.unwrap_data_key(session, runtime.root_key, owner, key_id, made.wrapped)
+
+
+def test_keys_are_regional_and_wrapped_keys_bound(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    creds = make_tenant()
+    owner, other_region = actor_of(runtime, creds), actor_of(runtime, creds, "region-2")
+    key_a, key_b = new_key(runtime, owner, "a"), new_key(runtime, owner, "b")
+    with runtime.database.unit_of_work() as session:
+        made = kms.generate_data_key(session, runtime.root_key, owner, key_a)
+        with pytest.raises(CipherTextInvalid, match=key_b):
+            kms.unwrap_data_key(session, runtime.root_key, owner, key_b, made.wrapped)
+        with pytest.raises(KeyNotFound):
+            kms.check_key_usable(session, other_region, key_a, "describe-key")
+
+
+def test_default_disk_key_once_per_project(runtime: Runtime, make_tenant: TenantFactory) -> None:
+    creds = make_tenant()
+    owner, other_region = actor_of(runtime, creds), actor_of(runtime, creds, "region-2")
+    with runtime.database.unit_of_work() as session:
+        first = kms.default_disk_key(session, runtime.root_key, owner)
+    with runtime.database.unit_of_work() as session:
+        assert kms.default_disk_key(session, runtime.root_key, owner).id == first.id
+        assert kms.default_disk_key(session, runtime.root_key, other_region).id != first.id
+        assert first.default_key
+        assert first.alias == "evs/default"
+        with pytest.raises(DefaultKeyRefused):
+            grants.create_grant(
+                session, owner, first.id, other_region.domain_id, ["describe-key"], "domain"
+            )
+        with pytest.raises(DefaultKeyRefused):
+            keys.schedule_deletion(session, owner, first.id, "7")
+
+
+def test_grant_limit_is_held_and_refusal_changes_nothing(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    owner = actor_of(runtime, make_tenant())
+    grantee = make_tenant().domain_id
+    key_id = new_key(runtime, owner)
+    with runtime.database.unit_of_work() as session:
+        for _ in range(grants.MAX_GRANTS_PER_KEY):
+            grants.create_grant(session, owner, key_id, grantee, ["describe-key"], "domain")
+    with pytest.raises(TooManyGrants), runtime.database.unit_of_work() as session:
+        grants.create_grant(session, owner, key_id, grantee, ["describe-key"], "domain")
+    with runtime.database.unit_of_work() as session:
+        count = session.scalar(select(func.count()).where(Grant.key_id == key_id))
+    assert count == grants.MAX_GRANTS_PER_KEY
