@@ -165,4 +165,3 @@ def test_deleting_a_backup_collects_only_its_own_data(
     copy, job = flows.disk_from_backup(evs_client, kept.id, "still-there")
     assert job.status == "SUCCESS"
     assert flows.disk_status(evs_client, copy) == "available"
-

@@ -106,6 +106,17 @@ class Deployment:
     apis: list[subprocess.Popen[bytes]]
     workers: list[subprocess.Popen[bytes]]
     worker_logs: list[Path]
+    api_logs: list[Path]
+
+    def errors_logged(self) -> str:
+        """What the API processes logged at ERROR (tracebacks of any 5xx), for a failure report."""
+        lines = [
+            line
+            for path in self.api_logs
+            for line in path.read_text(errors="replace").splitlines()
+            if "ERROR" in line
+        ]
+        return "\n".join(lines[-5:])
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
@@ -171,12 +182,14 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
     apis: list[subprocess.Popen[bytes]] = []
     workers: list[subprocess.Popen[bytes]] = []
     worker_logs: list[Path] = []
+    api_logs: list[Path] = []
     endpoints: list[str] = []
     try:
         for i in range(2):
             port = _free_port()
             endpoints.append(f"http://127.0.0.1:{port}")
-            log = (tmp_path / f"api-{i}.log").open("wb")
+            api_logs.append(tmp_path / f"api-{i}.log")
+            log = api_logs[-1].open("wb")
             apis.append(
                 subprocess.Popen(
                     [opencbr, "serve", "--workers", "1", "--no-jobs", "--port", str(port)],
@@ -198,7 +211,7 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
             )
         for url, api in zip(endpoints, apis, strict=True):
             _wait_for(url + "/healthz", api)
-        yield Deployment(runtime, endpoints, apis, workers, worker_logs)
+        yield Deployment(runtime, endpoints, apis, workers, worker_logs, api_logs)
     finally:
         for process in [*apis, *workers]:
             _stop(process)
@@ -654,7 +667,7 @@ def test_load_then_kill_a_worker_and_an_api_process(deployment: Deployment) -> N
     started = time.monotonic()
     setup_stats = Stats()
     world = _setup(deployment, setup_stats)
-    assert not setup_stats.server_errors, setup_stats.server_errors
+    assert not setup_stats.server_errors, (setup_stats.server_errors, deployment.errors_logged())
 
     # Phase 1: everything up.
     stats = Stats()
@@ -662,7 +675,7 @@ def test_load_then_kill_a_worker_and_an_api_process(deployment: Deployment) -> N
     _drain(runtime, 90)
     audit = _audit(runtime)
     _report("all up", stats, audit, time.monotonic() - started)
-    assert not stats.server_errors, stats.server_errors[:10]
+    assert not stats.server_errors, (stats.server_errors[:10], deployment.errors_logged())
     assert not stats.failures, stats.failures[:10]
     assert stats.calls["backup"] >= DISKS
     assert audit.available > 0
@@ -703,7 +716,7 @@ def test_load_then_kill_a_worker_and_an_api_process(deployment: Deployment) -> N
     _drain(runtime, lease + 90)
     audit2 = _audit(runtime)
     _report("one worker and one API process killed", stats2, audit2, time.monotonic() - phase2)
-    assert not stats2.server_errors, stats2.server_errors[:10]
+    assert not stats2.server_errors, (stats2.server_errors[:10], deployment.errors_logged())
     assert not stats2.failures, stats2.failures[:10]
     assert stats2.retries > 0, "no client noticed the dead API process"
     # The jobs the dead worker held were claimed again and finished (each exactly once).

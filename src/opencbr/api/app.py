@@ -17,6 +17,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opencbr.core.context import Runtime
+from opencbr.core.db import is_transient_conflict
 from opencbr.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge, error_body
 from opencbr.core.ids import new_uuid
 from opencbr.core.logging import request_context
@@ -28,6 +29,9 @@ __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("opencbr.access")
+
+# How many times a request runs when the database aborts its transaction in a conflict.
+CONFLICT_ATTEMPTS = 3
 
 # Paths whose bodies are streamed (disk data): exempt from the JSON body limit.
 STREAMED_PATHS = re.compile(r"/data/?$")
@@ -50,6 +54,34 @@ class InternalError(AppError):
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _ReplayableBody:
+    """The request body as the app receives it, counted against `limit` and, when limited
+    (small JSON bodies), kept so that the request can be run again from the start."""
+
+    def __init__(self, receive: Receive, limit: int | None) -> None:
+        self._receive = receive
+        self._limit = limit
+        self._kept: list[Message] = []
+        self._replayed = 0
+        self._received = 0
+
+    async def receive(self) -> Message:
+        if self._replayed < len(self._kept):
+            self._replayed += 1
+            return self._kept[self._replayed - 1]
+        message = await self._receive()
+        if self._limit is not None and message["type"] == "http.request":
+            self._received += len(message.get("body", b""))
+            if self._received > self._limit:
+                raise _BodyTooLarge()
+            self._kept.append(message)
+            self._replayed += 1
+        return message
+
+    def rewind(self) -> None:
+        self._replayed = 0
 
 
 class RequestEnvelope:
@@ -76,23 +108,17 @@ class RequestEnvelope:
                 self._observe(scope, root_path, status, time.perf_counter() - started)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> int:
-        """Run the app; the response's status code (500 if it raised before answering)."""
+        """Run the app; the response's status code (500 if it raised before answering).
+
+        A JSON request whose transaction the database aborted to break a deadlock runs again
+        (its body is kept for that), so such a conflict never reaches the client."""
         limited = not STREAMED_PATHS.search(scope["path"])
         length = dict(scope["headers"]).get(b"content-length", b"0")
         if limited and length.isdigit() and int(length) > self.max_body:
             return await self._reject(PayloadTooLarge(limit=self.max_body), request_id, send)
-        received = 0
+        body = _ReplayableBody(receive, self.max_body if limited else None)
+        pristine = dict(scope)
         status = 500
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if limited and message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise _BodyTooLarge()
-            return message
-
         responded = False
 
         async def send_with_id(message: Message) -> None:
@@ -104,17 +130,26 @@ class RequestEnvelope:
                 message["headers"] = headers
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, send_with_id)
-        except _BodyTooLarge:
-            return await self._reject(PayloadTooLarge(limit=self.max_body), request_id, send)
-        except Exception:
-            # Answer here rather than in Starlette's outermost error middleware, whose reply
-            # would not carry the request id.
-            log.exception("unhandled error in request %s", request_id)
-            if responded:
-                raise
-            return await self._reject(InternalError(request_id=request_id), request_id, send)
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                await self.app(scope, body.receive, send_with_id)
+                return status
+            except _BodyTooLarge:
+                return await self._reject(PayloadTooLarge(limit=self.max_body), request_id, send)
+            except Exception as error:
+                rerun = limited and not responded and attempt < CONFLICT_ATTEMPTS
+                if rerun and is_transient_conflict(error):
+                    log.warning("database conflict in request %s, run again", request_id)
+                    scope.clear()
+                    scope.update(pristine)
+                    body.rewind()
+                    continue
+                # Answer here rather than in Starlette's outermost error middleware, whose
+                # reply would not carry the request id.
+                log.exception("unhandled error in request %s", request_id)
+                if responded:
+                    raise
+                return await self._reject(InternalError(request_id=request_id), request_id, send)
         return status
 
     @staticmethod

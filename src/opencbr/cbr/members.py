@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor
 from opencbr.core.errors import ValidationFailed
-from opencbr.core.ids import is_hex32, new_uuid
+from opencbr.core.ids import is_hex32, is_uuid, new_uuid
 from opencbr.iam.models import Project
 
 from . import oplogs
@@ -60,7 +60,7 @@ from .errors import (
 )
 from .models import Backup, BackupStatus, Member, MemberStatus, ResourceType, Vault, VaultStatus
 from .resources import OBJECT_TYPES
-from .vaults import get_vault, release, reserve
+from .vaults import get_vault, lock_vaults, release, reserve
 
 __all__ = [
     "MAX_MEMBERS",
@@ -289,6 +289,7 @@ def revoke_all_members(session: Session, backup: Backup, reason: str) -> int:
             .with_for_update()
         )
     )
+    lock_vaults(session, [member.vault_id for member in members])
     for member in members:
         _remove(session, backup, member, f"cascade-{reason}")
     return len(members)
@@ -374,6 +375,8 @@ def _accept(
 ) -> Member:
     if backup.status not in ACCEPTABLE:
         raise ShareStatusForbidden(backup_id=backup.id, status=backup.status)
+    if member.status == MemberStatus.ACCEPTED:  # a move between vaults changes both
+        lock_vaults(session, [member.vault_id, vault_id if is_uuid(vault_id or "") else None])
     vault = _accepting_vault(session, actor, backup, vault_id)
     if member.status == MemberStatus.ACCEPTED and member.vault_id == vault.id:
         if auto_bind and not vault.auto_bind:

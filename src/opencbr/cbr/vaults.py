@@ -52,6 +52,7 @@ __all__ = [
     "free_bytes",
     "get_vault",
     "list_vaults",
+    "lock_vaults",
     "release",
     "remove_resources",
     "reserve",
@@ -298,6 +299,17 @@ def reserve(session: Session, vault: Vault, nbytes: int, *, strictly_more: bool 
             vault_id=vault.id,
             free_mb=max(0, free_bytes(vault)) // 2**20,
             needed_mb=-(-nbytes // 2**20),
+        )
+
+
+def lock_vaults(session: Session, vault_ids: Sequence[str | None]) -> None:
+    """Row-lock several vaults in id order, so that two transactions changing the same vaults'
+    capacity (say, two deletes of backups shared into them) wait for each other instead of
+    deadlocking."""
+    ids = sorted({vault_id for vault_id in vault_ids if vault_id})
+    if ids:
+        session.execute(
+            select(Vault.id).where(Vault.id.in_(ids)).order_by(Vault.id).with_for_update()
         )
 
 

@@ -105,8 +105,12 @@ def _changed_blocks(extents: Sequence[Extent], size: int, block_size: int, count
 
 
 def plan_blocks(
-    size: int, block_size: int, parent: Manifest | None, extents: Sequence[Extent] | None,
-    usable: Callable[[bytes], bool], data_extents: Sequence[Extent] | None = None,
+    size: int,
+    block_size: int,
+    parent: Manifest | None,
+    extents: Sequence[Extent] | None,
+    usable: Callable[[bytes], bool],
+    data_extents: Sequence[Extent] | None = None,
 ) -> tuple[list[bytes | None], list[tuple[int, int]], str]:
     """Block ids taken from the parent, the runs of blocks to read, and the mode's name.
 
@@ -199,8 +203,15 @@ class _PackWriter:
 class _BackupRun:
     """One backup in progress (see the module docstring for the pipeline)."""
 
-    def __init__(self, store: ChunkStore, codec: BlockCodec, index: dict[bytes, Location],
-                 condemned: frozenset[str], read_at: ReadAt, size: int) -> None:
+    def __init__(
+        self,
+        store: ChunkStore,
+        codec: BlockCodec,
+        index: dict[bytes, Location],
+        condemned: frozenset[str],
+        read_at: ReadAt,
+        size: int,
+    ) -> None:
         self.store, self.codec, self.read_at, self.size = store, codec, read_at, size
         self.index, self.condemned = index, condemned
         self.bs = store.block_size
@@ -219,7 +230,8 @@ class _BackupRun:
         data = self.read_at(offset, length)
         if len(data) != length:
             raise ChunkStoreError(
-                f"source returned {len(data)} bytes at offset {offset}, expected {length}")
+                f"source returned {len(data)} bytes at offset {offset}, expected {length}"
+            )
         out: list[_BlockResult] = []
         view = memoryview(data)  # slices without copies; hash, zstd and AES take buffers
         for at in range(0, length, self.bs):
@@ -235,11 +247,18 @@ class _BackupRun:
                 out.append((block_id, self.codec.encode(block_id, chunk), len(chunk)))
         return out
 
-    def run(self, blocks: list[bytes | None], runs: list[tuple[int, int]],
-            progress: Progress | None, tick: Callable[[], None]) -> _PackWriter:
+    def run(
+        self,
+        blocks: list[bytes | None],
+        runs: list[tuple[int, int]],
+        progress: Progress | None,
+        tick: Callable[[], None],
+    ) -> _PackWriter:
         per_batch = max(1, self.store.batch_bytes // self.bs)
-        with ThreadPoolExecutor(1, "chunkstore-put") as put_pool, \
-                ThreadPoolExecutor(self.store.workers, "chunkstore-backup") as pool:
+        with (
+            ThreadPoolExecutor(1, "chunkstore-put") as put_pool,
+            ThreadPoolExecutor(self.store.workers, "chunkstore-backup") as pool,
+        ):
             writer = _PackWriter(self.store, self.codec.scope.name, put_pool)
             try:
                 self._consume(pool, writer, blocks, _batches(runs, per_batch), progress, tick)
@@ -250,9 +269,15 @@ class _BackupRun:
                 raise
         return writer
 
-    def _consume(self, pool: ThreadPoolExecutor, writer: _PackWriter, blocks: list[bytes | None],
-                 batches: Iterator[tuple[int, int]], progress: Progress | None,
-                 tick: Callable[[], None]) -> None:
+    def _consume(
+        self,
+        pool: ThreadPoolExecutor,
+        writer: _PackWriter,
+        blocks: list[bytes | None],
+        batches: Iterator[tuple[int, int]],
+        progress: Progress | None,
+        tick: Callable[[], None],
+    ) -> None:
         window: deque[tuple[int, int, Future[list[_BlockResult]]]] = deque()
         for first, end in batches:
             window.append((first, end, pool.submit(self.process, first, end)))
@@ -263,8 +288,13 @@ class _BackupRun:
             self._take(window.popleft(), writer, blocks, progress)
             tick()
 
-    def _take(self, item: tuple[int, int, Future[list[_BlockResult]]], writer: _PackWriter,
-              blocks: list[bytes | None], progress: Progress | None) -> None:
+    def _take(
+        self,
+        item: tuple[int, int, Future[list[_BlockResult]]],
+        writer: _PackWriter,
+        blocks: list[bytes | None],
+        progress: Progress | None,
+    ) -> None:
         first, end, future = item
         for i, (block_id, blob, length) in enumerate(future.result(), start=first):
             blocks[i] = block_id
@@ -277,16 +307,24 @@ class _BackupRun:
 
 
 def run_backup(
-    store: ChunkStore, codec: BlockCodec, read_at: ReadAt, size: int, parent: Manifest | None,
-    extents: Sequence[Extent] | None, progress: Progress | None, tick: Callable[[], None],
-    index: dict[bytes, Location], condemned: frozenset[str],
+    store: ChunkStore,
+    codec: BlockCodec,
+    read_at: ReadAt,
+    size: int,
+    parent: Manifest | None,
+    extents: Sequence[Extent] | None,
+    progress: Progress | None,
+    tick: Callable[[], None],
+    index: dict[bytes, Location],
+    condemned: frozenset[str],
     data_extents: Sequence[Extent] | None = None,
 ) -> BackupResult:
     """Back up one disk; the caller holds the backup lock and has refreshed the index."""
     started = time.monotonic()
     engine = _BackupRun(store, codec, index, condemned, read_at, size)
-    blocks, runs, mode = plan_blocks(size, store.block_size, parent, extents, engine.usable,
-                                     data_extents)
+    blocks, runs, mode = plan_blocks(
+        size, store.block_size, parent, extents, engine.usable, data_extents
+    )
     writer = engine.run(blocks, runs, progress, tick)
     new_bytes = writer.bytes_written
     if writer.locations:
@@ -294,19 +332,44 @@ def run_backup(
         name, index_size = write_index_file(store.backend, locations)
         store.index.add(name, locations)
         new_bytes += index_size
-    data = encode_manifest(codec.scope, size, store.block_size, int(store.clock() * 1000),
-                           parent.manifest_id if parent else None, blocks)
+    data = encode_manifest(
+        codec.scope,
+        size,
+        store.block_size,
+        int(store.clock() * 1000),
+        parent.manifest_id if parent else None,
+        blocks,
+    )
     manifest_id = object_digest(data)
     store.backend.put(f"manifests/{manifest_id}", data)
     if progress is not None:
         progress(size, size)
-    return _result(manifest_id, mode, size, store.block_size, blocks, engine, writer, index,
-                   new_bytes + len(data), time.monotonic() - started)
+    return _result(
+        manifest_id,
+        mode,
+        size,
+        store.block_size,
+        blocks,
+        engine,
+        writer,
+        index,
+        new_bytes + len(data),
+        time.monotonic() - started,
+    )
 
 
-def _result(manifest_id: str, mode: str, size: int, block_size: int,
-            blocks: list[bytes | None], engine: _BackupRun, writer: _PackWriter,
-            index: dict[bytes, Location], new_bytes: int, seconds: float) -> BackupResult:
+def _result(
+    manifest_id: str,
+    mode: str,
+    size: int,
+    block_size: int,
+    blocks: list[bytes | None],
+    engine: _BackupRun,
+    writer: _PackWriter,
+    index: dict[bytes, Location],
+    new_bytes: int,
+    seconds: float,
+) -> BackupResult:
     holes = sum(1 for b in blocks if b is None)
     last = size - (len(blocks) - 1) * block_size if blocks else 0
     data_bytes = (len(blocks) - holes) * block_size
@@ -317,8 +380,16 @@ def _result(manifest_id: str, mode: str, size: int, block_size: int,
         loc = writer.locations.get(block_id) or index[block_id]
         stored += loc.length
     return BackupResult(
-        manifest_id=manifest_id, mode=mode, disk_size=size, block_size=block_size,
-        data_bytes=data_bytes, read_bytes=engine.read_bytes, stored_bytes=stored,
-        new_bytes=new_bytes, new_blocks=engine.new_blocks,
-        reused_blocks=len(blocks) - holes - engine.new_blocks, hole_blocks=holes, seconds=seconds,
+        manifest_id=manifest_id,
+        mode=mode,
+        disk_size=size,
+        block_size=block_size,
+        data_bytes=data_bytes,
+        read_bytes=engine.read_bytes,
+        stored_bytes=stored,
+        new_bytes=new_bytes,
+        new_blocks=engine.new_blocks,
+        reused_blocks=len(blocks) - holes - engine.new_blocks,
+        hole_blocks=holes,
+        seconds=seconds,
     )

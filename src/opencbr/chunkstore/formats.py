@@ -101,8 +101,12 @@ def build_pack(scope: str, created_ms: int, blobs: Sequence[tuple[bytes, bytes]]
     """One pack holding `blobs` (block id, blob) in order."""
     name = scope.encode()
     header_len = _PACK_HEAD.size + len(name) + _PACK_ENTRY.size * len(blobs) + _CHECK_SIZE
-    parts = [_PACK_HEAD.pack(PACK_MAGIC, FORMAT_VERSION, 0, len(name), created_ms, len(blobs),
-                             header_len), name]
+    parts = [
+        _PACK_HEAD.pack(
+            PACK_MAGIC, FORMAT_VERSION, 0, len(name), created_ms, len(blobs), header_len
+        ),
+        name,
+    ]
     offset = header_len
     for block_id, blob in blobs:
         parts.append(_PACK_ENTRY.pack(block_id, offset, len(blob)))
@@ -209,7 +213,11 @@ def manifest_mac_key(scope: Scope) -> bytes:
 
 
 def encode_manifest(
-    scope: Scope, disk_size: int, block_size: int, created_ms: int, parent: str | None,
+    scope: Scope,
+    disk_size: int,
+    block_size: int,
+    created_ms: int,
+    parent: str | None,
     blocks: Sequence[bytes | None],
 ) -> bytes:
     name = scope.name.encode()
@@ -219,11 +227,20 @@ def encode_manifest(
             bitmap[i >> 3] |= 1 << (i & 7)
     ids = b"".join(b for b in blocks if b is not None)
     body = zstandard.ZstdCompressor(level=3).compress(bytes(bitmap) + ids)
-    head = _MAN_HEAD.pack(MANIFEST_MAGIC, FORMAT_VERSION, int(scope.encrypted), len(name),
-                          block_size, disk_size, created_ms, len(blocks))
+    head = _MAN_HEAD.pack(
+        MANIFEST_MAGIC,
+        FORMAT_VERSION,
+        int(scope.encrypted),
+        len(name),
+        block_size,
+        disk_size,
+        created_ms,
+        len(blocks),
+    )
     parent_raw = bytes.fromhex(parent) if parent else bytes(ID_SIZE)
-    signed = b"".join([head, name, parent_raw, key_check(scope.data_key),
-                       struct.pack("<I", len(body)), body])
+    signed = b"".join(
+        [head, name, parent_raw, key_check(scope.data_key), struct.pack("<I", len(body)), body]
+    )
     return signed + blake3.blake3(signed, key=manifest_mac_key(scope)).digest()
 
 
@@ -237,7 +254,8 @@ def decode_manifest(data: bytes, manifest_id: str) -> Manifest:
 
 def _decode_manifest(data: bytes, manifest_id: str) -> Manifest:
     magic, version, flags, name_len, block_size, disk_size, created_ms, count = (
-        _MAN_HEAD.unpack_from(data))
+        _MAN_HEAD.unpack_from(data)
+    )
     if magic != MANIFEST_MAGIC or version != FORMAT_VERSION:
         raise CorruptObject(f"manifests/{manifest_id}", f"not a version {FORMAT_VERSION} manifest")
     at = _MAN_HEAD.size
@@ -248,16 +266,24 @@ def _decode_manifest(data: bytes, manifest_id: str) -> Manifest:
     at += ID_SIZE + _CHECK_SIZE
     (body_len,) = struct.unpack_from("<I", data, at)
     at += 4
-    body = zstandard.ZstdDecompressor().decompress(data[at : at + body_len],
-                                                   max_output_size=_MAX_MANIFEST_BODY)
+    body = zstandard.ZstdDecompressor().decompress(
+        data[at : at + body_len], max_output_size=_MAX_MANIFEST_BODY
+    )
     if len(data) != at + body_len + _MAC_SIZE:
         raise CorruptObject(f"manifests/{manifest_id}", "manifest length is inconsistent")
     blocks = _unpack_blocks(body, count, manifest_id)
     return Manifest(
-        manifest_id=manifest_id, scope=scope, encrypted=bool(flags & 1), disk_size=disk_size,
-        block_size=block_size, created_ms=created_ms,
-        parent=parent_raw.hex() if any(parent_raw) else None, blocks=blocks,
-        data_key_check=check, mac=data[-_MAC_SIZE:], signed=data[:-_MAC_SIZE],
+        manifest_id=manifest_id,
+        scope=scope,
+        encrypted=bool(flags & 1),
+        disk_size=disk_size,
+        block_size=block_size,
+        created_ms=created_ms,
+        parent=parent_raw.hex() if any(parent_raw) else None,
+        blocks=blocks,
+        data_key_check=check,
+        mac=data[-_MAC_SIZE:],
+        signed=data[:-_MAC_SIZE],
     )
 
 

@@ -105,10 +105,18 @@ def make_gc_plan(store: ChunkStore, live: frozenset[str] | None, grace: float) -
             orphans.append(pack)
             reclaim += sum(e.length for e in header.entries)
     return GcPlan(
-        created=now, grace=grace, roots=frozenset(roots), known_manifests=known,
-        dead_manifests=tuple(dead), missing_manifests=tuple(sorted((live or set()) - known)),
-        index_files=files, dead_packs=tuple(dead_packs), orphan_packs=tuple(orphans),
-        partly_live_packs=partly, live_blocks=len(live_ids), dead_blocks=dead_blocks,
+        created=now,
+        grace=grace,
+        roots=frozenset(roots),
+        known_manifests=known,
+        dead_manifests=tuple(dead),
+        missing_manifests=tuple(sorted((live or set()) - known)),
+        index_files=files,
+        dead_packs=tuple(dead_packs),
+        orphan_packs=tuple(orphans),
+        partly_live_packs=partly,
+        live_blocks=len(live_ids),
+        dead_blocks=dead_blocks,
         reclaimable_bytes=reclaim,
     )
 
@@ -117,8 +125,13 @@ def _take_gc_lock(store: ChunkStore, plan: GcPlan) -> HeldLock:
     others = [lock for lock in read_locks(store.backend) if lock.kind == "gc"]
     if others:
         raise StoreLocked(f"garbage collection {others[0].name} is running")
-    lock = HeldLock(store.backend, "gc", store.clock,
-                    packs=plan.dead_packs + plan.orphan_packs, refresh_every=store.lock_refresh)
+    lock = HeldLock(
+        store.backend,
+        "gc",
+        store.clock,
+        packs=plan.dead_packs + plan.orphan_packs,
+        refresh_every=store.lock_refresh,
+    )
     first = next(lk for lk in read_locks(store.backend) if lk.kind == "gc")
     if first.name != lock.info.name:
         lock.release()
@@ -135,7 +148,8 @@ class _Execution:
             self.packs = _pack_contents(store, plan.index_files)
         except MissingObject:
             raise ChunkStoreError(
-                "the plan is stale (its index files are gone); plan again") from None
+                "the plan is stale (its index files are gone); plan again"
+            ) from None
         self.held_ids: set[bytes] = set()
         self.held_manifests: set[str] = set()
         self.keep_all_indexed = False
@@ -166,8 +180,9 @@ class _Execution:
         self.orphan_cutoff = min(self.orphan_cutoff, lock.created - CLOCK_SKEW)
         if lock.created < self.me.created + CLOCK_SKEW:
             self.keep_all_indexed = True
-            self.notes.append(f"backup {lock.name} started before this collection: "
-                              "indexed packs kept")
+            self.notes.append(
+                f"backup {lock.name} started before this collection: indexed packs kept"
+            )
 
     def read_late_writes(self) -> set[str]:
         """Hold manifests written since the plan; returns packs indexed since the plan."""
@@ -230,7 +245,11 @@ def execute_gc(store: ChunkStore, plan: GcPlan) -> GcResult:
             store.backend.delete(pack_object(pack))
             lock.maybe_refresh()
     return GcResult(
-        deleted_manifests=tuple(dropped), deleted_packs=tuple(delete), deleted_bytes=freed,
-        kept_packs=tuple(kept), kept_manifests=tuple(kept_manifests),
-        index_files_written=written, notes=tuple(run.notes),
+        deleted_manifests=tuple(dropped),
+        deleted_packs=tuple(delete),
+        deleted_bytes=freed,
+        kept_packs=tuple(kept),
+        kept_manifests=tuple(kept_manifests),
+        index_files_written=written,
+        notes=tuple(run.notes),
     )

@@ -43,9 +43,14 @@ class LockInfo:
 
     def to_json(self) -> bytes:
         body = {
-            "kind": self.kind, "created": self.created, "refreshed": self.refreshed,
-            "host": self.host, "pid": self.pid, "scope": self.scope,
-            "manifests": list(self.manifests), "packs": list(self.packs),
+            "kind": self.kind,
+            "created": self.created,
+            "refreshed": self.refreshed,
+            "host": self.host,
+            "pid": self.pid,
+            "scope": self.scope,
+            "manifests": list(self.manifests),
+            "packs": list(self.packs),
         }
         return json.dumps(body, sort_keys=True).encode()
 
@@ -54,10 +59,15 @@ class LockInfo:
         try:
             body = json.loads(data)
             return cls(
-                name=name, kind=str(body["kind"]), created=float(body["created"]),
-                refreshed=float(body["refreshed"]), host=str(body.get("host", "")),
-                pid=int(body.get("pid", 0)), scope=str(body.get("scope", "")),
-                manifests=tuple(body.get("manifests", ())), packs=tuple(body.get("packs", ())),
+                name=name,
+                kind=str(body["kind"]),
+                created=float(body["created"]),
+                refreshed=float(body["refreshed"]),
+                host=str(body.get("host", "")),
+                pid=int(body.get("pid", 0)),
+                scope=str(body.get("scope", "")),
+                manifests=tuple(body.get("manifests", ())),
+                packs=tuple(body.get("packs", ())),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ChunkStoreError(f"lock {name} is unreadable: {exc}") from None
@@ -78,8 +88,15 @@ class HeldLock:
     """A lock this process holds; a context manager that removes it on exit."""
 
     def __init__(
-        self, backend: Backend, kind: str, clock: Callable[[], float], *, scope: str = "",
-        manifests: tuple[str, ...] = (), packs: tuple[str, ...] = (), refresh_every: float = 300.0,
+        self,
+        backend: Backend,
+        kind: str,
+        clock: Callable[[], float],
+        *,
+        scope: str = "",
+        manifests: tuple[str, ...] = (),
+        packs: tuple[str, ...] = (),
+        refresh_every: float = 300.0,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown lock kind {kind!r}")
@@ -88,8 +105,14 @@ class HeldLock:
         self._refresh_every = refresh_every
         now = clock()
         self.info = LockInfo(
-            name=f"{LOCK_PREFIX}{kind}-{uuid.uuid4().hex}", kind=kind, created=now, refreshed=now,
-            host=socket.gethostname(), pid=os.getpid(), scope=scope, manifests=manifests,
+            name=f"{LOCK_PREFIX}{kind}-{uuid.uuid4().hex}",
+            kind=kind,
+            created=now,
+            refreshed=now,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            scope=scope,
+            manifests=manifests,
             packs=packs,
         )
         backend.put(self.info.name, self.info.to_json())
@@ -101,9 +124,15 @@ class HeldLock:
             return
         old = self.info
         self.info = LockInfo(
-            name=f"{LOCK_PREFIX}{old.kind}-{uuid.uuid4().hex}", kind=old.kind,
-            created=old.created, refreshed=self._clock(), host=old.host, pid=old.pid,
-            scope=old.scope, manifests=old.manifests, packs=old.packs,
+            name=f"{LOCK_PREFIX}{old.kind}-{uuid.uuid4().hex}",
+            kind=old.kind,
+            created=old.created,
+            refreshed=self._clock(),
+            host=old.host,
+            pid=old.pid,
+            scope=old.scope,
+            manifests=old.manifests,
+            packs=old.packs,
         )
         self._backend.put(self.info.name, self.info.to_json())
         self._backend.delete(old.name)
@@ -116,7 +145,9 @@ class HeldLock:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.release()

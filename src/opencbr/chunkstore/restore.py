@@ -98,36 +98,47 @@ def _make_read(pack: str, group: list[tuple[bytes, int, int]]) -> BlobRead:
     return BlobRead(pack, start, end - start, tuple(group))
 
 
-def get_blobs(backend: Backend, pack: str, start: int, length: int, block_id: bytes,
-         manifest_id: str) -> bytes:
+def get_blobs(
+    backend: Backend, pack: str, start: int, length: int, block_id: bytes, manifest_id: str
+) -> bytes:
     try:
         data = backend.get(pack_object(pack), start, length)
     except MissingObject:
-        raise MissingObject(pack_object(pack),
-                            f"holds block {block_id.hex()} of manifest {manifest_id}") from None
+        raise MissingObject(
+            pack_object(pack), f"holds block {block_id.hex()} of manifest {manifest_id}"
+        ) from None
     if len(data) != length:
         raise CorruptBlock(block_id, "pack is truncated", manifest_id=manifest_id, pack=pack)
     return data
 
 
-def decode_block(codec: BlockCodec, block_id: bytes, blob: bytes | memoryview, manifest_id: str,
-            pack: str) -> bytes:
+def decode_block(
+    codec: BlockCodec, block_id: bytes, blob: bytes | memoryview, manifest_id: str, pack: str
+) -> bytes:
     try:
         return codec.decode(block_id, blob)
     except CorruptBlock as exc:
         raise CorruptBlock(block_id, exc.detail, manifest_id=manifest_id, pack=pack) from None
 
 
-def fetch_block(store: ChunkStore, codec: BlockCodec, manifest_id: str, block_id: bytes,
-                loc: Location) -> bytes:
+def fetch_block(
+    store: ChunkStore, codec: BlockCodec, manifest_id: str, block_id: bytes, loc: Location
+) -> bytes:
     """One verified block."""
     blob = get_blobs(store.backend, loc.pack, loc.offset, loc.length, block_id, manifest_id)
     return decode_block(codec, block_id, blob, manifest_id, loc.pack)
 
 
 def restore_blocks(
-    store: ChunkStore, codec: BlockCodec, manifest: Manifest, index: dict[bytes, Location],
-    write_at: WriteAt, *, threadsafe: bool, zero_holes: bool, progress: Progress | None,
+    store: ChunkStore,
+    codec: BlockCodec,
+    manifest: Manifest,
+    index: dict[bytes, Location],
+    write_at: WriteAt,
+    *,
+    threadsafe: bool,
+    zero_holes: bool,
+    progress: Progress | None,
     tick: Callable[[], None],
 ) -> int:
     """Write every block of `manifest` through `write_at`; returns the bytes written.
@@ -152,8 +163,12 @@ def restore_blocks(
         first = read.blobs[0][0]
         data = memoryview(get_blobs(store.backend, read.pack, read.start, read.length, first, mid))
         decoded = [
-            (block_id, decode_block(codec, block_id, data[off - read.start : off - read.start + ln],
-                               mid, read.pack))
+            (
+                block_id,
+                decode_block(
+                    codec, block_id, data[off - read.start : off - read.start + ln], mid, read.pack
+                ),
+            )
             for block_id, off, ln in read.blobs
         ]
         if threadsafe:
@@ -179,8 +194,9 @@ def restore_blocks(
     return written
 
 
-def _finish(future: Future[list[tuple[bytes, bytes]] | int],
-            place: Callable[[bytes, bytes], int]) -> int:
+def _finish(
+    future: Future[list[tuple[bytes, bytes]] | int], place: Callable[[bytes, bytes], int]
+) -> int:
     result = future.result()
     if isinstance(result, int):
         return result
@@ -206,8 +222,12 @@ def _zero_holes(manifest: Manifest, write_at: WriteAt) -> int:
 
 
 def stream_blocks(
-    store: ChunkStore, codec: BlockCodec, manifest: Manifest, index: dict[bytes, Location],
-    first: int, end: int,
+    store: ChunkStore,
+    codec: BlockCodec,
+    manifest: Manifest,
+    index: dict[bytes, Location],
+    first: int,
+    end: int,
 ) -> Iterator[tuple[int, bytes | None]]:
     """Blocks [first, end) in disk order as (offset, data or None for a hole), read ahead."""
     bs, size, mid = manifest.block_size, manifest.disk_size, manifest.manifest_id
@@ -218,8 +238,11 @@ def stream_blocks(
         try:
             for i in range(first, end):
                 block_id = manifest.blocks[i]
-                future = None if block_id is None else pool.submit(
-                    fetch_block, store, codec, mid, block_id, locations[block_id])
+                future = (
+                    None
+                    if block_id is None
+                    else pool.submit(fetch_block, store, codec, mid, block_id, locations[block_id])
+                )
                 window.append((i, future))
                 if len(window) > store.window * 4:
                     yield _stream_item(window.popleft(), bs, size)
@@ -229,7 +252,8 @@ def stream_blocks(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _stream_item(item: tuple[int, Future[bytes] | None], bs: int,
-                 size: int) -> tuple[int, bytes | None]:
+def _stream_item(
+    item: tuple[int, Future[bytes] | None], bs: int, size: int
+) -> tuple[int, bytes | None]:
     i, future = item
     return i * bs, None if future is None else future.result()[: size - i * bs]

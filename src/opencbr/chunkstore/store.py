@@ -110,10 +110,17 @@ class ChunkStore:
     """
 
     def __init__(
-        self, backend: Backend, *, block_size: int = DEFAULT_BLOCK_SIZE,
-        pack_size: int = DEFAULT_PACK_SIZE, zstd_level: int = DEFAULT_ZSTD_LEVEL,
-        workers: int | None = None, batch_bytes: int = 4 * 1024 * 1024, window: int | None = None,
-        clock: Callable[[], float] = time.time, deterministic: bool = False,
+        self,
+        backend: Backend,
+        *,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        pack_size: int = DEFAULT_PACK_SIZE,
+        zstd_level: int = DEFAULT_ZSTD_LEVEL,
+        workers: int | None = None,
+        batch_bytes: int = 4 * 1024 * 1024,
+        window: int | None = None,
+        clock: Callable[[], float] = time.time,
+        deterministic: bool = False,
         lock_refresh: float = 300.0,
     ) -> None:
         if block_size < 512 or block_size & (block_size - 1) or block_size > 1 << 24:
@@ -147,13 +154,24 @@ class ChunkStore:
         return BlockCodec(scope, level=self.zstd_level, nonce_source=nonces)
 
     def _lock(self, kind: str, scope: str, manifests: tuple[str, ...]) -> HeldLock:
-        return HeldLock(self.backend, kind, self.clock, scope=scope, manifests=manifests,
-                        refresh_every=self.lock_refresh)
+        return HeldLock(
+            self.backend,
+            kind,
+            self.clock,
+            scope=scope,
+            manifests=manifests,
+            refresh_every=self.lock_refresh,
+        )
 
     # ---------------------------------------------------------------------------- backup
 
     def backup(
-        self, scope: Scope, reader: ReadAt | Any, size: int, *, parent: str | None = None,
+        self,
+        scope: Scope,
+        reader: ReadAt | Any,
+        size: int,
+        *,
+        parent: str | None = None,
         changed_extents: Sequence[tuple[int, int]] | None = None,
         progress: Callable[[int, int], None] | None = None,
         data_extents: Sequence[tuple[int, int]] | None = None,
@@ -178,21 +196,37 @@ class ChunkStore:
             base = self.load_manifest(parent) if parent else None
             if base is not None:
                 base.check_scope(scope)
-            return run_backup(self, self.codec(scope), read_at, size, base, changed_extents,
-                              progress, lock.maybe_refresh, index, condemned, data_extents)
+            return run_backup(
+                self,
+                self.codec(scope),
+                read_at,
+                size,
+                base,
+                changed_extents,
+                progress,
+                lock.maybe_refresh,
+                index,
+                condemned,
+                data_extents,
+            )
 
     # --------------------------------------------------------------------------- reading
 
     @contextmanager
-    def _reading(self, scope: Scope,
-                 manifest_id: str) -> Iterator[tuple[Manifest, dict[bytes, Location], HeldLock]]:
+    def _reading(
+        self, scope: Scope, manifest_id: str
+    ) -> Iterator[tuple[Manifest, dict[bytes, Location], HeldLock]]:
         with self._lock("restore", scope.name, (manifest_id,)) as lock:
             manifest = self.load_manifest(manifest_id)
             manifest.check_scope(scope)
             yield manifest, self.index.refresh(), lock
 
     def restore(
-        self, scope: Scope, manifest_id: str, path: str | os.PathLike[str], *,
+        self,
+        scope: Scope,
+        manifest_id: str,
+        path: str | os.PathLike[str],
+        *,
         progress: Callable[[int, int], None] | None = None,
     ) -> RestoreResult:
         """Restore into a new sparse file at `path` (holes stay holes).
@@ -211,8 +245,16 @@ class ChunkStore:
             with self._reading(scope, manifest_id) as (manifest, index, lock):
                 os.ftruncate(fd, manifest.disk_size)
                 written = restore_blocks(
-                    self, self.codec(scope), manifest, index, lambda o, d: _pwrite(fd, d, o),
-                    threadsafe=True, zero_holes=False, progress=progress, tick=lock.maybe_refresh)
+                    self,
+                    self.codec(scope),
+                    manifest,
+                    index,
+                    lambda o, d: _pwrite(fd, d, o),
+                    threadsafe=True,
+                    zero_holes=False,
+                    progress=progress,
+                    tick=lock.maybe_refresh,
+                )
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -221,12 +263,23 @@ class ChunkStore:
         os.close(fd)
         os.replace(partial, target)
         holes = sum(1 for b in manifest.blocks if b is None)
-        return RestoreResult(manifest_id, manifest.disk_size, written, len(manifest.blocks), holes,
-                             time.monotonic() - started)
+        return RestoreResult(
+            manifest_id,
+            manifest.disk_size,
+            written,
+            len(manifest.blocks),
+            holes,
+            time.monotonic() - started,
+        )
 
     def restore_into(
-        self, scope: Scope, manifest_id: str, write_at: Callable[[int, bytes], object], *,
-        zero_holes: bool = True, progress: Callable[[int, int], None] | None = None,
+        self,
+        scope: Scope,
+        manifest_id: str,
+        write_at: Callable[[int, bytes], object],
+        *,
+        zero_holes: bool = True,
+        progress: Callable[[int, int], None] | None = None,
     ) -> int:
         """Write the disk through ``write_at(offset, data)`` (called from this thread only).
 
@@ -236,12 +289,25 @@ class ChunkStore:
         caller must treat the target as unusable.
         """
         with self._reading(scope, manifest_id) as (manifest, index, lock):
-            return restore_blocks(self, self.codec(scope), manifest, index, write_at,
-                                  threadsafe=False, zero_holes=zero_holes, progress=progress,
-                                  tick=lock.maybe_refresh)
+            return restore_blocks(
+                self,
+                self.codec(scope),
+                manifest,
+                index,
+                write_at,
+                threadsafe=False,
+                zero_holes=zero_holes,
+                progress=progress,
+                tick=lock.maybe_refresh,
+            )
 
     def iter_blocks(
-        self, scope: Scope, manifest_id: str, *, start: int = 0, end: int | None = None,
+        self,
+        scope: Scope,
+        manifest_id: str,
+        *,
+        start: int = 0,
+        end: int | None = None,
     ) -> Iterator[tuple[int, bytes | None]]:
         """The disk's blocks in order as (offset, data), data None for a hole; blocks are
         read ahead in parallel and verified. `start`/`end` are byte offsets (block-aligned
@@ -250,8 +316,9 @@ class ChunkStore:
             bs = manifest.block_size
             last = manifest.disk_size if end is None else min(end, manifest.disk_size)
             first_block, end_block = max(0, start) // bs, -(-last // bs)
-            for item in stream_blocks(self, self.codec(scope), manifest, index, first_block,
-                                      end_block):
+            for item in stream_blocks(
+                self, self.codec(scope), manifest, index, first_block, end_block
+            ):
                 lock.maybe_refresh()
                 yield item
 
@@ -267,8 +334,9 @@ class ChunkStore:
             first, last = offset // bs, -(-end // bs)
             parts = [
                 data if data is not None else bytes(min(bs, size - block_offset))
-                for block_offset, data in stream_blocks(self, self.codec(scope), manifest, index,
-                                                        first, last)
+                for block_offset, data in stream_blocks(
+                    self, self.codec(scope), manifest, index, first, last
+                )
             ]
         skip = offset - first * bs
         return b"".join(parts)[skip : skip + end - offset]
@@ -303,15 +371,17 @@ class ChunkStore:
         """Check every object; blobs of the given scopes are also decrypted and hashed."""
         return verify_store(self, {s.name: self.codec(s) for s in scopes}, read_data=read_data)
 
-    def gc_plan(self, live_manifests: Iterable[str] | None = None, *,
-                grace: float = 3600.0) -> GcPlan:
+    def gc_plan(
+        self, live_manifests: Iterable[str] | None = None, *, grace: float = 3600.0
+    ) -> GcPlan:
         """What a garbage collection would delete (nothing is changed).
 
         `live_manifests` None keeps every stored manifest; otherwise stored manifests not in it
         and older than `grace` seconds are dropped.
         """
-        return make_gc_plan(self, None if live_manifests is None else frozenset(live_manifests),
-                            grace)
+        return make_gc_plan(
+            self, None if live_manifests is None else frozenset(live_manifests), grace
+        )
 
     def gc_execute(self, plan: GcPlan) -> GcResult:
         """Carry out `plan` under the rules in this module's docstring."""

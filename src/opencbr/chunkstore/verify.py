@@ -50,13 +50,15 @@ class VerifyReport:
             raise self.errors[0]
 
 
-def _check_read(store: ChunkStore, codec: BlockCodec, read: BlobRead,
-                manifest_id: str) -> tuple[int, list[ChunkStoreError]]:
+def _check_read(
+    store: ChunkStore, codec: BlockCodec, read: BlobRead, manifest_id: str
+) -> tuple[int, list[ChunkStoreError]]:
     errors: list[ChunkStoreError] = []
     first = read.blobs[0][0]
     try:
-        data = memoryview(get_blobs(store.backend, read.pack, read.start, read.length, first,
-                                    manifest_id))
+        data = memoryview(
+            get_blobs(store.backend, read.pack, read.start, read.length, first, manifest_id)
+        )
     except ChunkStoreError as exc:
         return 0, [exc]
     for block_id, offset, length in read.blobs:
@@ -68,8 +70,9 @@ def _check_read(store: ChunkStore, codec: BlockCodec, read: BlobRead,
     return len(read.blobs), errors
 
 
-def verify_manifest(store: ChunkStore, codec: BlockCodec, manifest: Manifest,
-                    index: dict[bytes, Location]) -> VerifyReport:
+def verify_manifest(
+    store: ChunkStore, codec: BlockCodec, manifest: Manifest, index: dict[bytes, Location]
+) -> VerifyReport:
     report = VerifyReport(manifests=1)
     found: dict[bytes, Location] = {}
     for block_id in manifest.blocks:
@@ -108,8 +111,11 @@ def _load_indexes(store: ChunkStore, report: VerifyReport) -> dict[str, dict[byt
 
 
 def _check_pack(
-    store: ChunkStore, codecs: dict[str, BlockCodec], digest: str,
-    indexed: dict[bytes, Location], read_data: bool,
+    store: ChunkStore,
+    codecs: dict[str, BlockCodec],
+    digest: str,
+    indexed: dict[bytes, Location],
+    read_data: bool,
 ) -> tuple[int, int, list[ChunkStoreError]]:
     """(blocks decoded, bytes read, errors) for one pack."""
     name = pack_object(digest)
@@ -137,18 +143,23 @@ def _check_pack(
     return len(header.entries), len(data), errors
 
 
-def _compare_table(name: str, header: PackHeader,
-                   indexed: dict[bytes, Location]) -> list[ChunkStoreError]:
+def _compare_table(
+    name: str, header: PackHeader, indexed: dict[bytes, Location]
+) -> list[ChunkStoreError]:
     table = {e.block_id: (e.offset, e.length) for e in header.entries}
     for block_id, loc in indexed.items():
         if table.get(block_id) != (loc.offset, loc.length):
-            return [CorruptObject(name, f"index entry for block {block_id.hex()} "
-                                        "does not match the pack table")]
+            return [
+                CorruptObject(
+                    name, f"index entry for block {block_id.hex()} does not match the pack table"
+                )
+            ]
     return []
 
 
-def _check_manifests(store: ChunkStore, codecs: dict[str, BlockCodec], known: set[bytes],
-                     report: VerifyReport) -> None:
+def _check_manifests(
+    store: ChunkStore, codecs: dict[str, BlockCodec], known: set[bytes], report: VerifyReport
+) -> None:
     for manifest_id in store.list_manifests():
         report.manifests += 1
         try:
@@ -164,18 +175,21 @@ def _check_manifests(store: ChunkStore, codecs: dict[str, BlockCodec], known: se
                 report.errors.append(UnknownBlock(block_id, manifest_id=manifest_id))
 
 
-def verify_store(store: ChunkStore, codecs: dict[str, BlockCodec], *,
-                 read_data: bool) -> VerifyReport:
+def verify_store(
+    store: ChunkStore, codecs: dict[str, BlockCodec], *, read_data: bool
+) -> VerifyReport:
     report = VerifyReport()
     by_pack = _load_indexes(store, report)
     present = list_packs(store.backend)
     for pack in sorted(by_pack.keys() - present):
-        report.errors.append(MissingObject(pack_object(pack),
-                                           f"indexed for {len(by_pack[pack])} blocks"))
+        report.errors.append(
+            MissingObject(pack_object(pack), f"indexed for {len(by_pack[pack])} blocks")
+        )
     report.unindexed_packs = sorted(present - by_pack.keys())
     with ThreadPoolExecutor(store.workers, "chunkstore-verify") as pool:
         results = pool.map(
-            lambda d: _check_pack(store, codecs, d, by_pack.get(d, {}), read_data), sorted(present))
+            lambda d: _check_pack(store, codecs, d, by_pack.get(d, {}), read_data), sorted(present)
+        )
         for blocks, nbytes, errors in results:
             report.packs += 1
             report.blocks += blocks

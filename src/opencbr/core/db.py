@@ -14,9 +14,14 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-__all__ = ["Base", "Database", "migrate", "migration_config"]
+__all__ = ["Base", "Database", "is_transient_conflict", "migrate", "migration_config"]
+
+# PostgreSQL aborts one transaction to break a deadlock (40P01) or a serialization conflict
+# (40001); the aborted transaction changed nothing and may simply run again.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -25,6 +30,13 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def is_transient_conflict(error: BaseException) -> bool:
+    """Whether `error` is a database conflict after which the whole transaction can be rerun."""
+    return isinstance(error, DBAPIError) and (
+        getattr(error.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+    )
 
 
 class Base(DeclarativeBase):

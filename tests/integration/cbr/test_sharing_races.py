@@ -161,3 +161,39 @@ def test_s9_delete_during_accept_leaves_no_share_and_no_reserved_space(
         assert (left, status) == (0, "deleting")
         for vault_id in vaults_of.values():
             assert vault_row(runtime, vault_id).used_bytes == 0
+
+
+def test_s9_concurrent_deletes_of_backups_shared_into_the_same_vaults_all_succeed(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    """Each delete frees space in every recipient vault; the vaults are locked in one order, so
+    deletes running together wait for each other instead of deadlocking."""
+    owner = party(runtime, make_tenant())
+    owner_vault = make_vault(runtime, owner, size_gb=100)
+    recipients = [party(runtime, make_tenant()) for _ in range(4)]
+    vaults_of = {r.project_id: make_vault(runtime, r, size_gb=100) for r in recipients}
+    shared = [stored_backup(runtime, owner, owner_vault, size_bytes=GiB) for _ in range(12)]
+    for backup_id in shared:
+        run(runtime, members.add_members, owner.actor, backup_id, list(vaults_of))
+        for who in recipients:
+            run(
+                runtime,
+                members.update_member_status,
+                who.actor,
+                backup_id,
+                who.project_id,
+                "accepted",
+                vaults_of[who.project_id],
+            )
+    assert {vault_row(runtime, v).used_bytes for v in vaults_of.values()} == {12 * GiB}
+
+    def delete(backup_id: str) -> Callable[..., Any]:
+        return lambda session: deletion.delete_backup(session, owner.actor, backup_id)
+
+    assert _together(runtime, [delete(b) for b in shared]) == Counter({"ok": 12})
+    with runtime.database.unit_of_work() as session:
+        left = session.scalar(
+            select(func.count()).select_from(Member).where(Member.backup_id.in_(shared))
+        )
+    assert left == 0
+    assert {vault_row(runtime, v).used_bytes for v in vaults_of.values()} == {0}

@@ -59,8 +59,12 @@ class FaultyBackend:
 
 
 def make_store(backend: Backend | None = None, **kwargs: object) -> ChunkStore:
-    params: dict[str, object] = {"block_size": BLOCK, "pack_size": 64 * 1024, "workers": 2,
-                                 "batch_bytes": 8 * BLOCK}
+    params: dict[str, object] = {
+        "block_size": BLOCK,
+        "pack_size": 64 * 1024,
+        "workers": 2,
+        "batch_bytes": 8 * BLOCK,
+    }
     params.update(kwargs)
     return ChunkStore(backend or MemoryBackend(), **params)  # type: ignore[arg-type]
 

@@ -24,8 +24,9 @@ from .conftest import (
 def unique_image(seed: int, blocks: int = 40) -> bytes:
     """Random blocks and holes only, so two images share no block."""
     rng = random.Random(seed)
-    return b"".join(rng.randbytes(BLOCK) if rng.random() < 0.8 else bytes(BLOCK)
-                    for _ in range(blocks))
+    return b"".join(
+        rng.randbytes(BLOCK) if rng.random() < 0.8 else bytes(BLOCK) for _ in range(blocks)
+    )
 
 
 def two_backups(store: ChunkStore, scope: Scope) -> tuple[str, str, bytes, bytes]:
@@ -63,8 +64,9 @@ def test_gc_deletes_unreferenced_data_and_keeps_live(store: ChunkStore, scope: S
     assert store.locks() == []
 
 
-def test_gc_with_a_live_set_drops_old_manifests_only(store: ChunkStore, scope: Scope,
-                                                     clock: FakeClock) -> None:
+def test_gc_with_a_live_set_drops_old_manifests_only(
+    store: ChunkStore, scope: Scope, clock: FakeClock
+) -> None:
     a, b, _, second = two_backups(store, scope)
     assert store.gc_plan([b], grace=3600).dead_manifests == ()  # a is too young to drop
     clock.advance(7200)
@@ -106,7 +108,8 @@ def test_backup_running_during_gc_can_reuse_dead_blocks(scope: Scope) -> None:
 
     results: list[str] = []
     worker = threading.Thread(
-        target=lambda: results.append(store.backup(scope, slow_read, len(data)).manifest_id))
+        target=lambda: results.append(store.backup(scope, slow_read, len(data)).manifest_id)
+    )
     worker.start()
     assert reading.wait(10)
     gc_result = store.gc_execute(plan)
@@ -117,8 +120,9 @@ def test_backup_running_during_gc_can_reuse_dead_blocks(scope: Scope) -> None:
     assert make_store(store.backend).verify_store([scope]).ok
 
 
-def test_backup_after_a_gc_lock_does_not_reuse_condemned_blocks(store: ChunkStore,
-                                                                scope: Scope) -> None:
+def test_backup_after_a_gc_lock_does_not_reuse_condemned_blocks(
+    store: ChunkStore, scope: Scope
+) -> None:
     data = bytes(image(34, blocks=24))
     old = store.backup(scope, reader(data), len(data))
     store.delete_manifest(old.manifest_id)
@@ -144,8 +148,9 @@ def test_running_restore_keeps_its_blocks(store: ChunkStore, scope: Scope) -> No
     assert store.gc_execute(store.gc_plan()).deleted_packs  # lock released: now reclaimed
 
 
-def test_restore_lock_keeps_a_dead_manifest(store: ChunkStore, scope: Scope,
-                                            clock: FakeClock) -> None:
+def test_restore_lock_keeps_a_dead_manifest(
+    store: ChunkStore, scope: Scope, clock: FakeClock
+) -> None:
     a, b, _, _ = two_backups(store, scope)
     clock.advance(7200)
     plan = store.gc_plan([b])

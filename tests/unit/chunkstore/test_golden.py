@@ -32,8 +32,11 @@ from .conftest import FakeClock, restored
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "chunkstore" / "store"
 BLOCK = 4096
 SCOPES = [
-    Scope("golden-encrypted", hashlib.sha256(b"golden id key 1").digest(),
-          hashlib.sha256(b"golden data key 1").digest()),
+    Scope(
+        "golden-encrypted",
+        hashlib.sha256(b"golden id key 1").digest(),
+        hashlib.sha256(b"golden data key 1").digest(),
+    ),
     Scope("golden-plain", hashlib.sha256(b"golden id key 2").digest(), None),
 ]
 
@@ -42,8 +45,15 @@ def golden_image(variant: int) -> bytes:
     """12.5 blocks: random, text, holes, a duplicate; variant 1 changes two places."""
     noise = hashlib.shake_128(b"golden noise").digest(4 * BLOCK)
     text = (b"golden text line, golden text line %d\n" * 400)[: 3 * BLOCK]
-    data = bytearray(noise[: 2 * BLOCK] + bytes(2 * BLOCK) + text + noise[:BLOCK]
-                     + bytes(BLOCK) + noise[2 * BLOCK :] + b"tail" * 512)
+    data = bytearray(
+        noise[: 2 * BLOCK]
+        + bytes(2 * BLOCK)
+        + text
+        + noise[:BLOCK]
+        + bytes(BLOCK)
+        + noise[2 * BLOCK :]
+        + b"tail" * 512
+    )
     if variant:
         data[100:200] = b"x" * 100
         data[9 * BLOCK + 7 : 9 * BLOCK + 9] = b"yz"
@@ -56,8 +66,13 @@ def write_golden(store: ChunkStore) -> list[str]:
     for scope in SCOPES:
         base, changed = golden_image(0), golden_image(1)
         full = store.backup(scope, _reader(base), len(base)).manifest_id
-        incr = store.backup(scope, _reader(changed), len(changed), parent=full,
-                            changed_extents=[(100, 100), (9 * BLOCK + 7, 2)]).manifest_id
+        incr = store.backup(
+            scope,
+            _reader(changed),
+            len(changed),
+            parent=full,
+            changed_extents=[(100, 100), (9 * BLOCK + 7, 2)],
+        ).manifest_id
         ids += [full, incr]
     return ids
 
@@ -67,8 +82,14 @@ def _reader(data: bytes) -> Callable[[int, int], bytes]:
 
 
 def golden_store(backend: Backend) -> ChunkStore:
-    return ChunkStore(backend, block_size=BLOCK, pack_size=16 * 1024, workers=2,
-                      clock=FakeClock(1_750_000_000.0), deterministic=True)
+    return ChunkStore(
+        backend,
+        block_size=BLOCK,
+        pack_size=16 * 1024,
+        workers=2,
+        clock=FakeClock(1_750_000_000.0),
+        deterministic=True,
+    )
 
 
 def objects(backend: MemoryBackend) -> dict[str, bytes]:
@@ -84,8 +105,9 @@ def test_writing_the_golden_inputs_reproduces_the_golden_store() -> None:
         for name, data in written.items():
             (GOLDEN / name).parent.mkdir(parents=True, exist_ok=True)
             (GOLDEN / name).write_bytes(data)
-    committed = {p.relative_to(GOLDEN).as_posix(): p.read_bytes()
-                 for p in GOLDEN.rglob("*") if p.is_file()}
+    committed = {
+        p.relative_to(GOLDEN).as_posix(): p.read_bytes() for p in GOLDEN.rglob("*") if p.is_file()
+    }
     assert sorted(written) == sorted(committed)
     for name, data in written.items():
         assert data == committed[name], f"{name} differs from the golden file"

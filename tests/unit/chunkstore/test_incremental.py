@@ -18,24 +18,30 @@ def mutate(data: bytearray, seed: int, writes: int = 8) -> list[tuple[int, int]]
     for _ in range(writes):
         length = rng.randrange(100, 2 * BLOCK)
         offset = rng.randrange(0, len(data) - length)
-        data[offset : offset + length] = rng.randbytes(length) if rng.random() < 0.5 else bytes(
-            length)
+        data[offset : offset + length] = (
+            rng.randbytes(length) if rng.random() < 0.5 else bytes(length)
+        )
         extents.append((offset, length))
     return extents
 
 
-def three_ways(store: ChunkStore, scope: Scope, base: bytes, changed: bytes,
-               extents: list[tuple[int, int]]) -> dict[str, str]:
+def three_ways(
+    store: ChunkStore, scope: Scope, base: bytes, changed: bytes, extents: list[tuple[int, int]]
+) -> dict[str, str]:
     parent = store.backup(scope, reader(base), len(base)).manifest_id
-    with_map = store.backup(scope, reader(changed), len(changed), parent=parent,
-                            changed_extents=extents)
+    with_map = store.backup(
+        scope, reader(changed), len(changed), parent=parent, changed_extents=extents
+    )
     without_map = store.backup(scope, reader(changed), len(changed), parent=parent)
     full = make_store().backup(scope, reader(changed), len(changed))
     assert with_map.mode == "changed-extents"
     assert without_map.mode == "full-read"
     assert full.mode == "full"
-    return {"map": with_map.manifest_id, "nomap": without_map.manifest_id,
-            "full_blocks": str(full.new_blocks)}
+    return {
+        "map": with_map.manifest_id,
+        "nomap": without_map.manifest_id,
+        "full_blocks": str(full.new_blocks),
+    }
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -49,8 +55,11 @@ def test_incrementals_restore_like_a_full_backup(seed: int, scope: Scope) -> Non
         assert restored(store, scope, ids[key], len(changed)) == bytes(changed)
     fresh = make_store()
     full = fresh.backup(scope, reader(changed), len(changed)).manifest_id
-    assert (store.load_manifest(ids["map"]).blocks == store.load_manifest(ids["nomap"]).blocks
-            == fresh.load_manifest(full).blocks)
+    assert (
+        store.load_manifest(ids["map"]).blocks
+        == store.load_manifest(ids["nomap"]).blocks
+        == fresh.load_manifest(full).blocks
+    )
 
 
 def test_change_map_reads_only_touched_blocks(scope: Scope) -> None:
@@ -67,8 +76,9 @@ def test_change_map_reads_only_touched_blocks(scope: Scope) -> None:
         seen.extend(range(offset // BLOCK, (offset + length) // BLOCK))
         return bytes(changed[offset : offset + length])
 
-    result = store.backup(scope, read_at, len(changed), parent=parent.manifest_id,
-                          changed_extents=extents)
+    result = store.backup(
+        scope, read_at, len(changed), parent=parent.manifest_id, changed_extents=extents
+    )
     assert sorted(seen) == [10, 39, 40]
     assert result.read_bytes == 3 * BLOCK
     assert restored(store, scope, result.manifest_id, len(changed)) == bytes(changed)
@@ -97,8 +107,9 @@ def test_extent_outside_the_disk_is_refused(scope: Scope) -> None:
     store = make_store()
     parent = store.backup(scope, reader(data), len(data)).manifest_id
     with pytest.raises(ValueError, match="outside the disk"):
-        store.backup(scope, reader(data), len(data), parent=parent,
-                     changed_extents=[(len(data) - 10, 20)])
+        store.backup(
+            scope, reader(data), len(data), parent=parent, changed_extents=[(len(data) - 10, 20)]
+        )
 
 
 def test_parent_of_another_scope_is_refused(scope: Scope) -> None:
@@ -106,8 +117,9 @@ def test_parent_of_another_scope_is_refused(scope: Scope) -> None:
     store = make_store()
     parent = store.backup(scope, reader(data), len(data)).manifest_id
     with pytest.raises(WrongKey):
-        store.backup(make_scope("other", seed=5), reader(data), len(data), parent=parent,
-                     changed_extents=[])
+        store.backup(
+            make_scope("other", seed=5), reader(data), len(data), parent=parent, changed_extents=[]
+        )
 
 
 def test_parent_blocks_missing_from_the_index_are_read_again(scope: Scope) -> None:

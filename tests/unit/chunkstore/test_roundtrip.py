@@ -47,11 +47,15 @@ def test_backup_then_restore_gives_the_image_back(
     store = make_store(block_size=block, pack_size=8 * block, batch_bytes=4 * block)
     result = store.backup(scope, reader(data), len(data))
     assert restored(store, scope, result.manifest_id, len(data)) == data
-    assert b"".join(d or bytes(min(block, len(data) - o))
-                    for o, d in store.iter_blocks(scope, result.manifest_id)) == data
+    assert (
+        b"".join(
+            d or bytes(min(block, len(data) - o))
+            for o, d in store.iter_blocks(scope, result.manifest_id)
+        )
+        == data
+    )
     manifest = store.load_manifest(result.manifest_id)
-    holes = [i for i in range(len(manifest.blocks))
-             if not any(data[i * block : (i + 1) * block])]
+    holes = [i for i in range(len(manifest.blocks)) if not any(data[i * block : (i + 1) * block])]
     assert [i for i, b in enumerate(manifest.blocks) if b is None] == holes
     assert result.hole_blocks == len(holes)
     assert result.data_bytes == len(data) - sum(min(block, len(data) - i * block) for i in holes)
@@ -124,13 +128,15 @@ def test_progress_reaches_the_disk_size(scope: Scope) -> None:
     data = bytes(image(seed=4, blocks=40))
     calls: list[tuple[int, int]] = []
     store = make_store()
-    result = store.backup(scope, reader(data), len(data),
-                          progress=lambda d, t: calls.append((d, t)))
+    result = store.backup(
+        scope, reader(data), len(data), progress=lambda d, t: calls.append((d, t))
+    )
     assert calls[-1] == (len(data), len(data))
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     seen: list[tuple[int, int]] = []
-    store.restore_into(scope, result.manifest_id, lambda o, d: None,
-                       progress=lambda d, t: seen.append((d, t)))
+    store.restore_into(
+        scope, result.manifest_id, lambda o, d: None, progress=lambda d, t: seen.append((d, t))
+    )
     assert seen[-1][0] == seen[-1][1] == result.data_bytes
 
 
