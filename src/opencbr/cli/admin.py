@@ -1,4 +1,7 @@
-"""`opencbr admin ...`: tenant bootstrap straight on the database (no server needed)."""
+"""`opencbr admin ...`: tenant bootstrap straight on the database (no server needed).
+
+Each verb imports the IAM service (and with it the ORM) when it runs, so that the API verbs of
+the CLI start without loading the database stack."""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-
-from opencbr.iam import service as iam
 
 from .common import DatabaseUrlOpt, DataDirOpt, JsonOpt, admin_session, edge_errors
 from .output import console, print_json, print_record, print_rows
@@ -45,6 +46,8 @@ def tenant_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a domain with a project in each region, its admin user and an access key."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (runtime, session):
         creds = iam.create_tenant(
             session, runtime.root_key, runtime.settings.regions, name, region, password
@@ -65,6 +68,8 @@ def domain_list(
     data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None, as_json: JsonOpt = False
 ) -> None:
     """List domains (tenants)."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (_, session):
         rows = [
             {"id": d.id, "name": d.name, "enabled": d.enabled, "created_at": str(d.created_at)}
@@ -80,6 +85,8 @@ def domain_delete(
     domain_id: str, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
 ) -> None:
     """Delete a domain with its projects, users and keys (refused while it owns resources)."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (_, session):
         iam.delete_domain(session, domain_id)
     console.print(f"deleted domain {domain_id}")
@@ -94,6 +101,8 @@ def domain_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an empty domain."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (_, session):
         domain = iam.create_domain(session, name)
         record = {"id": domain.id, "name": domain.name}
@@ -109,6 +118,8 @@ def project_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List projects."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (_, session):
         rows = [
             {"id": p.id, "name": p.name, "region": p.region, "domain_id": p.domain_id}
@@ -128,6 +139,8 @@ def project_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project of a domain in a region (`<region>` or `<region>_<suffix>`)."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (runtime, session):
         project = iam.create_project(session, domain_id, region, runtime.settings.regions, suffix)
         record = {"id": project.id, "name": project.name, "region": project.region}
@@ -140,6 +153,8 @@ def project_delete(
     project_id: str, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
 ) -> None:
     """Delete a project (refused while it owns resources)."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (_, session):
         iam.delete_project(session, project_id)
     console.print(f"deleted project {project_id}")
@@ -154,6 +169,8 @@ def user_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List users."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (_, session):
         rows = [
             {"id": u.id, "name": u.name, "domain_id": u.domain_id}
@@ -173,6 +190,8 @@ def user_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a user in a domain."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (_, session):
         user = iam.create_user(session, domain_id, name, password)
         record = {"id": user.id, "name": user.name, "domain_id": user.domain_id}
@@ -185,6 +204,8 @@ def user_delete(
     user_id: str, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
 ) -> None:
     """Delete a user with its access keys."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (_, session):
         iam.delete_user(session, user_id)
     console.print(f"deleted user {user_id}")
@@ -199,6 +220,8 @@ def key_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List access keys (secrets are never shown again)."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (_, session):
         rows = [
             {
@@ -221,6 +244,8 @@ def key_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an access key; the secret key is shown once."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (runtime, session):
         access_key, secret_key = iam.create_access_key(session, runtime.root_key, user_id)
     print_record({"access_key": access_key, "secret_key": secret_key, "user_id": user_id}, as_json)
@@ -232,6 +257,8 @@ def key_delete(
     access_key: str, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
 ) -> None:
     """Delete an access key."""
+    from opencbr.iam import service as iam
+
     with admin_session(data_dir, database_url) as (_, session):
         iam.delete_access_key(session, access_key)
     console.print(f"deleted access key {access_key}")

@@ -6,18 +6,20 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from sqlalchemy.orm import Session
 
-from opencbr.api.runtime import build_runtime
-from opencbr.core.context import Runtime
 from opencbr.core.errors import AppError
-from opencbr.core.settings import Settings
 
 from .client import ApiError, Client, Profile
 from .output import err_console
+
+if TYPE_CHECKING:  # the server stack loads only for the verbs that use it
+    from sqlalchemy.orm import Session
+
+    from opencbr.core.context import Runtime
+    from opencbr.core.settings import Settings
 
 __all__ = [
     "DataDirOpt",
@@ -45,6 +47,8 @@ DatabaseUrlOpt = Annotated[
 def make_settings(
     data_dir: Path | None = None, database_url: str | None = None, **extra: Any
 ) -> Settings:
+    from opencbr.core.settings import Settings
+
     overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -58,6 +62,8 @@ def admin_session(
     data_dir: Path | None, database_url: str | None
 ) -> Iterator[tuple[Runtime, Session]]:
     """Direct database access for admin verbs (no server needed); one unit of work."""
+    from opencbr.api.runtime import build_runtime
+
     runtime = build_runtime(make_settings(data_dir, database_url))
     try:
         with runtime.database.unit_of_work() as session:

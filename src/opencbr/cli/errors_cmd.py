@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from opencbr.api.runtime import SLICES
 from opencbr.core.errors import all_error_classes
 
 from .common import JsonOpt
@@ -18,6 +17,8 @@ __all__ = ["catalogue", "errors", "markdown_table"]
 
 def catalogue() -> list[dict[str, object]]:
     """One row per distinct error code, from every slice's error classes."""
+    from opencbr.api.runtime import SLICES
+
     for name in SLICES:
         for module in ("errors", "routes"):
             try:

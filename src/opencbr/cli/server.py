@@ -1,101 +1,17 @@
-"""`opencbr serve` and `opencbr worker`, and the demo tenants of the embedded default."""
+"""`opencbr serve` and `opencbr worker`: their options; the work is in `serving`."""
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-import signal
-import tempfile
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict
-from pathlib import Path
-from typing import Annotated, Any, ParamSpec
+from typing import Annotated
 
 import typer
-import uvicorn
-from prometheus_client import start_http_server
-
-from opencbr.api.app import create_app
-from opencbr.api.runtime import build_runtime, start_workers
-from opencbr.chunkstore.errors import ChunkStoreError
-from opencbr.core.context import Runtime
-from opencbr.core.logging import configure_logging, logging_config
-from opencbr.core.metrics import MetricsExposition
-from opencbr.core.settings import Settings
-from opencbr.iam import service as iam
 
 from .common import DatabaseUrlOpt, DataDirOpt, edge_errors, make_settings
-from .output import console, err_console
 
-__all__ = ["DEMO_TENANTS", "ensure_demo_tenants", "serve", "worker"]
-
-DEMO_TENANTS = ("demo-alice", "demo-bob")
-
-P = ParamSpec("P")
-
-
-def ensure_demo_tenants(runtime: Runtime) -> dict[str, Any]:
-    """Create the demo tenants once; their credentials live in `<data>/demo-credentials.json`."""
-    path = runtime.settings.data_dir / "demo-credentials.json"
-    if path.exists():
-        saved: dict[str, Any] = json.loads(path.read_text())
-        return saved
-    tenants: dict[str, Any] = {}
-    with runtime.database.unit_of_work() as session:
-        for name in DEMO_TENANTS:
-            creds = iam.create_tenant(
-                session, runtime.root_key, runtime.settings.regions, name, runtime.settings.regions
-            )
-            tenants[name] = asdict(creds)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(tenants, handle, indent=2)
-    return tenants
-
-
-def _print_demo(tenants: dict[str, Any], endpoint: str, path: Path) -> None:
-    console.print(f"[bold]Demo tenants[/bold] (saved in {path}):")
-    for name, creds in tenants.items():
-        projects = ", ".join(f"{r}={p}" for r, p in creds["projects"].items())
-        console.print(
-            f"  [cyan]{name}[/cyan] account {creds['domain_id']}  user {creds['user_name']} / "
-            f"{creds['password']}\n    AK {creds['access_key']}  SK {creds['secret_key']}\n"
-            f"    projects {projects}"
-        )
-    first = next(iter(tenants.values()))
-    console.print(
-        "Try it:\n"
-        f"  export OPENCBR_ENDPOINT={endpoint} OPENCBR_ACCESS_KEY={first['access_key']} "
-        f"OPENCBR_SECRET_KEY={first['secret_key']} "
-        f"OPENCBR_PROJECT_ID={next(iter(first['projects'].values()))}\n"
-        "  opencbr whoami"
-    )
-
-
-# sysexits EX_CONFIG; the systemd units in deploy/ do not restart on it (no crash loop).
-EXIT_CONFIG = 78
-
-
-def _configuration_errors(func: Callable[P, None]) -> Callable[P, None]:
-    """A store that cannot be used as configured (S3 endpoint, credentials, bucket: checked
-    once at start) ends the command with one clear line and the configuration exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            func(*args, **kwargs)
-        except ChunkStoreError as exc:
-            err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
-            raise typer.Exit(EXIT_CONFIG) from exc
-
-    return wrapper
+__all__ = ["serve", "worker"]
 
 
 @edge_errors
-@_configuration_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
@@ -117,74 +33,14 @@ def serve(
     ] = None,
 ) -> None:
     """Run the API and console, with job workers unless --no-jobs; one process or --workers N."""
-    settings = make_settings(data_dir, database_url, host=host, port=port, run_workers=jobs)
-    configure_logging(settings.log_format, settings.log_level)
-    # Migrate and create the root key file once, before any API process starts.
-    runtime = build_runtime(settings)
-    endpoint = f"http://{settings.host}:{settings.port}"
-    if demo:
-        path = settings.data_dir / "demo-credentials.json"
-        _print_demo(ensure_demo_tenants(runtime), endpoint, path)
-    mode = "with job workers" if settings.run_workers else "API only"
-    console.print(
-        f"OpenCBR listening on [bold]{endpoint}[/bold] (console: {endpoint}/console), "
-        f"{workers} process{'es' if workers > 1 else ''}, {mode}"
+    from .serving import run_server
+
+    run_server(
+        make_settings(data_dir, database_url, host=host, port=port, run_workers=jobs), workers, demo
     )
-    uvicorn_options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_config": logging_config(settings.log_format, settings.log_level),
-        "access_log": False,
-    }
-    if workers == 1:
-        _serve_in_process(runtime, uvicorn_options)
-        return
-    runtime.database.dispose()
-    with _environment_for_processes(settings) as multiproc_dir:
-        if multiproc_dir is not None:
-            console.print(f"metrics of all processes are summed in {multiproc_dir}")
-        uvicorn.run(
-            "opencbr.api.asgi:create_from_env", factory=True, workers=workers, **uvicorn_options
-        )
-
-
-def _serve_in_process(runtime: Runtime, uvicorn_options: dict[str, Any]) -> None:
-    settings = runtime.settings
-    pool = start_workers(runtime, threads=settings.worker_threads) if settings.run_workers else None
-    try:
-        uvicorn.run(create_app(runtime), **uvicorn_options)
-    finally:
-        if pool is not None:
-            pool.stop()
-        runtime.database.dispose()
-
-
-@contextmanager
-def _environment_for_processes(settings: Settings) -> Iterator[Path | None]:
-    """Pass the settings this command resolved to the API processes (which read the
-    environment), and give them a shared metrics directory unless one is configured."""
-    exported = {
-        "OPENCBR_DATA_DIR": str(settings.data_dir.resolve()),
-        "OPENCBR_RUN_WORKERS": "true" if settings.run_workers else "false",
-    }
-    if settings.database_url:
-        exported["OPENCBR_DATABASE_URL"] = settings.database_url
-    temporary = None
-    multiproc_dir = settings.prometheus_multiproc_dir
-    if multiproc_dir is None and settings.metrics_enabled:
-        temporary = tempfile.TemporaryDirectory(prefix="opencbr-metrics-")
-        multiproc_dir = Path(temporary.name)
-        exported["PROMETHEUS_MULTIPROC_DIR"] = temporary.name
-    os.environ.update(exported)
-    try:
-        yield multiproc_dir
-    finally:
-        if temporary is not None:
-            temporary.cleanup()
 
 
 @edge_errors
-@_configuration_errors
 def worker(
     data_dir: DataDirOpt = None,
     database_url: DatabaseUrlOpt = None,
@@ -198,25 +54,8 @@ def worker(
     metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "0.0.0.0",
 ) -> None:
     """Run job workers against the shared database and object store until SIGTERM or Ctrl-C."""
-    settings = make_settings(data_dir, database_url, worker_threads=threads)
-    configure_logging(settings.log_format, settings.log_level)
-    runtime = build_runtime(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if metrics_port is not None:
-        exposition = MetricsExposition(
-            runtime.database, multiproc_dir=settings.prometheus_multiproc_dir
-        )
-        start_http_server(metrics_port, metrics_host, registry=exposition.registry)
-    pool = start_workers(runtime, threads=settings.worker_threads)
-    url = runtime.database.engine.url.render_as_string(hide_password=True)
-    console.print(f"worker {pool.name} started ({settings.worker_threads} threads) on {url}")
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
-    console.print(f"worker {pool.name} stopping (running jobs finish first)")
-    pool.stop()
-    runtime.database.dispose()
-    console.print("worker stopped")
+    from .serving import run_worker
+
+    run_worker(
+        make_settings(data_dir, database_url, worker_threads=threads), metrics_port, metrics_host
+    )
