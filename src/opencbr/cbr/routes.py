@@ -7,16 +7,17 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from opencbr.core.errors import ValidationFailed
-from opencbr.core.web import RuntimeDep, SessionDep
+from opencbr.core.web import RuntimeDep, SessionDep, json_response
 from opencbr.evs.models import Disk
 from opencbr.iam.auth import ActorDep
 
 from . import backups, deletion, oplogs, restore, vaults
-from .models import Backup, BackupStatus, Member, Vault
+from .models import Backup, BackupStatus, Member, ResourceType, Vault
 from .policy_routes import router as policy_router
 from .resources import describe_resource
 from .schemas import (
@@ -226,9 +227,8 @@ def show_checkpoint(checkpoint_id: str, actor: ActorDep, session: SessionDep) ->
 
 
 def _backups_out(session: Session, actor: Any, found: Sequence[Backup]) -> list[dict[str, Any]]:
-    """Backups as the caller sees them, with their members and children loaded in two
-    queries for the whole page rather than two per backup."""
-    ids = [b.id for b in found]
+    """Backups as the caller sees them, with their members and children (server backups
+    only have any) loaded in at most two queries for the whole page rather than two per backup."""
     shared = [b.id for b in found if b.project_id != actor.project_id]
     members = (
         {
@@ -243,8 +243,13 @@ def _backups_out(session: Session, actor: Any, found: Sequence[Backup]) -> list[
         else {}
     )
     children: dict[str, list[Backup]] = {}
-    for child in session.scalars(
-        select(Backup).where(Backup.parent_id.in_(ids)).order_by(Backup.device, Backup.id)
+    servers = [b.id for b in found if b.resource_type == ResourceType.SERVER]
+    for child in (
+        session.scalars(
+            select(Backup).where(Backup.parent_id.in_(servers)).order_by(Backup.device, Backup.id)
+        )
+        if servers
+        else ()
     ):
         children.setdefault(child.parent_id or "", []).append(child)
     views = []
@@ -293,7 +298,7 @@ def list_backups(
     dec: bool | None = None,
     marker: str | None = None,
     used_percent: str | None = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     filters = backups.BackupFilters(
         vault_id=vault_id,
         checkpoint_id=checkpoint_id,
@@ -314,19 +319,20 @@ def list_backups(
         offset=offset,
     )
     found, count = backups.list_backups(session, actor, filters)
-    return {
-        "backups": _backups_out(session, actor, found),
-        "count": count,
-        "limit": limit,
-        "offset": offset,
-    }
+    return json_response(
+        {
+            "backups": _backups_out(session, actor, found),
+            "count": count,
+            "limit": limit,
+            "offset": offset,
+        }
+    )
 
 
 @router.get("/backups/{backup_id}", operation_id="ShowBackup")
-def show_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
-    return {
-        "backup": _backup_out(session, actor, backups.visible_backup(session, actor, backup_id))
-    }
+def show_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> JSONResponse:
+    backup = backups.visible_backup(session, actor, backup_id)
+    return json_response({"backup": _backup_out(session, actor, backup)})
 
 
 @router.put("/backups/{backup_id}", operation_id="UpdateBackup")
