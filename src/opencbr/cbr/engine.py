@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from opencbr.chunkstore import BackupResult, ChunkStore
 from opencbr.core.clock import utcnow
@@ -42,7 +42,7 @@ from opencbr.iam.models import Project
 
 from . import oplogs
 from .dataplane import chunk_store, open_scope, scope_for
-from .models import Backup, BackupStatus, OperationLog, StoreScope, Vault
+from .models import Backup, BackupStatus, OperationLog, Policy, StoreScope, Vault
 from .vaults import reserve
 
 __all__ = [
@@ -138,6 +138,33 @@ def _parent_for(session: Any, disk: Disk, vault_id: str) -> tuple[Backup | None,
     return latest, False
 
 
+def _full_due(session: Any, backup: Backup, disk_id: str) -> bool:
+    """Whether the policy that took this backup asks for a full one now.
+
+    A policy's `full_backup_interval` N (0-100) makes a disk's backup in a vault a full one once
+    N incremental backups have followed the last full one (0: every backup is full); -1, a
+    manual backup or a policy without the field never forces one."""
+    policy = session.get(Policy, backup.policy_id) if backup.policy_id else None
+    definition = policy.operation_definition if policy else {}
+    interval = int(definition.get("full_backup_interval", -1))
+    if interval < 0:
+        return False
+    same_disk = (
+        Backup.resource_id == disk_id,
+        Backup.vault_id == backup.vault_id,
+        Backup.status == BackupStatus.AVAILABLE,
+        Backup.manifest_id != "",
+    )
+    last_full = session.scalar(
+        select(func.max(Backup.protected_at)).where(*same_disk, Backup.incremental.is_(False))
+    )
+    newer = [] if last_full is None else [Backup.protected_at > last_full]
+    since = session.scalar(
+        select(func.count()).select_from(Backup).where(*same_disk, Backup.incremental, *newer)
+    )
+    return int(since or 0) >= interval
+
+
 def _plan(runtime: Runtime, actor: Actor, backup_id: str) -> list[DiskTask] | None:
     with runtime.database.unit_of_work() as session:
         backup = session.get(Backup, backup_id)
@@ -159,11 +186,8 @@ def _plan(runtime: Runtime, actor: Actor, backup_id: str) -> list[DiskTask] | No
                 raise Permanent(f"disk {row.resource_id} no longer exists")
             scope = scope_for(session, runtime, actor, backup.region, disk.kms_key_id)
             row.scope_id = scope.id
-            parent, by_map = (
-                (None, False)
-                if not backup.incremental
-                else _parent_for(session, disk, backup.vault_id)
-            )
+            full = not backup.incremental or _full_due(session, backup, disk.id)
+            parent, by_map = (None, False) if full else _parent_for(session, disk, backup.vault_id)
             row.base_backup_id = parent.id if parent else None
             row.incremental = parent is not None
             tasks.append(
