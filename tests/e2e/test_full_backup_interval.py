@@ -56,6 +56,6 @@ def test_every_third_policy_backup_is_full_with_an_interval_of_two(
         kinds.append("incremental" if backup.incremental else "full")
     assert kinds == ["full", "incremental", "incremental"] * 2
 
-    # A manual backup is not counted against the policy's interval and never forced full.
+    # A manual backup is never forced to be full (it has no policy).
     manual = flows.back_up(cbr_client, vault.id, "manual")
     assert manual.incremental is True
