@@ -18,6 +18,7 @@ from opencbr.core.db import Base, Database, migrate
 from opencbr.core.jobs import JobHandler, WorkerPool
 from opencbr.core.secrets import RootKey
 from opencbr.core.settings import Settings
+from opencbr.kms import service as kms
 
 if TYPE_CHECKING:
     from opencbr.chunkstore.s3 import S3Options
@@ -143,4 +144,5 @@ def start_workers(runtime: Runtime, threads: int = 2, name: str | None = None) -
     )
     runtime.extras["workers"] = pool
     pool.tick.append(periodic_tick(runtime))
+    pool.tick.append(kms.purge_tick(runtime))
     return pool.start()

@@ -33,8 +33,6 @@ so two processes deleting the same backup delete it once.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -46,6 +44,7 @@ from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.db import Database
 from opencbr.core.errors import AppError
+from opencbr.core.jobs import throttled
 from opencbr.iam.models import Project
 
 from . import oplogs
@@ -123,23 +122,8 @@ def autobind_period(now: datetime) -> datetime | None:
 
 
 def periodic_tick(runtime: Runtime, every: timedelta = TICK_EVERY) -> Callable[[], None]:
-    """A `WorkerPool.tick` hook: runs `scheduler_tick` at most once per `every` in this process,
-    in whichever worker thread comes first; the other threads return at once."""
-    lock = threading.Lock()
-    next_run = [0.0]
-
-    def tick() -> None:
-        if time.monotonic() < next_run[0] or not lock.acquire(blocking=False):
-            return
-        try:
-            next_run[0] = time.monotonic() + every.total_seconds()
-            scheduler_tick(runtime)
-        except Exception:  # never take the worker down; the next tick tries again
-            log.exception("scheduler tick failed")
-        finally:
-            lock.release()
-
-    return tick
+    """A `WorkerPool.tick` hook that runs `scheduler_tick` at most once per `every`."""
+    return throttled(every, lambda: scheduler_tick(runtime), "scheduler tick")
 
 
 def scheduler_tick(runtime: Runtime, now: datetime | None = None) -> None:

@@ -44,6 +44,7 @@ __all__ = [
     "enqueue",
     "get_job",
     "run_one",
+    "throttled",
 ]
 
 log = logging.getLogger(__name__)
@@ -321,3 +322,24 @@ class WorkerPool:
                 busy = False
             if not busy:
                 self.stop_event.wait(self.poll_seconds)
+
+
+def throttled(every: timedelta, action: Callable[[], None], what: str) -> Callable[[], None]:
+    """A `WorkerPool.tick` hook: runs `action` at most once per `every` in this process, in
+    whichever worker thread comes first (the others return at once). A failure is logged and
+    tried again at the next period; it never takes a worker down."""
+    lock = threading.Lock()
+    next_run = [0.0]
+
+    def tick() -> None:
+        if time.monotonic() < next_run[0] or not lock.acquire(blocking=False):
+            return
+        try:
+            next_run[0] = time.monotonic() + every.total_seconds()
+            action()
+        except Exception:
+            log.exception("%s failed", what)
+        finally:
+            lock.release()
+
+    return tick

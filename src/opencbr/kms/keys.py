@@ -5,6 +5,11 @@ States and transitions (compare-and-swap on `state`)::
     enabled --disable--> disabled --enable--> enabled
     enabled|disabled --schedule deletion (7-1096 days)--> pending deletion
     pending deletion --cancel deletion--> disabled
+    pending deletion --its deletion date passes--> destroyed (`purge_due_keys`)
+
+Destroying a key deletes its grants and its row, with the sealed material: from then on it is
+unknown (KMS.0207) and every data key it wrapped, for disks and backups too, can never be
+unwrapped again. That is what the pending window (7-1096 days) is for.
 
 A service default key (`evs/default`, one per project, made on first need) is never disabled,
 scheduled for deletion or granted (KMS.0211).
@@ -14,9 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,7 +41,7 @@ from .errors import (
     KmsValidationFailed,
     MissingParameter,
 )
-from .models import Key, KeyState
+from .models import Grant, Key, KeyState
 
 __all__ = [
     "DEFAULT_DISK_ALIAS",
@@ -46,6 +51,7 @@ __all__ = [
     "disable_key",
     "enable_key",
     "list_keys",
+    "purge_due_keys",
     "schedule_deletion",
 ]
 
@@ -231,3 +237,22 @@ def cancel_deletion(session: Session, actor: Actor, key_id: str | None) -> Key:
         [KeyState.PENDING_DELETION],
         KeyState.DISABLED,
     )
+
+
+def purge_due_keys(session: Session, now: datetime | None = None) -> list[str]:
+    """Destroy every key whose deletion date has passed; returns their ids.
+
+    The rows are locked first, so a cancel-deletion racing with the purge either lands before
+    it (the key is then disabled, not due, and stays) or finds the key gone.
+    """
+    due = list(
+        session.scalars(
+            select(Key.id)
+            .where(Key.state == KeyState.PENDING_DELETION, Key.deletion_at <= (now or utcnow()))
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if due:
+        session.execute(delete(Grant).where(Grant.key_id.in_(due)))
+        session.execute(delete(Key).where(Key.id.in_(due)))
+    return due

@@ -16,6 +16,9 @@ and what is missing, e.g. KMS.0306 "KMS key <id> of another account: no grant gi
 <domain> the decrypt-datakey operation", KMS.0209 disabled, KMS.0210 pending deletion, KMS.0207
 unknown in this region. They change nothing.
 
+Keys whose deletion date has passed are destroyed by `purge_tick`, a worker hook (see
+`keys.purge_due_keys`).
+
 `wrapped` is the `envelope` format: its hex is exactly the wire's `cipher_text`, so a data key
 made through the SDK can be opened here and the other way round.
 
@@ -28,18 +31,22 @@ a grant to the caller's domain (or user) with that operation lets the call throu
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from opencbr.core.context import Actor
+from opencbr.core.context import Actor, Runtime
+from opencbr.core.jobs import throttled
 from opencbr.core.secrets import RootKey
 
 from . import envelope
 from .access import check_key_usable, master_key
 from .errors import CipherTextInvalid, KmsValidationFailed, MissingParameter
-from .keys import DEFAULT_DISK_ALIAS, default_key
+from .keys import DEFAULT_DISK_ALIAS, default_key, purge_due_keys
 from .models import Key
 
 __all__ = [
@@ -49,6 +56,7 @@ __all__ = [
     "default_disk_key",
     "encrypt_datakey_hex",
     "generate_data_key",
+    "purge_tick",
     "requested_length",
     "unwrap_data_key",
     "wrap_data_key",
@@ -56,6 +64,9 @@ __all__ = [
 
 DATA_KEY_BYTES = 32
 _MAX_AAD = 128
+PURGE_EVERY = timedelta(minutes=5)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,18 @@ class DataKey:
     key_id: str
     plaintext: bytes
     wrapped: bytes
+
+
+def purge_tick(runtime: Runtime, every: timedelta = PURGE_EVERY) -> Callable[[], None]:
+    """A `WorkerPool.tick` hook that destroys the keys whose deletion date has passed."""
+
+    def purge() -> None:
+        with runtime.database.unit_of_work() as session:
+            purged = purge_due_keys(session)
+        for key_id in purged:
+            log.info("KMS key %s destroyed: its deletion date has passed", key_id)
+
+    return throttled(every, purge, "KMS key purge")
 
 
 def default_disk_key(session: Session, root_key: RootKey, actor: Actor) -> Key:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
+from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.secrets import SealedDataCorrupt
 from opencbr.iam import service as iam
@@ -126,6 +129,31 @@ def test_disabled_and_pending_keys_refuse_every_use(
         keys.cancel_deletion(session, owner, key_id)
         keys.enable_key(session, owner, key_id)
         assert kms.unwrap_data_key(session, runtime.root_key, owner, key_id, made.wrapped)
+
+
+def test_keys_are_destroyed_when_their_deletion_date_passes(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    owner = actor_of(runtime, make_tenant())
+    grantee = make_tenant().domain_id
+    doomed, kept, cancelled = (new_key(runtime, owner, alias) for alias in ("d", "k", "c"))
+    with runtime.database.unit_of_work() as session:
+        made = kms.generate_data_key(session, runtime.root_key, owner, doomed)
+        grants.create_grant(session, owner, doomed, grantee, ["decrypt-datakey"], "domain")
+        for key_id in (doomed, cancelled):
+            keys.schedule_deletion(session, owner, key_id, "7")
+        keys.cancel_deletion(session, owner, cancelled)
+    scheduled = utcnow()
+    with runtime.database.unit_of_work() as session:
+        assert keys.purge_due_keys(session, scheduled + timedelta(days=6, hours=23)) == []
+    with runtime.database.unit_of_work() as session:
+        assert keys.purge_due_keys(session, scheduled + timedelta(days=7, minutes=1)) == [doomed]
+    with runtime.database.unit_of_work() as session:
+        assert session.get(Key, doomed) is None
+        assert session.scalar(select(func.count()).where(Grant.key_id == doomed)) == 0
+        assert {session.get(Key, kept) is None, session.get(Key, cancelled) is None} == {False}
+        with pytest.raises(KeyNotFound, match=doomed):
+            kms.unwrap_data_key(session, runtime.root_key, owner, doomed, made.wrapped)
 
 
 def test_keys_are_regional_and_wrapped_keys_bound(
