@@ -76,7 +76,9 @@ def create_checkpoint(session: Session, actor: Actor, spec: CheckpointSpec) -> C
     if vault.status != VaultStatus.AVAILABLE or vault.locked:
         raise VaultStatusForbids(vault_id=vault.id, status=vault.status)
     if free_bytes(vault) <= 0:
-        raise VaultCapacityInsufficient(vault_id=vault.id, free_mb=0, needed_mb=1)
+        raise VaultCapacityInsufficient(
+            vault_name=vault.name, vault_id=vault.id, free_mb=0, needed_mb=1
+        )
     held = vault_resources(session, vault.id)
     if spec.resources is not None:
         wanted = set(spec.resources)

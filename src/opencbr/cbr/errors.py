@@ -103,8 +103,8 @@ class VaultStatusForbids(BadRequest):
 class VaultCapacityInsufficient(BadRequest):
     code = "BackupService.6114"
     template = (
-        "Vault {vault_id} has {free_mb} MB free; {needed_mb} MB are needed. Expand the vault or "
-        "free space."
+        "Vault {vault_name} ({vault_id}) has {free_mb} MB free; {needed_mb} MB are needed. "
+        "Expand the vault or free space."
     )
 
 
@@ -206,7 +206,7 @@ class VaultStatusForbidsShare(BadRequest):
 
 class AcceptVaultTypeMismatch(BadRequest):
     code = "BackupService.6713"
-    template = "A {resource_type} backup can only be accepted into a {object_type} vault."
+    template = "A {object_type} backup can only be accepted into a {object_type} vault."
 
 
 class ReceivedBackupNotShareable(BadRequest):

@@ -394,16 +394,18 @@ def _accept(
 
 def _accepting_vault(session: Session, actor: Actor, backup: Backup, vault_id: str | None) -> Vault:
     """The caller's vault that may take the backup (S6); another project's is not found."""
+    wanted = OBJECT_TYPES[backup.resource_type]
     if not vault_id:
         has_vault = session.scalar(
-            select(Vault.id).where(Vault.project_id == actor.project_id).limit(1)
+            select(Vault.id)
+            .where(Vault.project_id == actor.project_id, Vault.object_type == wanted)
+            .limit(1)
         )
-        hint = "" if has_vault else "; this project has no vault yet, create one first"
-        raise MemberValueInvalid(reason=f"vault_id is required to accept{hint}")
+        hint = "" if has_vault else f"; this project has no {wanted} vault yet, create one first"
+        raise MemberValueInvalid(reason=f"choose a {wanted} vault (vault_id) to accept into{hint}")
     vault = get_vault(session, actor, vault_id, lock=True)
-    wanted = OBJECT_TYPES[backup.resource_type]
     if vault.object_type != wanted:
-        raise AcceptVaultTypeMismatch(resource_type=backup.resource_type, object_type=wanted)
+        raise AcceptVaultTypeMismatch(object_type=wanted)
     if vault.status != VaultStatus.AVAILABLE or vault.region != backup.region:
         raise VaultStatusForbidsShare(vault_id=vault.id, status=vault.status)
     return vault

@@ -295,10 +295,12 @@ def reserve(session: Session, vault: Vault, nbytes: int, *, strictly_more: bool 
     ).rowcount  # type: ignore[attr-defined]
     session.refresh(vault)
     if not changed:
+        needed = nbytes + 1 if strictly_more else nbytes
         raise VaultCapacityInsufficient(
+            vault_name=vault.name,
             vault_id=vault.id,
             free_mb=max(0, free_bytes(vault)) // 2**20,
-            needed_mb=-(-nbytes // 2**20),
+            needed_mb=-(-needed // 2**20),
         )
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from opencbr.cbr import backups, deletion, members, vaults
-from opencbr.cbr.models import Backup, BackupStatus, Member, ResourceType, Vault
+from opencbr.cbr.models import Backup, BackupStatus, Member, ResourceType, Vault, VaultStatus
 from opencbr.core.errors import AppError, NotFound, ValidationFailed
 from opencbr.evs import service as evs
 from opencbr.evs.models import Disk, Server
@@ -47,6 +47,14 @@ def _kind(ctx: Ctx, slug: str) -> Kind:
     if slug not in KINDS:
         raise PageNotFound(path=ctx.request.url.path)
     return KINDS[slug]
+
+
+def _backup_of_kind(ctx: Ctx, kind: Kind, backup_id: str) -> Backup:
+    """The visible backup, if it is of the page's kind (a disk backup has no server page)."""
+    backup = backups.visible_backup(ctx.session, ctx.actor, backup_id)
+    if backup.resource_type != kind.resource_type:
+        raise PageNotFound(path=ctx.request.url.path)
+    return backup
 
 
 def human_bytes(value: float) -> str:
@@ -345,7 +353,7 @@ async def backup_list(request: Request, kind: str) -> Response:
 async def backup_detail(request: Request, kind: str, backup_id: str) -> Response:
     def body(ctx: Ctx) -> Response:
         k = _kind(ctx, kind)
-        backup = backups.visible_backup(ctx.session, ctx.actor, backup_id)
+        backup = _backup_of_kind(ctx, k, backup_id)
         owner = backup.project_id == ctx.project.id
         shares: list[Member] = []
         if owner:
@@ -390,7 +398,7 @@ async def backup_delete(request: Request, kind: str, backup_id: str) -> Response
 def _share_dialog(
     ctx: Ctx, kind: Kind, backup_id: str, added: list[str], status: int = 200, entry: str = ""
 ) -> Response:
-    backup = backups.visible_backup(ctx.session, ctx.actor, backup_id)
+    backup = _backup_of_kind(ctx, kind, backup_id)
     shares, _ = members.list_members(
         ctx.session, ctx.actor, backup.id, members.MemberFilters(sort="created_at:asc")
     )
@@ -478,11 +486,18 @@ async def unshare(request: Request, kind: str, backup_id: str) -> Response:
 async def accept_form(request: Request, kind: str, backup_id: str) -> Response:
     def body(ctx: Ctx) -> Response:
         k = _kind(ctx, kind)
-        backup = backups.visible_backup(ctx.session, ctx.actor, backup_id)
+        backup = _backup_of_kind(ctx, k, backup_id)
         found, _ = vaults.list_vaults(
             ctx.session, ctx.actor, vaults.VaultFilters(object_type=k.slug)
         )
-        choices = [{"vault": v, "free": vaults.free_bytes(v)} for v in found]
+        size = members.share_size(ctx.session, backup)
+        # The same rule as the service (S6): the free space must be greater than the size.
+        usable = [v for v in found if v.status == VaultStatus.AVAILABLE]
+        fitting = [v.id for v in usable if vaults.free_bytes(v) > size]
+        choices = [
+            {"vault": v, "free": vaults.free_bytes(v), "fits": v.id in fitting} for v in usable
+        ]
+        first_fit = fitting[0] if fitting else None
         return _page(
             ctx,
             k,
@@ -490,7 +505,8 @@ async def accept_form(request: Request, kind: str, backup_id: str) -> Response:
             tab="shared",
             backup=backup,
             choices=choices,
-            size=members.share_size(ctx.session, backup),
+            first_fit=first_fit,
+            size=size,
         )
 
     return await get(request, body)

@@ -186,20 +186,22 @@ def test_sharing_a_backup_both_sides(
     shot(mine, "shared-with-me")
     shared.get_by_role("link", name="Accept").click()
     expect(mine.locator(".flash-warn")).to_contain_text("no disk backup vault")
-    mine.get_by_role("button", name="OK").click()
-    expect(flash(mine)).to_contain_text("this project has no vault yet, create one first")
+    expect(mine.get_by_role("button", name="OK")).to_be_disabled()
 
-    # A vault whose free space is not greater than the 4 MiB backup is refused; a larger one
-    # with automatic association takes it.
+    # A vault whose free space is not greater than the 4 MiB backup cannot be chosen, and the
+    # page says why; a larger one with automatic association takes it.
     create_vault(mine, base, "small-vault", 1)
     leave_free(runtime, first, "small-vault", 4 * MiB)
+    mine.goto(f"{base}/console/cbr/disk/backups/{backup_id}/accept")
+    expect(mine.get_by_role("alert")).to_contain_text(
+        "No disk backup vault has more than 4.0 MB free"
+    )
+    expect(mine.get_by_label(re.compile("small-vault"))).to_be_disabled()
+    expect(mine.get_by_role("button", name="OK")).to_be_disabled()
+    shot(mine, "accept-refused")
     create_vault(mine, base, "big-vault", 20)
     mine.goto(f"{base}/console/cbr/disk/backups/{backup_id}/accept")
-    mine.get_by_label(re.compile("small-vault")).check()
-    mine.get_by_role("button", name="OK").click()
-    expect(flash(mine)).to_contain_text("has 4 MB free; 4 MB are needed")
-    shot(mine, "accept-refused")
-    mine.get_by_label(re.compile("big-vault")).check()
+    expect(mine.get_by_label(re.compile("big-vault"))).to_be_checked()
     mine.get_by_label(re.compile("Automatic Association")).check()
     shot(mine, "accept")
     mine.get_by_role("button", name="OK").click()
@@ -208,6 +210,9 @@ def test_sharing_a_backup_both_sides(
     expect(accepted).to_contain_text("shared")
     expect(accepted).to_contain_text("big-vault")
     shot(mine, "backups-recipient")
+    wrong_kind = mine.goto(f"{base}/console/cbr/server/backups/{backup_id}/accept")
+    assert wrong_kind is not None
+    assert wrong_kind.status == 404  # a disk backup has no server-backup pages
     mine.goto(f"{base}/console/cbr/disk/vaults")
     big = mine.locator("tr[data-vault='big-vault']")
     expect(big).to_contain_text("4.0 MB / 20 GB")
