@@ -4,16 +4,19 @@ change it, back up incrementally, restore and create disks from backups, compare
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from huaweicloudsdkcbr.v1 import CbrClient
 from huaweicloudsdkcbr.v1 import model as cbr
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkevs.v2 import EvsClient
+from huaweicloudsdkevs.v2 import model as evs
 
 from opencbr.cbr.dataplane import chunk_store
 from opencbr.cbr.models import Backup, Vault
 from opencbr.cbr.vaults import reserve
+from opencbr.cli.client import Client
 from opencbr.core.context import Runtime
 from opencbr.core.jobs import WorkerPool
 from tests.conftest import LiveServer, TenantFactory
@@ -165,3 +168,85 @@ def test_deleting_a_backup_collects_only_its_own_data(
     copy, job = flows.disk_from_backup(evs_client, kept.id, "still-there")
     assert job.status == "SUCCESS"
     assert flows.disk_status(evs_client, copy) == "available"
+
+
+def _server(data: Client, project: str, evs_client: Any, name: str) -> dict[str, Any]:
+    """A running server with a 1 GB system disk and a 1 GB data disk."""
+    body = {"server": {"name": name, "system_disk": {"size": 1}, "data_disks": [{"size": 1}]}}
+    created = data.request("POST", f"/v1/{project}/servers", body)
+    flows.wait_for(
+        "server job",
+        lambda: evs_client.show_job(evs.ShowJobRequest(job_id=created["job_id"])).status,
+        lambda status: status in ("SUCCESS", "FAIL"),
+    )
+    shown: dict[str, Any] = data.request("GET", f"/v1/{project}/servers/{created['server']['id']}")
+    return shown["server"]
+
+
+def _devices(server: dict[str, Any]) -> dict[str, str]:
+    return {d["device"]: d["id"] for d in server["volumes_attached"]}
+
+
+def test_server_restore_writes_only_the_stopped_target_servers_disks(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool
+) -> None:
+    creds = make_tenant()
+    project = creds.projects["region-1"]
+    evs_client = project_client(EvsClient, server.url, creds)
+    cbr_client = project_client(CbrClient, server.url, creds)
+    data = flows.data_client(server.url, creds)
+    web, spare = (_server(data, project, evs_client, name) for name in ("web", "spare"))
+    web_disks, spare_disks = _devices(web), _devices(spare)
+    content = os.urandom(2 * MiB)
+    flows.write(data, project, web_disks["/dev/vdb"], 0, content)
+    data.request("POST", f"/v1/{project}/servers/{web['id']}/stop")
+    vault = cbr_client.create_vault(
+        cbr.CreateVaultRequest(
+            body=cbr.VaultCreateReq(
+                vault=cbr.VaultCreate(
+                    name="servers",
+                    resources=[cbr.ResourceCreate(id=web["id"], type="OS::Nova::Server")],
+                    billing=cbr.BillingCreate(object_type="server", protect_type="backup", size=10),
+                )
+            )
+        )
+    ).vault
+    backup = flows.back_up(cbr_client, vault.id, "web-1")
+    children = cbr_client.show_backup(cbr.ShowBackupRequest(backup_id=backup.id)).backup.children
+    child_of = {c.resource_id: c.id for c in children}
+    data.request("POST", f"/v1/{project}/servers/{web['id']}/start")
+    data.request("POST", f"/v1/{project}/servers/{spare['id']}/stop")
+
+    def restore(**fields: Any) -> None:
+        body = cbr.BackupRestoreReq(restore=cbr.BackupRestore(**fields))
+        cbr_client.restore_backup(cbr.RestoreBackupRequest(backup_id=backup.id, body=body))
+
+    def refused(**fields: Any) -> str:
+        with pytest.raises(ClientRequestException) as caught:
+            restore(**fields)
+        assert (caught.value.status_code, caught.value.error_code) == (400, "BackupService.2002")
+        return str(caught.value.error_msg)
+
+    # Onto the running original; onto another server without saying which disk gets what;
+    # onto another server but into the running original's disks: all refused, nothing moves.
+    assert "must be stopped" in refused()
+    assert "mapping" in refused(server_id=spare["id"])
+    into_web = [
+        cbr.BackupRestoreServerMapping(backup_id=child_of[disk], volume_id=disk)
+        for disk in web_disks.values()
+    ]
+    assert "attached to server" in refused(server_id=spare["id"], mappings=into_web)
+    assert {flows.disk_status(evs_client, d) for d in web_disks.values()} == {"in-use"}
+
+    # Onto the stopped spare server, each backed-up disk into the spare's disk on its device.
+    into_spare = [
+        cbr.BackupRestoreServerMapping(backup_id=child_of[web_disks[dev]], volume_id=disk)
+        for dev, disk in spare_disks.items()
+    ]
+    restore(server_id=spare["id"], mappings=into_spare)
+    flows.wait_for(
+        "restore",
+        lambda: {flows.disk_status(evs_client, d) for d in spare_disks.values()},
+        lambda states: states == {"in-use"},
+    )
+    assert flows.read(data, project, spare_disks["/dev/vdb"], 0, len(content)) == content

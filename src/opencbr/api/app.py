@@ -12,6 +12,7 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,7 +54,9 @@ class InternalError(AppError):
 
 
 class _BodyTooLarge(Exception):
-    pass
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
 
 
 class _ReplayableBody:
@@ -75,7 +78,7 @@ class _ReplayableBody:
         if self._limit is not None and message["type"] == "http.request":
             self._received += len(message.get("body", b""))
             if self._received > self._limit:
-                raise _BodyTooLarge()
+                raise _BodyTooLarge(self._limit)
             self._kept.append(message)
             self._replayed += 1
         return message
@@ -211,6 +214,11 @@ def _validation_error(request: Request, exc: RequestValidationError) -> AppError
     reason = (
         f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid"))
     )
+    return _invalid(request, reason)
+
+
+def _invalid(request: Request, reason: str) -> AppError:
+    """A 400 for bad input, in the error family of the service that was called."""
     for prefix, error_class in _validation_classes().items():
         if prefix in request.url.path:
             return error_class(reason=reason)
@@ -245,8 +253,20 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _render(request, MethodNotAllowed(**details))
         if exc.status_code == 404:
             return _render(request, RouteNotFound(**details))
+        if isinstance(exc.__cause__, _BodyTooLarge):  # a chunked body past the limit
+            return _render(request, PayloadTooLarge(limit=exc.__cause__.limit))
+        if exc.status_code == 400:  # e.g. a body that is not UTF-8
+            return _render(request, _invalid(request, str(exc.detail)))
         error = AppError(str(exc.detail))
         return JSONResponse(error_body(error, _request_id(request)), status_code=exc.status_code)
+
+    async def value_refused_by_database(request: Request, exc: Exception) -> JSONResponse:
+        """A value the schema let through but the column cannot hold (too long, too large, a
+        NUL character on PostgreSQL): the unit of work rolled back, so it is bad input."""
+        log.info("value refused by the database in request %s: %s", _request_id(request), exc)
+        return _render(
+            request, _invalid(request, "a value is too long or out of range for its field")
+        )
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = _request_id(request)
@@ -256,6 +276,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(DataError, value_refused_by_database)
+    app.add_exception_handler(OverflowError, value_refused_by_database)
     app.add_exception_handler(Exception, unexpected)
 
 

@@ -53,6 +53,11 @@ class ResourceBusy(BadRequest):
     template = "Resource {resource_id} is already being backed up or restored."
 
 
+class RestoreTargetInvalid(BadRequest):
+    code = "BackupService.2002"
+    template = "Cannot restore backup {backup_id} there: {reason}."
+
+
 class RestoreTargetTooSmall(BadRequest):
     code = "BackupService.2001"
     template = (

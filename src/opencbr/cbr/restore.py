@@ -32,7 +32,7 @@ from .dataplane import open_scope
 from .errors import (
     BackupNotRestorable,
     EncryptedBackupNeedsGrant,
-    ResourceBusy,
+    RestoreTargetInvalid,
     RestoreTargetTooSmall,
     ShareNotAllowed,
     VaultStatusForbids,
@@ -143,16 +143,26 @@ def restore_backup(
         )
     rows = _disk_rows(session, backup)
     by_backup = {t.backup_id: t.volume_id for t in targets}
+    server = None
     if backup.resource_type == ResourceType.SERVER:
         server = evs.get_server(session, actor.project_id or "", server_id or backup.resource_id)
         if server.status != ServerStatus.SHUTOFF:
-            raise ResourceBusy(resource_id=server.id)
+            raise RestoreTargetInvalid(
+                backup_id=backup.id, reason=f"server {server.id} must be stopped first"
+            )
     pairs = []
     for row in rows:
         volume_id = by_backup.get(row.id) or (
             targets[0].volume_id if targets and len(rows) == 1 else row.resource_id
         )
+        if server is not None and server.id != backup.resource_id and row.id not in by_backup:
+            raise RestoreTargetInvalid(
+                backup_id=backup.id,
+                reason=f"server {server.id} is not the backed-up server; give a mapping of "
+                f"disk backup {row.id} to one of its disks",
+            )
         disk = evs.get_disk(session, actor.project_id or "", volume_id, lock=True)
+        _check_target_disk(backup, disk, server)
         if disk.size_gb < row.resource_size_gb:
             raise RestoreTargetTooSmall(
                 volume_id=disk.id, target_gb=disk.size_gb, backup_gb=row.resource_size_gb
@@ -197,6 +207,19 @@ def restore_backup(
     )
     log.job_id = job.id
     return job
+
+
+def _check_target_disk(backup: Backup, disk: Disk, server: Server | None) -> None:
+    """A restore writes only to detached disks or, for a server backup, the stopped server's."""
+    if disk.server_id is None or (server is not None and disk.server_id == server.id):
+        return
+    reason = f"disk {disk.id} is attached to server {disk.server_id}; detach it first"
+    if server is not None:
+        reason = (
+            f"disk {disk.id} is attached to server {disk.server_id}, not to server {server.id}; "
+            "detach it or map another disk"
+        )
+    raise RestoreTargetInvalid(backup_id=backup.id, reason=reason)
 
 
 def _mark(session: Session, backup: Backup, expected: str, to: str) -> None:

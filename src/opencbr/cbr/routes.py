@@ -38,7 +38,7 @@ __all__ = ["VALIDATION_ERRORS", "router"]
 VALIDATION_ERRORS: dict[str, type] = {}
 router = APIRouter(prefix="/v3/{project_id}", tags=["cbr"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "AddMembersBody",
@@ -32,7 +32,7 @@ class ResourceIn(_Body):
 class BillingIn(_Body):
     object_type: str
     protect_type: str = "backup"
-    consistent_level: str = "crash_consistent"
+    consistent_level: Literal["crash_consistent", "app_consistent"] = "crash_consistent"
     size: int
     charging_mode: str = "post_paid"
 
@@ -41,10 +41,10 @@ class VaultIn(_Body):
     name: str
     billing: BillingIn
     resources: list[ResourceIn] = Field(default_factory=list, max_length=256)
-    description: str = ""
+    description: str = Field(default="", max_length=64)
     backup_policy_id: str | None = None
     tags: list[dict[str, str]] = Field(default_factory=list, max_length=10)
-    enterprise_project_id: str = "0"
+    enterprise_project_id: str = Field(default="0", max_length=64)
     auto_bind: bool = False
     bind_rules: dict[str, Any] | None = None
     auto_expand: bool = False
@@ -56,7 +56,7 @@ class VaultCreateBody(_Body):
 
 class BillingUpdateIn(_Body):
     size: int | None = None
-    consistent_level: str | None = None
+    consistent_level: Literal["crash_consistent", "app_consistent"] | None = None
 
 
 class VaultUpdateIn(_Body):
@@ -84,13 +84,20 @@ class RemoveResourcesBody(_Body):
 
 class CheckpointParamIn(_Body):
     name: str | None = None
-    description: str = ""
+    description: str = Field(default="", max_length=255)
     incremental: bool = True
     auto_trigger: bool = False
     resources: list[str] | None = None
     resource_details: list[dict[str, Any]] | None = None
     policy_id: str | None = None
-    retention_duration_days: int = -1
+    retention_duration_days: int = Field(default=-1, ge=-1, le=36500)
+
+    @field_validator("retention_duration_days")
+    @classmethod
+    def _forever_or_days(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be -1 (keep forever) or 1..36500")
+        return value
 
 
 class CheckpointIn(_Body):

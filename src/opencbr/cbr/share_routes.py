@@ -43,7 +43,7 @@ def list_members(
     sort: str | None = None,
     marker: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict[str, Any]:
     filters = members.MemberFilters(
         dest_project_id=dest_project_id,

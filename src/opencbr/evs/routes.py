@@ -62,7 +62,7 @@ ALIGNMENT = 512
 router = APIRouter(tags=["evs"])
 router.include_router(server_router)
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
 
 def _spec(volume: VolumeIn) -> DiskSpec:

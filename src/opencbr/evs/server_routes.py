@@ -59,7 +59,7 @@ def list_servers(
     actor: ActorDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict[str, Any]:
     query = (
         select(Server)
