@@ -464,3 +464,114 @@ def test_malformed_bodies_answer_in_the_kms_envelope(world: World) -> None:
         answer = httpx.post(url, content=body, headers=headers)
         assert answer.status_code == 400
         assert answer.json()["error"]["error_code"] == "KMS.0206"
+
+
+def _post(world: World, operation: str, body: dict[str, Any]) -> Any:
+    """A raw signed call as the owner: the body goes on the wire exactly as written."""
+    import json
+
+    import httpx
+
+    from tests.e2e.signed import sign
+
+    creds = world.owner.creds
+    url = f"{world.server.url}/v1.0/{world.owner.project_id}/kms/{operation}"
+    content = json.dumps(body).encode()
+    return httpx.post(
+        url, content=content, headers=sign("POST", url, creds.access_key, creds.secret_key, content)
+    )
+
+
+def _owner_keys(world: World) -> dict[str, str]:
+    """key id -> state of every key of the owner's project."""
+    body = m.ListKeysRequestBody(limit="1000")
+    details = world.owner.kms.list_keys(m.ListKeysRequest(body=body)).key_details
+    return {d.key_id: d.key_state for d in details}
+
+
+def _assert_refused(answer: Any, code: str, *words: str) -> None:
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["error_code"] == code, error
+    for word in words:
+        assert word in error["error_msg"]
+
+
+@pytest.mark.parametrize("text", ["²", "٣٠", "\uff13\uff10", "30\n"])
+def test_unicode_digits_answer_kms_0206_and_change_nothing(world: World, text: str) -> None:
+    key_id = create_key(world.owner.kms)
+    before, grants_before = _owner_keys(world), _grant_count(world, key_id)
+    cases = [
+        ("list-keys", {"limit": text}, "limit"),
+        ("list-keys", {"marker": text}, "marker"),
+        ("list-grants", {"key_id": key_id, "limit": text}, "limit"),
+        ("list-retirable-grants", {"marker": text}, "marker"),
+        ("schedule-key-deletion", {"key_id": key_id, "pending_days": text}, "pending_days"),
+        ("create-datakey", {"key_id": key_id, "datakey_length": text}, "datakey_length"),
+        (
+            "encrypt-datakey",
+            {"key_id": key_id, "plain_text": "00" * 30, "datakey_plain_length": text},
+            "datakey_plain_length",
+        ),
+        (
+            "decrypt-datakey",
+            {"key_id": key_id, "cipher_text": "00" * 61, "datakey_cipher_length": text},
+            "datakey_cipher_length",
+        ),
+    ]
+    for operation, body, field in cases:
+        _assert_refused(_post(world, operation, body), "KMS.0206", field)
+    assert _owner_keys(world) == before
+    assert before[key_id] == "2"
+    assert _grant_count(world, key_id) == grants_before
+
+
+def test_trailing_newlines_are_not_valid_ids_or_aliases(world: World) -> None:
+    key_id = create_key(world.owner.kms)
+    grant_id = grant(world.owner.kms, key_id, world.grantee.domain_id, ["describe-key"])
+    before, grants_before = _owner_keys(world), _grant_count(world, key_id)
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("create-key", {"key_alias": unique("k") + "\n"}, "KMS.0206"),
+        ("describe-key", {"key_id": key_id + "\n"}, "KMS.0205"),
+        ("disable-key", {"key_id": key_id + "\n"}, "KMS.0205"),
+        (
+            "create-grant",
+            {
+                "key_id": key_id,
+                "grantee_principal": world.third.domain_id + "\n",
+                "grantee_principal_type": "domain",
+                "operations": ["describe-key"],
+            },
+            "KMS.0206",
+        ),
+        ("revoke-grant", {"key_id": key_id, "grant_id": grant_id + "\n"}, "KMS.2501"),
+        ("retire-grant", {"key_id": key_id, "grant_id": grant_id + "\n"}, "KMS.2501"),
+    ]
+    for operation, body, code in cases:
+        _assert_refused(_post(world, operation, body), code)
+    assert _owner_keys(world) == before
+    assert _grant_count(world, key_id) == grants_before
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "describe-key",
+        "enable-key",
+        "disable-key",
+        "schedule-key-deletion",
+        "cancel-key-deletion",
+        "create-datakey",
+        "create-datakey-without-plaintext",
+        "encrypt-datakey",
+        "decrypt-datakey",
+        "create-grant",
+        "list-grants",
+        "revoke-grant",
+        "retire-grant",
+    ],
+)
+def test_an_empty_body_names_the_missing_key_id(world: World, operation: str) -> None:
+    before = _owner_keys(world)
+    _assert_refused(_post(world, operation, {}), "KMS.0204", "key_id")
+    assert _owner_keys(world) == before

@@ -7,8 +7,10 @@ import uuid
 
 __all__ = ["is_hex32", "is_uuid", "new_hex32", "new_uuid"]
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+# Used with fullmatch only: "^...$" with match() also takes a trailing newline ("$" matches
+# before one), so "<uuid>\n" would pass as an id.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
 def new_uuid() -> str:
@@ -20,8 +22,8 @@ def new_hex32() -> str:
 
 
 def is_uuid(value: str) -> bool:
-    return bool(_UUID.match(value))
+    return bool(_UUID.fullmatch(value))
 
 
 def is_hex32(value: str) -> bool:
-    return bool(_HEX32.match(value))
+    return bool(_HEX32.fullmatch(value))

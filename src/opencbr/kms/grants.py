@@ -54,9 +54,10 @@ __all__ = [
 ]
 
 MAX_GRANTS_PER_KEY = 100
-_PRINCIPAL = re.compile(r"^[a-zA-Z0-9]{1,64}$")
-_GRANT_NAME = re.compile(r"^[a-zA-Z0-9:/_-]{1,255}$")
-_GRANT_ID = re.compile(r"^[0-9a-f]{64}$")
+# Used with fullmatch only: "^...$" with match() also takes a trailing newline.
+_PRINCIPAL = re.compile(r"[a-zA-Z0-9]{1,64}")
+_GRANT_NAME = re.compile(r"[a-zA-Z0-9:/_-]{1,255}")
+_GRANT_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def _check_operations(operations: Sequence[str] | None) -> list[str]:
@@ -75,7 +76,7 @@ def _check_operations(operations: Sequence[str] | None) -> list[str]:
 def _check_grantee(session: Session, principal: str | None, kind: str | None) -> GranteeType:
     if not principal:
         raise MissingParameter(name="grantee_principal")
-    if not _PRINCIPAL.match(principal):
+    if not _PRINCIPAL.fullmatch(principal):
         raise KmsValidationFailed(reason="grantee_principal must be 1-64 letters or digits")
     if kind not in (None, "", GranteeType.USER, GranteeType.DOMAIN):
         raise KmsValidationFailed(reason="grantee_principal_type must be user or domain")
@@ -87,7 +88,7 @@ def _check_grantee(session: Session, principal: str | None, kind: str | None) ->
 
 
 def _check_name(name: str | None) -> str:
-    if name and not _GRANT_NAME.match(name):
+    if name and not _GRANT_NAME.fullmatch(name):
         raise KmsValidationFailed(reason="grant name must be 1-255 of letters, digits, ':/_-'")
     return name or ""
 
@@ -107,7 +108,7 @@ def create_grant(
         raise DefaultKeyRefused(key_id=key.id, operation="create-grant")
     ops = _check_operations(operations)
     kind = _check_grantee(session, grantee_principal, grantee_type)
-    if retiring_principal and not _PRINCIPAL.match(retiring_principal):
+    if retiring_principal and not _PRINCIPAL.fullmatch(retiring_principal):
         raise KmsValidationFailed(reason="retiring_principal must be 1-64 letters or digits")
     _check_subset(session, key, actor, ops)
     ensure_enabled(key, "create-grant")
@@ -157,7 +158,7 @@ def list_grants(
 def _find_grant(session: Session, key: Key, grant_id: str | None) -> Grant:
     if not grant_id:
         raise MissingParameter(name="grant_id")
-    if not _GRANT_ID.match(grant_id):
+    if not _GRANT_ID.fullmatch(grant_id):
         raise InvalidGrantId(grant_id=grant_id)
     grant = session.scalar(select(Grant).where(Grant.id == grant_id, Grant.key_id == key.id))
     if grant is None:

@@ -42,6 +42,7 @@ from .errors import (
     MissingParameter,
 )
 from .models import Grant, Key, KeyState
+from .params import whole_number
 
 __all__ = [
     "DEFAULT_DISK_ALIAS",
@@ -56,14 +57,14 @@ __all__ = [
 ]
 
 DEFAULT_DISK_ALIAS = "evs/default"
-_ALIAS = re.compile(r"^[a-zA-Z0-9:/_-]{1,255}$")
+_ALIAS = re.compile(r"[a-zA-Z0-9:/_-]{1,255}")  # fullmatch: "$" would let "k\n" through
 MIN_PENDING_DAYS, MAX_PENDING_DAYS = 7, 1096
 
 
 def _check_alias(alias: str | None) -> str:
     if not alias:
         raise MissingParameter(name="key_alias")
-    if not _ALIAS.match(alias):
+    if not _ALIAS.fullmatch(alias):
         raise KmsValidationFailed(
             reason="key_alias must be 1-255 of letters, digits, ':', '/', '_', '-'"
         )
@@ -203,12 +204,12 @@ def disable_key(session: Session, actor: Actor, key_id: str | None) -> Key:
 def _pending_days(value: str | int | None) -> int:
     if value is None or value == "":
         raise MissingParameter(name="pending_days")
-    text = str(value)
-    if not text.isdigit() or not MIN_PENDING_DAYS <= int(text) <= MAX_PENDING_DAYS:
+    days = whole_number(value)
+    if days is None or not MIN_PENDING_DAYS <= days <= MAX_PENDING_DAYS:
         raise KmsValidationFailed(
             reason=f"pending_days must be {MIN_PENDING_DAYS}-{MAX_PENDING_DAYS}"
         )
-    return int(text)
+    return days
 
 
 def schedule_deletion(

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import KmsValidationFailed
 from .models import Grant, Key
+from .params import whole_number
 
 __all__ = [
     "CreateGrantBody",
@@ -146,10 +147,10 @@ def page(body: PageBody) -> tuple[int, int | None]:
         if value in (None, ""):
             values.append(None)
             continue
-        text = str(value)
-        if not text.isdigit() or int(text) < low or int(text) > 1000:
+        number = whole_number(value)
+        if number is None or not low <= number <= 1000:
             raise KmsValidationFailed(reason=f"{name} must be a number {low}-1000")
-        values.append(int(text))
+        values.append(number)
     return values[0] or 0, values[1]
 
 

@@ -48,6 +48,7 @@ from .access import check_key_usable, master_key
 from .errors import CipherTextInvalid, KmsValidationFailed, MissingParameter
 from .keys import DEFAULT_DISK_ALIAS, default_key, purge_due_keys
 from .models import Key
+from .params import whole_number
 
 __all__ = [
     "DataKey",
@@ -156,10 +157,10 @@ def unwrap_data_key(
 def requested_length(key_spec: str | None, datakey_length: str | int | None) -> int:
     """Data-key bytes from `datakey_length` (bits, 8-8192, multiple of 8) or `key_spec`."""
     if datakey_length not in (None, ""):
-        text = str(datakey_length)
-        if not text.isdigit() or not 8 <= int(text) <= 8192 or int(text) % 8:
+        bits = whole_number(datakey_length)
+        if bits is None or not 8 <= bits <= 8192 or bits % 8:
             raise KmsValidationFailed(reason="datakey_length must be 8-8192 bits, a multiple of 8")
-        return int(text) // 8
+        return bits // 8
     specs = {None: 32, "": 32, "AES_256": 32, "AES_128": 16}
     if key_spec not in specs:
         raise KmsValidationFailed(reason="key_spec must be AES_256 or AES_128")
@@ -178,10 +179,10 @@ def _hex(name: str, value: str | None) -> bytes:
 def _length(name: str, value: str | int | None) -> int:
     if value in (None, ""):
         raise MissingParameter(name=name)
-    text = str(value)
-    if not text.isdigit() or not 1 <= int(text) <= 1024:
+    number = whole_number(value)
+    if number is None or not 1 <= number <= 1024:
         raise KmsValidationFailed(reason=f"{name} must be 1-1024")
-    return int(text)
+    return number
 
 
 def _split_with_digest(data: bytes, length: int) -> bytes:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor, Runtime
@@ -18,13 +20,16 @@ from opencbr.kms.access import master_key
 from opencbr.kms.errors import (
     CipherTextInvalid,
     DefaultKeyRefused,
+    InvalidGrantId,
+    InvalidKeyId,
     KeyAccessDenied,
     KeyDisabled,
     KeyNotFound,
     KeyPendingDeletion,
+    KmsValidationFailed,
     TooManyGrants,
 )
-from opencbr.kms.models import Grant, Key
+from opencbr.kms.models import Grant, Key, KeyState
 from tests.conftest import TenantFactory
 
 
@@ -206,3 +211,100 @@ def test_grant_limit_is_held_and_refusal_changes_nothing(
     with runtime.database.unit_of_work() as session:
         count = session.scalar(select(func.count()).where(Grant.key_id == key_id))
     assert count == grants.MAX_GRANTS_PER_KEY
+
+
+# Unicode digits that str.isdigit() takes: "²" made int() fail (a 500), "٣٠" read as 30.
+UNICODE_NUMBERS = ["²", "٣٠", "\uff13\uff10", "30\n"]
+
+
+def _keys_and_grants(runtime: Runtime, actor: Actor) -> list[tuple[str, str, str, int]]:
+    """(id, alias, state, grant count) of every key of the actor's project."""
+    with runtime.database.unit_of_work() as session:
+        found = session.scalars(select(Key).where(Key.project_id == actor.project_id))
+        return sorted(
+            (
+                key.id,
+                key.alias,
+                str(key.state),
+                session.scalar(select(func.count()).where(Grant.key_id == key.id)) or 0,
+            )
+            for key in found
+        )
+
+
+def test_unicode_digits_answer_kms_0206_and_change_nothing(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    owner = actor_of(runtime, make_tenant())
+    key_id = new_key(runtime, owner)
+    with runtime.database.unit_of_work() as session:
+        made = kms.generate_data_key(session, runtime.root_key, owner, key_id)
+    before = _keys_and_grants(runtime, owner)
+
+    def calls(text: str) -> list[Callable[[Session], object]]:
+        return [
+            lambda s: keys.schedule_deletion(s, owner, key_id, text),
+            lambda s: kms.generate_data_key(
+                s, runtime.root_key, owner, key_id, kms.requested_length(None, text)
+            ),
+            lambda s: kms.encrypt_datakey_hex(
+                s, runtime.root_key, owner, key_id, made.plaintext.hex(), text
+            ),
+            lambda s: kms.decrypt_datakey_hex(
+                s, runtime.root_key, owner, key_id, made.wrapped.hex(), text
+            ),
+        ]
+
+    for text in UNICODE_NUMBERS:
+        for call in calls(text):
+            with pytest.raises(KmsValidationFailed) as caught, runtime.database.unit_of_work() as s:
+                call(s)
+            assert caught.value.code == "KMS.0206"
+    assert _keys_and_grants(runtime, owner) == before
+    assert before[0][2] == str(KeyState.ENABLED)
+
+
+def test_trailing_newlines_are_not_valid_ids_or_names(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    owner = actor_of(runtime, make_tenant())
+    grantee = make_tenant().domain_id
+    key_id = new_key(runtime, owner)
+    with runtime.database.unit_of_work() as session:
+        grant_id = grants.create_grant(
+            session, owner, key_id, grantee, ["describe-key"], "domain"
+        ).id
+    before = _keys_and_grants(runtime, owner)
+    cases: list[tuple[Callable[[Session], object], str]] = [
+        (lambda s: keys.create_key(s, runtime.root_key, owner, "k2\n"), "KMS.0206"),
+        (lambda s: keys.disable_key(s, owner, key_id + "\n"), "KMS.0205"),
+        (lambda s: kms.check_key_usable(s, owner, key_id + "\n", "describe-key"), "KMS.0205"),
+        (
+            lambda s: grants.create_grant(
+                s, owner, key_id, grantee + "\n", ["describe-key"], "domain"
+            ),
+            "KMS.0206",
+        ),
+        (
+            lambda s: grants.create_grant(
+                s, owner, key_id, grantee, ["describe-key"], "domain", retiring_principal="r\n"
+            ),
+            "KMS.0206",
+        ),
+        (
+            lambda s: grants.create_grant(
+                s, owner, key_id, grantee, ["describe-key"], "domain", name="g\n"
+            ),
+            "KMS.0206",
+        ),
+        (lambda s: grants.revoke_grant(s, owner, key_id, grant_id + "\n"), "KMS.2501"),
+        (lambda s: grants.retire_grant(s, owner, key_id, grant_id + "\n"), "KMS.2501"),
+    ]
+    for call, code in cases:
+        with (
+            pytest.raises((KmsValidationFailed, InvalidKeyId, InvalidGrantId)) as caught,
+            runtime.database.unit_of_work() as session,
+        ):
+            call(session)
+        assert caught.value.code == code, caught.value
+    assert _keys_and_grants(runtime, owner) == before
