@@ -19,10 +19,15 @@ def configure(
     access_key: Annotated[str, typer.Option(prompt=True)] = "",
     secret_key: Annotated[str, typer.Option(prompt=True, hide_input=True)] = "",
     project_id: Annotated[str, typer.Option(prompt="Project ID (empty for none)")] = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Save the endpoint and credentials used by client verbs (env variables take precedence)."""
     path = Profile(endpoint, access_key, secret_key, project_id or None).save()
-    console.print(f"saved profile to {path}")
+    if as_json:  # the secret key stays in the file
+        saved = {"endpoint": endpoint, "access_key": access_key, "project_id": project_id or None}
+        print_json({"profile": str(path), **saved})
+    else:
+        console.print(f"saved profile to {path}")
 
 
 @edge_errors

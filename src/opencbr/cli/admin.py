@@ -35,6 +35,14 @@ for name, sub in [
 RegionOpt = Annotated[list[str], typer.Option("--region", help="Region (repeatable).")]
 
 
+def _deleted(kind: str, ident: str, as_json: bool) -> None:
+    """What a delete verb prints: the same object as `vault delete --json` and the others."""
+    if as_json:
+        print_json({"id": ident, "deleted": True})
+    else:
+        console.print(f"deleted {kind} {ident}")
+
+
 @tenant_app.command("create")
 @edge_errors
 def tenant_create(
@@ -82,14 +90,17 @@ def domain_list(
 @domain_app.command("delete")
 @edge_errors
 def domain_delete(
-    domain_id: str, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
+    domain_id: str,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete a domain with its projects, users and keys (refused while it owns resources)."""
     from opencbr.iam import service as iam
 
     with admin_session(data_dir, database_url) as (_, session):
         iam.delete_domain(session, domain_id)
-    console.print(f"deleted domain {domain_id}")
+    _deleted("domain", domain_id, as_json)
 
 
 @domain_app.command("create")
@@ -150,14 +161,17 @@ def project_create(
 @project_app.command("delete")
 @edge_errors
 def project_delete(
-    project_id: str, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
+    project_id: str,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete a project (refused while it owns resources)."""
     from opencbr.iam import service as iam
 
     with admin_session(data_dir, database_url) as (_, session):
         iam.delete_project(session, project_id)
-    console.print(f"deleted project {project_id}")
+    _deleted("project", project_id, as_json)
 
 
 @user_app.command("list")
@@ -201,14 +215,17 @@ def user_create(
 @user_app.command("delete")
 @edge_errors
 def user_delete(
-    user_id: str, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
+    user_id: str,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete a user with its access keys."""
     from opencbr.iam import service as iam
 
     with admin_session(data_dir, database_url) as (_, session):
         iam.delete_user(session, user_id)
-    console.print(f"deleted user {user_id}")
+    _deleted("user", user_id, as_json)
 
 
 @key_app.command("list")
@@ -254,11 +271,14 @@ def key_create(
 @key_app.command("delete")
 @edge_errors
 def key_delete(
-    access_key: str, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
+    access_key: str,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete an access key."""
     from opencbr.iam import service as iam
 
     with admin_session(data_dir, database_url) as (_, session):
         iam.delete_access_key(session, access_key)
-    console.print(f"deleted access key {access_key}")
+    _deleted("access key", access_key, as_json)

@@ -13,7 +13,7 @@ import typer
 from opencbr.core.errors import AppError
 
 from .client import ApiError, Client, Profile
-from .output import err_console
+from .output import err_console, print_json
 
 if TYPE_CHECKING:  # the server stack loads only for the verbs that use it
     from sqlalchemy.orm import Session
@@ -77,18 +77,31 @@ def client() -> Client:
 
 
 def edge_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Render service and API errors once, as a message and the error's exit code."""
+    """Render service and API errors once, as a message and the error's exit code.
+
+    With `--json` (a verb's `as_json` parameter) the error is a JSON object on stdout instead,
+    `{"error_code": ..., "error_msg": ...}` like the API's error bodies, with the same exit
+    code, so that scripts parse one stream whatever the outcome."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        as_json = bool(kwargs.get("as_json"))
         try:
             return func(*args, **kwargs)
         except AppError as exc:
-            err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
+            _print_error(as_json, exc.code, exc.message)
             raise typer.Exit(exc.exit_code) from exc
         except ApiError as exc:
-            suffix = f" (request {exc.request_id})" if exc.request_id else ""
-            err_console.print(f"[red]error[/red] {exc.code}: {exc.message}{suffix}")
+            _print_error(as_json, exc.code, exc.message, exc.request_id)
             raise typer.Exit(4 if exc.status == 404 else 1) from exc
 
     return wrapper
+
+
+def _print_error(as_json: bool, code: str, message: str, request_id: str = "") -> None:
+    if as_json:
+        error = {"error_code": code, "error_msg": message}
+        print_json({**error, "request_id": request_id} if request_id else error)
+        return
+    suffix = f" (request {request_id})" if request_id else ""
+    err_console.print(f"[red]error[/red] {code}: {message}{suffix}")

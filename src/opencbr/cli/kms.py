@@ -182,11 +182,16 @@ def grant_list(key_id: KeyArg, as_json: JsonOpt = False) -> None:
 @grant_app.command("revoke")
 @edge_errors
 def grant_revoke(
-    key_id: KeyArg, grant_id: Annotated[str, typer.Argument(help="Grant id.")]
+    key_id: KeyArg,
+    grant_id: Annotated[str, typer.Argument(help="Grant id.")],
+    as_json: JsonOpt = False,
 ) -> None:
     """Revoke a grant (key owner only); it stops working at once."""
     _call(client(), "revoke-grant", {"key_id": key_id, "grant_id": grant_id})
-    console.print(f"grant {grant_id} revoked")
+    if as_json:
+        print_json({"key_id": key_id, "grant_id": grant_id, "revoked": True})
+    else:
+        console.print(f"grant {grant_id} revoked")
 
 
 def agency_status(api: Client) -> dict[str, Any] | None:

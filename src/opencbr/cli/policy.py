@@ -168,10 +168,13 @@ def update(
 
 @policy_app.command("delete")
 @edge_errors
-def delete(policy_id: str) -> None:
+def delete(policy_id: str, as_json: JsonOpt = False) -> None:
     """Delete a policy (its vaults keep their backups and follow no policy)."""
     client().request("DELETE", _path(f"/policies/{policy_id}"))
-    console.print(f"deleted policy {policy_id}")
+    if as_json:
+        print_json({"id": policy_id, "deleted": True})
+    else:
+        console.print(f"deleted policy {policy_id}")
 
 
 @policy_app.command("associate")

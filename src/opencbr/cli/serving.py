@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import signal
 import tempfile
 import threading
@@ -19,42 +20,151 @@ from typing import Any, ParamSpec
 import typer
 import uvicorn
 from prometheus_client import start_http_server
+from sqlalchemy.orm import Session
 
 from opencbr.api.app import create_app
 from opencbr.api.runtime import build_runtime, start_workers
 from opencbr.chunkstore.errors import ChunkStoreError
 from opencbr.core.context import Runtime
+from opencbr.core.errors import AppError
 from opencbr.core.logging import configure_logging, logging_config
 from opencbr.core.metrics import MetricsExposition
+from opencbr.core.secrets import SealedDataCorrupt
 from opencbr.core.settings import Settings
 from opencbr.iam import service as iam
+from opencbr.iam.errors import DomainNotFound
 
 from .output import console, err_console
 
-__all__ = ["DEMO_TENANTS", "ensure_demo_tenants", "run_server", "run_worker"]
+__all__ = [
+    "DEMO_CREDENTIALS_FILE",
+    "DEMO_TENANTS",
+    "ensure_demo_tenants",
+    "run_server",
+    "run_worker",
+]
 
 DEMO_TENANTS = ("demo-alice", "demo-bob")
+DEMO_CREDENTIALS_FILE = "demo-credentials.json"
 
 P = ParamSpec("P")
 
 
 def ensure_demo_tenants(runtime: Runtime) -> dict[str, Any]:
-    """Create the demo tenants once; their credentials live in `<data>/demo-credentials.json`."""
-    path = runtime.settings.data_dir / "demo-credentials.json"
-    if path.exists():
-        saved: dict[str, Any] = json.loads(path.read_text())
-        return saved
+    """The demo tenants and working credentials for them, saved in
+    `<data>/demo-credentials.json` (mode 0600).
+
+    The file and the database can drift apart (one deleted, the other kept). Start-up checks
+    the saved access keys against the database (a few primary-key reads, no password hashing)
+    and repairs what no longer matches: a missing tenant is created; an existing one keeps its
+    domain, projects and user and gets a new access key (and any project or user it lost).
+    The file is rewritten only when something changed, after the database commit."""
+    path = runtime.settings.data_dir / DEMO_CREDENTIALS_FILE
+    saved = _read_saved(path)
     tenants: dict[str, Any] = {}
+    changed = False
     with runtime.database.unit_of_work() as session:
         for name in DEMO_TENANTS:
-            creds = iam.create_tenant(
-                session, runtime.root_key, runtime.settings.regions, name, runtime.settings.regions
-            )
-            tenants[name] = asdict(creds)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(tenants, handle, indent=2)
+            entry = saved.get(name)
+            if isinstance(entry, dict) and _still_valid(session, runtime, name, entry):
+                tenants[name] = entry
+                continue
+            tenants[name] = _reconcile(session, runtime, name, entry)
+            changed = True
+    if changed or not path.exists():
+        _write_private(path, tenants)
+    elif path.stat().st_mode & 0o777 != 0o600:
+        path.chmod(0o600)
     return tenants
+
+
+def _read_saved(path: Path) -> dict[str, Any]:
+    """The saved credentials, or nothing when the file is missing or unreadable."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def _demo_projects(session: Session, runtime: Runtime, domain_id: str) -> dict[str, str]:
+    """The domain's built-in project (named after its region) in each configured region."""
+    regions = runtime.settings.regions
+    return {
+        p.region: p.id
+        for p in iam.list_projects(session, domain_id)
+        if p.region in regions and p.name == p.region
+    }
+
+
+def _still_valid(session: Session, runtime: Runtime, name: str, entry: dict[str, Any]) -> bool:
+    """Whether the saved access key still resolves, to this tenant, with the saved secret."""
+    try:
+        secret, principal = iam.resolve_access_key(session, runtime.root_key, entry["access_key"])
+    except (KeyError, TypeError, AppError, SealedDataCorrupt):
+        return False
+    projects = _demo_projects(session, runtime, principal.domain_id)
+    return (
+        secret == entry.get("secret_key")
+        and principal.domain_id == entry.get("domain_id")
+        and principal.user_name == name == entry.get("user_name")
+        and set(projects) == set(runtime.settings.regions)
+        and projects == entry.get("projects")
+    )
+
+
+def _reconcile(
+    session: Session, runtime: Runtime, name: str, entry: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Create the tenant, or give the existing one what it lacks, a new access key and, when
+    its password was only in the lost file, a new password."""
+    settings = runtime.settings
+    try:
+        domain = iam.domain_by_name(session, name)
+    except DomainNotFound:
+        creds = iam.create_tenant(
+            session, runtime.root_key, settings.regions, name, settings.regions
+        )
+        return asdict(creds)
+    projects = _demo_projects(session, runtime, domain.id)
+    for region in settings.regions:
+        if region not in projects:
+            projects[region] = iam.create_project(session, domain.id, region, settings.regions).id
+    user = next((u for u in iam.list_users(session, domain.id) if u.name == name), None)
+    password = entry.get("password") if entry and entry.get("domain_id") == domain.id else None
+    if user is None:
+        password = secrets.token_urlsafe(12)
+        user = iam.create_user(session, domain.id, name, password)
+    elif not password:
+        # Only a hash is stored and the file that held the password is gone: a demo user
+        # simply gets a new one.
+        password = secrets.token_urlsafe(12)
+        iam.set_password(session, user, password)
+    access_key, secret_key = iam.create_access_key(session, runtime.root_key, user.id)
+    return {  # the fields of iam.TenantCredentials; the password may be unknown (None)
+        "domain_id": domain.id,
+        "domain_name": domain.name,
+        "projects": projects,
+        "user_name": name,
+        "password": password,
+        "access_key": access_key,
+        "secret_key": secret_key,
+    }
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Replace the file atomically with a new one that only its owner can read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _print_demo(tenants: dict[str, Any], endpoint: str, path: Path) -> None:
@@ -103,7 +213,7 @@ def run_server(settings: Settings, workers: int, demo: bool) -> None:
     runtime = build_runtime(settings)
     endpoint = f"http://{settings.host}:{settings.port}"
     if demo:
-        path = settings.data_dir / "demo-credentials.json"
+        path = settings.data_dir / DEMO_CREDENTIALS_FILE
         _print_demo(ensure_demo_tenants(runtime), endpoint, path)
     mode = "with job workers" if settings.run_workers else "API only"
     console.print(

@@ -56,6 +56,7 @@ __all__ = [
     "resolve_access_key",
     "resolve_token",
     "revoke_token",
+    "set_password",
     "visible_project",
 ]
 
@@ -132,10 +133,14 @@ def create_project(
     return project
 
 
-def create_user(session: Session, domain_id: str, name: str, password: str) -> User:
-    _check_name("user", name)
+def _check_password(password: str) -> None:
     if len(password) < 8:
         raise ValidationFailed(reason="a password needs at least 8 characters")
+
+
+def create_user(session: Session, domain_id: str, name: str, password: str) -> User:
+    _check_name("user", name)
+    _check_password(password)
     get_domain(session, domain_id)
     if session.scalar(select(User.id).where(User.name == name)):
         raise NameTaken(kind="user", name=name)
@@ -145,6 +150,13 @@ def create_user(session: Session, domain_id: str, name: str, password: str) -> U
     session.add(user)
     _flush(session, "user", name)
     return user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """Replace the user's password (only its argon2 hash is stored)."""
+    _check_password(password)
+    user.password_hash = _HASHER.hash(password)
+    session.flush()
 
 
 def create_access_key(session: Session, root_key: RootKey, user_id: str) -> tuple[str, str]:
