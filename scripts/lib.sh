@@ -6,7 +6,18 @@ ensure_uv() {
     fi
     if ! command -v uv >/dev/null 2>&1; then
         echo "installing uv (the Python package manager that reads uv.lock)" >&2
-        python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+        # A user install; Debian's system Python refuses it ("externally managed") unless
+        # asked, and a private virtual environment works where pip itself is missing.
+        python3 -m pip install --quiet --user uv 2>/dev/null \
+            || python3 -m pip install --quiet --user --break-system-packages uv 2>/dev/null \
+            || { python3 -m venv "$HOME/.local/share/opencbr-uv" \
+                 && "$HOME/.local/share/opencbr-uv/bin/pip" install --quiet uv \
+                 && mkdir -p "$HOME/.local/bin" \
+                 && ln -sf "$HOME/.local/share/opencbr-uv/bin/uv" "$HOME/.local/bin/uv"; }
+    fi
+    if ! command -v uv >/dev/null 2>&1; then
+        echo "could not install uv: install it (https://docs.astral.sh/uv/) and run again" >&2
+        return 1
     fi
 }
 
