@@ -242,6 +242,12 @@ def run_one(
         return False
     ctx.extras = extras or {}
     handler = handlers[ctx.kind]
+    if ctx.attempt > ctx.max_attempts:
+        # Its last attempt's worker died (the lease ran out) without recording an outcome: a
+        # job that keeps killing its workers must not run for ever, and its state needs mending.
+        reason = f"its worker stopped during the last of {ctx.max_attempts} attempts"
+        _fail_for_good(ctx, handler, Permanent(reason))
+        return True
     try:
         result = handler.run(ctx)
     except LeaseLost:

@@ -118,6 +118,26 @@ def test_an_expired_lease_is_taken_over_and_the_old_worker_cannot_finish(runtime
         assert (job.status, job.attempts) == (JobStatus.SUCCEEDED, 2)
 
 
+def test_a_job_whose_last_attempt_died_fails_and_is_not_run_again(runtime: Runtime) -> None:
+    from opencbr.core.jobs import _claim
+
+    with runtime.database.unit_of_work() as session:
+        job_id = enqueue(session, "double", {"n": 3}).id
+        max_attempts = get_job(session, job_id).max_attempts
+    for attempt in range(max_attempts):  # every attempt's worker dies with the lease
+        dead = _claim(runtime.database, ["double"], f"dead-{attempt}", timedelta(seconds=-1))
+        assert dead is not None
+    handler = Recorder()
+    assert run_one(runtime.database, {"double": handler}, "survivor")
+    assert handler.runs[job_id] == 0
+    assert handler.failed == [job_id]
+    with runtime.database.unit_of_work() as session:
+        job = get_job(session, job_id)
+        assert job.status == JobStatus.FAILED
+        assert "worker stopped" in job.error_message
+    assert not run_one(runtime.database, {"double": handler}, "survivor")
+
+
 def test_many_workers_never_run_one_job_twice(runtime: Runtime) -> None:
     handler = Recorder()
     with runtime.database.unit_of_work() as session:
