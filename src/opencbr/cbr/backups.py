@@ -252,9 +252,11 @@ class BackupFilters:
     member_status: str | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
+    incremental: bool | None = None
     sort: str | None = None
     limit: int = 1000
     offset: int = 0
+    marker: str | None = None  # the last backup of the previous page: the page starts after it
 
 
 def _visible_clause(actor: Actor, own_type: str, member_status: str | None) -> object:
@@ -317,18 +319,35 @@ def list_backups(
         if value:
             query = query.where(getattr(Backup, column) == value)
     if filters.name:
-        query = query.where(Backup.name.contains(filters.name))
+        query = query.where(Backup.name.contains(filters.name, autoescape=True))
     if filters.resource_name:
-        query = query.where(Backup.resource_name.contains(filters.resource_name))
+        query = query.where(Backup.resource_name.contains(filters.resource_name, autoescape=True))
     if filters.image_type and filters.image_type != "backup":
         query = query.where(false())
     if filters.start_time:
         query = query.where(Backup.created_at >= filters.start_time)
     if filters.end_time:
         query = query.where(Backup.created_at <= filters.end_time)
+    if filters.incremental is not None:
+        query = query.where(Backup.incremental == filters.incremental)
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = _order(query, filters.sort).limit(filters.limit).offset(filters.offset)
+    ordered = _order(query, filters.sort)
+    start = filters.offset
+    if filters.marker:
+        start += _position_after(session, ordered, filters.marker)
+    page = ordered.limit(filters.limit).offset(start)
     return list(session.scalars(page)), count
+
+
+def _position_after(session: Session, ordered: Select[tuple[Backup]], marker: str) -> int:
+    """How many rows of the ordered listing come up to and including the `marker` backup."""
+    ids = list(session.scalars(ordered.with_only_columns(Backup.id)))
+    try:
+        return ids.index(marker) + 1
+    except ValueError:
+        raise ValidationFailed(
+            reason=f"marker {marker!r} is not a backup of this listing"
+        ) from None
 
 
 def visible_backup(session: Session, actor: Actor, backup_id: str, *, lock: bool = False) -> Backup:

@@ -109,9 +109,11 @@ def list_oplogs(
         if value:
             query = query.where(getattr(OperationLog, column) == value)
     if filters.resource_name:
-        query = query.where(OperationLog.resource_name.contains(filters.resource_name))
+        query = query.where(
+            OperationLog.resource_name.contains(filters.resource_name, autoescape=True)
+        )
     if filters.vault_name:
-        query = query.where(OperationLog.vault_name.contains(filters.vault_name))
+        query = query.where(OperationLog.vault_name.contains(filters.vault_name, autoescape=True))
     if filters.start_time:
         query = query.where(OperationLog.created_at >= filters.start_time)
     if filters.end_time:

@@ -314,9 +314,11 @@ def list_backups(
         member_status=member_status,
         start_time=_parse_time(start_time),
         end_time=_parse_time(end_time),
+        incremental=incremental,
         sort=sort,
         limit=limit,
         offset=offset,
+        marker=marker,
     )
     found, count = backups.list_backups(session, actor, filters)
     return json_response(

@@ -179,7 +179,7 @@ def list_vaults(session: Session, actor: Actor, filters: VaultFilters) -> tuple[
         Vault.project_id == actor.project_id, Vault.status != VaultStatus.DELETING
     )
     if filters.name:
-        query = query.where(Vault.name.contains(filters.name))
+        query = query.where(Vault.name.contains(filters.name, autoescape=True))
     if filters.object_type:
         query = query.where(Vault.object_type == filters.object_type)
     if filters.protect_type:
