@@ -108,6 +108,14 @@ def _owned_for_sharing(session: Session, actor: Actor, backup_id: str, action: s
     return backup
 
 
+def _refuse_if_vault_deleting(session: Session, backup: Backup) -> None:
+    """A backup whose vault is being deleted is about to go (with its shares): refuse to share
+    or accept it, as for a backup being deleted."""
+    status = session.scalar(select(Vault.status).where(Vault.id == backup.vault_id))
+    if status == VaultStatus.DELETING:
+        raise ShareStatusForbidden(backup_id=backup.id, status="in a vault being deleted")
+
+
 def _named_project(session: Session, backup: Backup, project_id: str) -> str:
     project = session.get(Project, project_id) if is_hex32(project_id) else None
     if project is None or not project.enabled or project.region != backup.region:
@@ -187,6 +195,7 @@ def add_members(
         raise ShareTypeUnsupported(resource_type=backup.resource_type)
     if backup.status != BackupStatus.AVAILABLE:
         raise ShareStatusForbidden(backup_id=backup.id, status=backup.status)
+    _refuse_if_vault_deleting(session, backup)
     # Read under the backup's row lock: no other add for this backup can run meanwhile.
     existing = set(
         session.scalars(select(Member.dest_project_id).where(Member.backup_id == backup.id))
@@ -375,6 +384,7 @@ def _accept(
 ) -> Member:
     if backup.status not in ACCEPTABLE:
         raise ShareStatusForbidden(backup_id=backup.id, status=backup.status)
+    _refuse_if_vault_deleting(session, backup)
     if member.status == MemberStatus.ACCEPTED:  # a move between vaults changes both
         lock_vaults(session, [member.vault_id, vault_id if is_uuid(vault_id or "") else None])
     vault = _accepting_vault(session, actor, backup, vault_id)

@@ -133,6 +133,32 @@ def test_s2_backup_not_available_is_refused_and_nothing_added(
         assert _member_count(runtime, backup_id) == 0
 
 
+def test_s2_a_backup_in_a_vault_being_deleted_is_neither_shared_nor_accepted(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    recipient, late = party(runtime, make_tenant()), party(runtime, make_tenant())
+    owner = party(runtime, make_tenant())
+    vault_id = make_vault(runtime, owner)
+    backup_id = stored_backup(runtime, owner, vault_id)
+    _add(runtime, owner, backup_id, recipient.project_id)
+    run(runtime, vaults.delete_vault, owner.actor, vault_id)  # its job has not run yet
+    refused = code_of(runtime, members.add_members, owner.actor, backup_id, [late.project_id])
+    assert refused == "BackupService.6702"
+    room = make_vault(runtime, recipient)
+    refused = code_of(
+        runtime,
+        members.update_member_status,
+        recipient.actor,
+        backup_id,
+        recipient.project_id,
+        "accepted",
+        vault_id=room,
+    )
+    assert refused == "BackupService.6702"
+    assert _member_count(runtime, backup_id) == 1
+    assert vault_row(runtime, room).used_bytes == 0
+
+
 def test_s2_other_resource_types_and_child_backups_are_refused(
     runtime: Runtime, make_tenant: TenantFactory
 ) -> None:
