@@ -132,6 +132,20 @@ def test_restore_refuses_a_target_too_small(
         )
     assert (refused.value.status_code, refused.value.error_code) == (400, "BackupService.2001")
     assert flows.disk_status(evs_client, small) == "available"
+    for missing in ("0d5f6a2e-3c1b-4e7a-9a51-5b0c7d2e9f10", "not-a-disk-id"):
+        with pytest.raises(ClientRequestException) as unknown:
+            cbr_client.restore_backup(
+                cbr.RestoreBackupRequest(
+                    backup_id=backup.id,
+                    body=cbr.BackupRestoreReq(restore=cbr.BackupRestore(volume_id=missing)),
+                )
+            )
+        assert (unknown.value.status_code, unknown.value.error_code) == (
+            404,
+            "BackupService.7000",
+        )
+    shown = cbr_client.show_backup(cbr.ShowBackupRequest(backup_id=backup.id)).backup
+    assert shown.status == "available"
 
 
 def test_deleting_a_backup_collects_only_its_own_data(
@@ -230,6 +244,9 @@ def test_server_restore_writes_only_the_stopped_target_servers_disks(
     # Onto the running original; onto another server without saying which disk gets what;
     # onto another server but into the running original's disks: all refused, nothing moves.
     assert "must be stopped" in refused()
+    with pytest.raises(ClientRequestException) as unknown:
+        restore(server_id="0d5f6a2e-3c1b-4e7a-9a51-5b0c7d2e9f10")
+    assert (unknown.value.status_code, unknown.value.error_code) == (404, "BackupService.7100")
     assert "mapping" in refused(server_id=spare["id"])
     into_web = [
         cbr.BackupRestoreServerMapping(backup_id=child_of[disk], volume_id=disk)

@@ -133,6 +133,16 @@ class CheckpointNotFound(NotFound):
     template = "Checkpoint {id} not found."
 
 
+class RestoreDiskNotFound(NotFound):
+    code = "BackupService.7000"
+    template = "Disk {id} not found."
+
+
+class RestoreServerNotFound(NotFound):
+    code = "BackupService.7100"
+    template = "Server {id} not found."
+
+
 class ResourceNotFound(NotFound):
     code = "BackupService.6302"
     template = "Resource {id} not found."

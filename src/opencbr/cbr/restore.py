@@ -22,6 +22,7 @@ from opencbr.core.context import Actor, Runtime
 from opencbr.core.errors import AppError, ValidationFailed
 from opencbr.core.jobs import Job, enqueue
 from opencbr.evs import service as evs
+from opencbr.evs.errors import DiskNotFound, DiskStatusConflict, ServerNotFound
 from opencbr.evs.models import Disk, DiskStatus, Server, ServerStatus
 from opencbr.evs.servers import DiskChoice, ServerSpec, new_server_record
 from opencbr.evs.service import DiskSpec
@@ -32,6 +33,8 @@ from .dataplane import open_scope
 from .errors import (
     BackupNotRestorable,
     EncryptedBackupNeedsGrant,
+    RestoreDiskNotFound,
+    RestoreServerNotFound,
     RestoreTargetInvalid,
     RestoreTargetTooSmall,
     ShareNotAllowed,
@@ -145,7 +148,7 @@ def restore_backup(
     by_backup = {t.backup_id: t.volume_id for t in targets}
     server = None
     if backup.resource_type == ResourceType.SERVER:
-        server = evs.get_server(session, actor.project_id or "", server_id or backup.resource_id)
+        server = _target_server(session, actor, server_id or backup.resource_id)
         if server.status != ServerStatus.SHUTOFF:
             raise RestoreTargetInvalid(
                 backup_id=backup.id, reason=f"server {server.id} must be stopped first"
@@ -161,7 +164,7 @@ def restore_backup(
                 reason=f"server {server.id} is not the backed-up server; give a mapping of "
                 f"disk backup {row.id} to one of its disks",
             )
-        disk = evs.get_disk(session, actor.project_id or "", volume_id, lock=True)
+        disk = _target_disk(session, actor, volume_id)
         _check_target_disk(backup, disk, server)
         if disk.size_gb < row.resource_size_gb:
             raise RestoreTargetTooSmall(
@@ -170,7 +173,11 @@ def restore_backup(
         allowed = [DiskStatus.AVAILABLE, DiskStatus.ERROR_RESTORING]
         if backup.resource_type == ResourceType.SERVER:
             allowed.append(DiskStatus.IN_USE)
-        evs.transition_disk(session, disk, allowed, DiskStatus.RESTORING_BACKUP)
+        try:
+            evs.transition_disk(session, disk, allowed, DiskStatus.RESTORING_BACKUP)
+        except DiskStatusConflict as exc:
+            reason = f"disk {disk.id} is {disk.status}"
+            raise RestoreTargetInvalid(backup_id=backup.id, reason=reason) from exc
         pairs.append(
             {
                 "backup_id": row.id,
@@ -207,6 +214,22 @@ def restore_backup(
     )
     log.job_id = job.id
     return job
+
+
+def _target_server(session: Session, actor: Actor, server_id: str) -> Server:
+    """The caller's server to restore onto, in the CBR error family (7100)."""
+    try:
+        return evs.get_server(session, actor.project_id or "", server_id)
+    except ServerNotFound:
+        raise RestoreServerNotFound(id=server_id) from None
+
+
+def _target_disk(session: Session, actor: Actor, volume_id: str) -> Disk:
+    """The caller's disk to restore onto, locked, in the CBR error family (7000)."""
+    try:
+        return evs.get_disk(session, actor.project_id or "", volume_id, lock=True)
+    except DiskNotFound:
+        raise RestoreDiskNotFound(id=volume_id) from None
 
 
 def _check_target_disk(backup: Backup, disk: Disk, server: Server | None) -> None:
