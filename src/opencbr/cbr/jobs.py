@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from opencbr.core.context import Runtime
 from opencbr.core.jobs import JobContext, JobHandler
@@ -15,7 +15,7 @@ from .collect import GC_JOB, CollectGarbage, request_collection
 from .dataplane import chunk_store
 from .deletion import mark_deleting
 from .engine import BackupJob, DiskFromBackupJob, RestoreJob, ServerFromBackupJob
-from .models import Backup, BackupStatus, Checkpoint, Vault
+from .models import Backup, BackupStatus, Checkpoint, Vault, VaultStatus
 from .vaults import release
 
 __all__ = ["DeleteBackupJob", "DeleteVaultJob", "handlers"]
@@ -108,7 +108,15 @@ class DeleteVaultJob:
         return {"backups_deleted": len(ids)}
 
     def on_failure(self, ctx: JobContext, error: BaseException) -> None:
-        return None
+        """Out of attempts (its backups stayed busy): the vault shows `error` instead of
+        `deleting` for ever; DeleteVault on it tries again."""
+        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        with runtime.database.unit_of_work() as session:
+            session.execute(
+                update(Vault)
+                .where(Vault.id == ctx.payload["vault_id"], Vault.status == VaultStatus.DELETING)
+                .values(status=VaultStatus.ERROR)
+            )
 
 
 def handlers(runtime: Runtime) -> dict[str, JobHandler]:

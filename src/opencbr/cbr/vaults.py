@@ -350,5 +350,12 @@ def delete_vault(session: Session, actor: Actor, vault_id: str) -> Vault:
     for resource in vault_resources(session, vault.id):
         session.delete(resource)
     session.flush()
-    enqueue(session, "cbr.delete_vault", {"vault_id": vault.id}, project_id=vault.project_id)
+    # Backups that turn busy meanwhile are waited for: ten attempts back off over ~13 minutes.
+    enqueue(
+        session,
+        "cbr.delete_vault",
+        {"vault_id": vault.id},
+        project_id=vault.project_id,
+        max_attempts=10,
+    )
     return vault
