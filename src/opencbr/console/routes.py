@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from opencbr.core.context import Runtime
 from opencbr.core.errors import AppError
+from opencbr.core.ids import is_hex32, is_uuid
 from opencbr.iam import service as iam
 
 from . import account_pages, cbr_pages, evs_pages, kms_pages
@@ -109,15 +110,23 @@ async def logout(request: Request) -> Response:
     return await post(request, action, HOME)
 
 
+def _section_of(path: str) -> str:
+    """The page's list page: a disk, backup or key of one region does not exist in another."""
+    parts = path.split("/")
+    for index, part in enumerate(parts):
+        if is_uuid(part) or is_hex32(part):
+            return "/".join(parts[:index])
+    return path
+
+
 @router.post("/project")
 async def choose_project(request: Request) -> Response:
     """The region selector: switch to one of the user's projects (checked against its domain)."""
 
     def action(ctx: Ctx, form: Form) -> Response:
         project = iam.visible_project(ctx.session, ctx.principal.domain_id, form.get("project_id"))
-        response = redirect(
-            safe_back(form.get("back"), HOME), ("ok", f"Now working in {project.region}.")
-        )
+        back = _section_of(safe_back(form.get("back"), HOME))
+        response = redirect(back, ("ok", f"Now working in {project.region}."))
         set_cookie(ctx.request, response, PROJECT_COOKIE, project.id, max_age=30 * 24 * 3600)
         return response
 

@@ -513,6 +513,10 @@ def test_sign_in_servers_disks_credentials_and_refusals(
         "Backup 00000000-0000-0000-0000-000000000000 not found."
     )
     shot(page, "error")
+    # Switching region from a page about one backup lands on the list, not on "not found".
+    page.get_by_label("Region").select_option(user.creds.projects["region-1"])
+    expect(flash(page)).to_contain_text("Now working in region-1.")
+    assert page.url.endswith("/console/cbr/disk/backups")
     forged = page.request.post(f"{base}/console/kms", form={"alias": "forged"})
     assert forged.status == 403
     assert "did not come from the console" in forged.text()

@@ -76,10 +76,23 @@
       });
     });
 
-    // Pages showing running work refresh themselves until it is done.
+    // Pages showing running work refresh themselves until it is done, but never under the
+    // user's hands: not while a menu or dialog is open or a form field has the focus.
     var refresh = document.body.getAttribute("data-refresh");
+    function busy() {
+      var active = document.activeElement;
+      return document.querySelector("details[open], [role=dialog]") !== null ||
+        (active !== null && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName));
+    }
+    function reloadWhenIdle() {
+      if (busy()) {
+        window.setTimeout(reloadWhenIdle, parseInt(refresh, 10));
+      } else {
+        window.location.reload();
+      }
+    }
     if (refresh) {
-      window.setTimeout(function () { window.location.reload(); }, parseInt(refresh, 10));
+      window.setTimeout(reloadWhenIdle, parseInt(refresh, 10));
     }
   }
 
