@@ -167,9 +167,11 @@ def _run(client: Any, operation: str, key_id: str, cipher: str) -> None:
 def encrypt(client: Any, key_id: str, data_key: bytes, **extra: Any) -> str:
     body = m.EncryptDatakeyRequestBody(
         key_id=key_id,
-        plain_text=(data_key + hashlib.sha256(data_key).digest()).hex(),
-        datakey_plain_length=str(len(data_key)),
-        **extra,
+        **{
+            "plain_text": (data_key + hashlib.sha256(data_key).digest()).hex(),
+            "datakey_plain_length": str(len(data_key)),
+            **extra,
+        },
     )
     cipher: str = client.encrypt_datakey(m.EncryptDatakeyRequest(body=body)).cipher_text
     return cipher
@@ -182,6 +184,18 @@ def decrypt(client: Any, key_id: str, cipher: str, length: int, **extra: Any) ->
     answer = client.decrypt_datakey(m.DecryptDatakeyRequest(body=body))
     assert answer.datakey_dgst == hashlib.sha256(bytes.fromhex(answer.data_key)).hexdigest()
     return bytes.fromhex(answer.data_key)
+
+
+def test_data_key_lengths_read_as_the_key_or_the_key_and_its_digest(world: World) -> None:
+    """The SDK documents "64" for both lengths of a 32-byte key: the key and its SHA-256."""
+    client, key_id = world.tenant("owner").kms, world.keys["enabled"]
+    data_key = os.urandom(32)
+    for plain_length in (32, 64):
+        cipher = encrypt(client, key_id, data_key, datakey_plain_length=str(plain_length))
+        for cipher_length in (32, 64):
+            assert decrypt(client, key_id, cipher, cipher_length) == data_key
+    error = refused(lambda: decrypt(client, key_id, cipher, 48))
+    assert (error.status_code, error.error_code) == (400, "KMS.0206")
 
 
 def _expected(actor: str, operation: str, state: str) -> str | None:

@@ -185,17 +185,24 @@ def _length(name: str, value: str | int | None) -> int:
     return number
 
 
+_DIGEST = 32  # a SHA-256 follows the data key in `plain_text`
+
+
 def _split_with_digest(data: bytes, length: int) -> bytes:
-    """`plain_text` is the data key followed by its SHA-256 (the digest is optional here)."""
+    """`plain_text` is the data key followed by its SHA-256 (the digest is optional here).
+
+    `datakey_plain_length` is read as either the key's length or the whole text's (the SDK
+    documents "64" for a 32-byte key and its digest); a matching digest decides."""
+    if len(data) == length + _DIGEST or (len(data) == length and length > _DIGEST):
+        key, digest = data[:-_DIGEST], data[-_DIGEST:]
+        if hashlib.sha256(key).digest() == digest:
+            return key
     if len(data) == length:
         return data
-    key, digest = data[:length], data[length:]
-    if len(data) != length + 32 or hashlib.sha256(key).digest() != digest:
-        raise KmsValidationFailed(
-            reason="plain_text must be the data key (datakey_plain_length bytes) "
-            "followed by its SHA-256"
-        )
-    return key
+    raise KmsValidationFailed(
+        reason="plain_text must be the data key followed by its SHA-256, "
+        "datakey_plain_length the length of either"
+    )
 
 
 def encrypt_datakey_hex(
@@ -224,13 +231,14 @@ def decrypt_datakey_hex(
     cipher_length: str | int | None,
     aad: str | None = None,
 ) -> bytes:
-    """decrypt-datakey: the data key; `datakey_cipher_length` must be its length in bytes."""
+    """decrypt-datakey: the data key; `datakey_cipher_length` is its length in bytes, or that
+    plus its digest's (the SDK's "64" for a 32-byte key)."""
     check_key_usable(session, actor, key_id, "decrypt-datakey")
     length = _length("datakey_cipher_length", cipher_length)
     plaintext = unwrap_data_key(
         session, root_key, actor, key_id, _hex("cipher_text", cipher_text), aad
     )
-    if len(plaintext) != length:
+    if length not in (len(plaintext), len(plaintext) + _DIGEST):
         raise KmsValidationFailed(
             reason=f"datakey_cipher_length {length} does not match the data key ({len(plaintext)})"
         )
