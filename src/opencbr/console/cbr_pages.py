@@ -221,6 +221,10 @@ async def vault_backup(request: Request, kind: str, vault_id: str) -> Response:
 
     def action(ctx: Ctx, form: Form) -> Response:
         k = _kind(ctx, kind)
+        vault = vaults.get_vault(ctx.session, ctx.actor, vault_id)
+        if not form.all("resource") and vaults.vault_resources(ctx.session, vault.id):
+            label = k.resource_label.lower()
+            raise ValidationFailed(reason=f"choose at least one {label} to back up")
         checkpoint = backups.create_checkpoint(
             ctx.session,
             ctx.actor,

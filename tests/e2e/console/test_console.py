@@ -126,6 +126,9 @@ def test_sharing_a_backup_both_sides(
     page.goto(f"{base}/console/cbr/disk/vaults")
     page.locator("tr[data-vault='owner-vault']").get_by_role("link", name="Back up now").click()
     shot(page, "back-up-now")
+    page.get_by_label(re.compile("db-disk")).uncheck()
+    page.get_by_role("button", name="Back up now").click()
+    expect(page.get_by_role("alert")).to_contain_text("choose at least one disk to back up")
     backup_id = back_up_now(page, base, "disk", "owner-vault", "db-disk-backup")
     page.goto(f"{base}/console/cbr/disk/vaults")
     expect(page.locator("tr[data-vault='owner-vault']")).to_contain_text(
