@@ -21,6 +21,14 @@ ensure_uv() {
     fi
 }
 
+install_locked() {
+    # Exactly the versions in uv.lock (extra arguments go to `uv sync`), compiled ahead of time:
+    # where PYTHONDONTWRITEBYTECODE is set, Python caches nothing, and every process would
+    # compile each module it imports on every start (about 2 s for the server).
+    UV_COMPILE_BYTECODE=1 uv sync --frozen --quiet "$@"
+    uv run --frozen --no-sync python -m compileall -q src >/dev/null
+}
+
 ensure_postgres() {
     # PostgreSQL on 127.0.0.1:5432 with trust auth; start the local cluster when it is down.
     if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
