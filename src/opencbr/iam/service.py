@@ -12,10 +12,11 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -254,18 +255,31 @@ def _principal(session: Session, user: User) -> Principal:
     return Principal(domain_id=user.domain_id, user_id=user.id, user_name=user.name)
 
 
+def _enabled_user(credential: Any, user_id: Any) -> Select[Any]:
+    """A credential's column and its user's id, name and domain, when the user and its domain
+    are enabled: one query, as every signed request makes it (it was three lookups, a third
+    of such a request's database work)."""
+    return (
+        select(credential, User.id, User.name, User.domain_id)
+        .join(User, User.id == user_id)
+        .join(Domain, Domain.id == User.domain_id)
+        .where(User.enabled.is_(True), Domain.enabled.is_(True))
+    )
+
+
 def resolve_access_key(
     session: Session, root_key: RootKey, access_key: str
 ) -> tuple[str, Principal]:
     """The secret key and owner of an enabled access key; LoginFailed when unknown."""
-    row = session.get(AccessKey, access_key)
-    if row is None or not row.enabled:
+    query = _enabled_user(AccessKey.secret_sealed, AccessKey.user_id).where(
+        AccessKey.access_key == access_key, AccessKey.enabled.is_(True)
+    )
+    row = session.execute(query).first()
+    if row is None:
         raise LoginFailed()
-    user = session.get(User, row.user_id)
-    if user is None:
-        raise LoginFailed()
-    secret = root_key.unseal(row.secret_sealed, _SK_PURPOSE + ":" + access_key).decode()
-    return secret, _principal(session, user)
+    sealed, user_id, user_name, domain_id = row
+    secret = root_key.unseal(sealed, _SK_PURPOSE + ":" + access_key).decode()
+    return secret, Principal(domain_id=domain_id, user_id=user_id, user_name=user_name)
 
 
 def _digest(token: str) -> str:
@@ -303,14 +317,14 @@ def issue_token(
 
 
 def resolve_token(session: Session, token: str) -> Principal:
-    row = session.get(Token, _digest(token))
-    if row is None or row.expires_at < utcnow():
+    query = _enabled_user(Token.project_id, Token.user_id).where(
+        Token.digest == _digest(token), Token.expires_at >= utcnow()
+    )
+    row = session.execute(query).first()
+    if row is None:
         raise LoginFailed()
-    user = session.get(User, row.user_id)
-    if user is None:
-        raise LoginFailed()
-    base = _principal(session, user)
-    return Principal(base.domain_id, base.user_id, base.user_name, row.project_id)
+    project_id, user_id, user_name, domain_id = row
+    return Principal(domain_id, user_id, user_name, project_id)
 
 
 def revoke_token(session: Session, token: str) -> None:

@@ -11,7 +11,7 @@ from opencbr.core.context import Runtime
 from opencbr.core.errors import ProjectNotFound, ValidationFailed
 from opencbr.iam import service as iam
 from opencbr.iam.errors import LoginFailed, NameTaken, UnknownRegion
-from opencbr.iam.models import AccessKey, Domain, Project
+from opencbr.iam.models import AccessKey, Domain, Project, User
 from tests.conftest import TenantFactory, unique
 
 
@@ -88,6 +88,40 @@ def test_tokens_authenticate_and_expire(runtime: Runtime, make_tenant: TenantFac
             iam.resolve_token(session, expired)
         with pytest.raises(LoginFailed):
             iam.issue_token(session, creds.user_name, "wrong-password", timedelta(hours=1))
+
+
+def test_a_disabled_key_user_or_domain_stops_keys_and_tokens(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    creds = make_tenant()
+    with runtime.database.unit_of_work() as session:
+        token, principal, _ = iam.issue_token(
+            session, creds.user_name, creds.password, timedelta(hours=1)
+        )
+    rows = {
+        "key": (AccessKey, creds.access_key),
+        "user": (User, principal.user_id),
+        "domain": (Domain, creds.domain_id),
+    }
+    for what, (model, key) in rows.items():
+        with runtime.database.unit_of_work() as session:
+            row = session.get(model, key)
+            assert row is not None
+            row.enabled = False
+        with runtime.database.unit_of_work() as session:
+            with pytest.raises(LoginFailed):
+                iam.resolve_access_key(session, runtime.root_key, creds.access_key)
+            if what != "key":
+                with pytest.raises(LoginFailed):
+                    iam.resolve_token(session, token)
+            else:
+                assert iam.resolve_token(session, token).user_id == principal.user_id
+            row = session.get(model, key)
+            assert row is not None
+            row.enabled = True
+    with runtime.database.unit_of_work() as session:
+        secret, again = iam.resolve_access_key(session, runtime.root_key, creds.access_key)
+    assert (secret, again) == (creds.secret_key, principal)
 
 
 def test_delete_domain_removes_everything_of_it(
