@@ -205,7 +205,7 @@ def test_sharing_a_backup_both_sides(
     create_vault(mine, base, "big-vault", 20)
     mine.goto(f"{base}/console/cbr/disk/backups/{backup_id}/accept")
     expect(mine.get_by_label(re.compile("big-vault"))).to_be_checked()
-    mine.get_by_label(re.compile("Automatic Association")).check()
+    mine.get_by_role("group", name="Automatic Association").get_by_label("Configure").check()
     shot(mine, "accept")
     mine.get_by_role("button", name="OK").click()
     expect(flash(mine)).to_contain_text("Shared backup accepted into vault big-vault.")
