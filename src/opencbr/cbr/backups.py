@@ -81,6 +81,8 @@ def create_checkpoint(session: Session, actor: Actor, spec: CheckpointSpec) -> C
         )
     held = vault_resources(session, vault.id)
     if spec.resources is not None:
+        if not spec.resources and held:
+            raise ValidationFailed(reason=f"choose at least one {vault.object_type} to back up")
         wanted = set(spec.resources)
         unknown = wanted - {r.resource_id for r in held}
         if unknown:

@@ -60,12 +60,14 @@ from .errors import (
 )
 from .models import Backup, BackupStatus, Member, MemberStatus, ResourceType, Vault, VaultStatus
 from .resources import OBJECT_TYPES
-from .vaults import get_vault, lock_vaults, release, reserve
+from .vaults import free_bytes, get_vault, has_room, lock_vaults, release, reserve
 
 __all__ = [
     "MAX_MEMBERS",
     "TRANSITIONS",
+    "AcceptChoice",
     "MemberFilters",
+    "accept_choices",
     "add_members",
     "delete_member",
     "find_member",
@@ -419,6 +421,32 @@ def _accepting_vault(session: Session, actor: Actor, backup: Backup, vault_id: s
     if vault.status != VaultStatus.AVAILABLE or vault.region != backup.region:
         raise VaultStatusForbidsShare(vault_id=vault.id, status=vault.status)
     return vault
+
+
+@dataclass(frozen=True)
+class AcceptChoice:
+    vault: Vault
+    free: int
+    fits: bool  # the vault may take the backup now (S6)
+
+
+def accept_choices(session: Session, actor: Actor, backup: Backup) -> list[AcceptChoice]:
+    """The caller's available vaults of the backup's type, oldest first, each with whether it
+    has room for the backup (S6: free space greater than the backup's size)."""
+    size = share_size(session, backup)
+    query = (
+        select(Vault)
+        .where(
+            Vault.project_id == actor.project_id,
+            Vault.object_type == OBJECT_TYPES[backup.resource_type],
+            Vault.status == VaultStatus.AVAILABLE,
+        )
+        .order_by(Vault.created_at, Vault.id)
+    )
+    return [
+        AcceptChoice(vault, free_bytes(vault), has_room(vault, size, strictly_more=True))
+        for vault in session.scalars(query)
+    ]
 
 
 def share_size(session: Session, backup: Backup) -> int:

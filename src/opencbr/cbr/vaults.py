@@ -51,6 +51,7 @@ __all__ = [
     "delete_vault",
     "free_bytes",
     "get_vault",
+    "has_room",
     "list_vaults",
     "lock_vaults",
     "release",
@@ -277,6 +278,12 @@ def remove_resources(
 
 def free_bytes(vault: Vault) -> int:
     return vault.size_bytes - vault.used_bytes
+
+
+def has_room(vault: Vault, nbytes: int, *, strictly_more: bool = False) -> bool:
+    """Whether `reserve` would take `nbytes` from the vault as it stands now."""
+    free = free_bytes(vault)
+    return free > nbytes if strictly_more else free >= nbytes
 
 
 def reserve(session: Session, vault: Vault, nbytes: int, *, strictly_more: bool = False) -> None:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from opencbr.cbr import backups, deletion, members, vaults
-from opencbr.cbr.models import Backup, BackupStatus, Member, ResourceType, Vault, VaultStatus
+from opencbr.cbr.models import Backup, BackupStatus, Member, ResourceType, Vault
 from opencbr.core.errors import AppError, NotFound, ValidationFailed
 from opencbr.evs import service as evs
 from opencbr.evs.models import Disk, Server
@@ -221,10 +221,6 @@ async def vault_backup(request: Request, kind: str, vault_id: str) -> Response:
 
     def action(ctx: Ctx, form: Form) -> Response:
         k = _kind(ctx, kind)
-        vault = vaults.get_vault(ctx.session, ctx.actor, vault_id)
-        if not form.all("resource") and vaults.vault_resources(ctx.session, vault.id):
-            label = k.resource_label.lower()
-            raise ValidationFailed(reason=f"choose at least one {label} to back up")
         checkpoint = backups.create_checkpoint(
             ctx.session,
             ctx.actor,
@@ -491,17 +487,8 @@ async def accept_form(request: Request, kind: str, backup_id: str) -> Response:
     def body(ctx: Ctx) -> Response:
         k = _kind(ctx, kind)
         backup = _backup_of_kind(ctx, k, backup_id)
-        found, _ = vaults.list_vaults(
-            ctx.session, ctx.actor, vaults.VaultFilters(object_type=k.slug)
-        )
-        size = members.share_size(ctx.session, backup)
-        # The same rule as the service (S6): the free space must be greater than the size.
-        usable = [v for v in found if v.status == VaultStatus.AVAILABLE]
-        fitting = [v.id for v in usable if vaults.free_bytes(v) > size]
-        choices = [
-            {"vault": v, "free": vaults.free_bytes(v), "fits": v.id in fitting} for v in usable
-        ]
-        first_fit = fitting[0] if fitting else None
+        choices = members.accept_choices(ctx.session, ctx.actor, backup)
+        first_fit = next((c.vault.id for c in choices if c.fits), None)
         return _page(
             ctx,
             k,
@@ -510,7 +497,7 @@ async def accept_form(request: Request, kind: str, backup_id: str) -> Response:
             backup=backup,
             choices=choices,
             first_fit=first_fit,
-            size=size,
+            size=members.share_size(ctx.session, backup),
         )
 
     return await get(request, body)

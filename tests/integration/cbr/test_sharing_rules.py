@@ -401,6 +401,16 @@ def test_s6_free_space_must_be_greater_than_the_backup(
         vault_id,
     )
     assert code == "BackupService.6114"
+    # What the console offers follows the same rule: the full vault is shown, not choosable;
+    # a vault with room is; a server vault is not shown for a disk backup.
+    roomy = make_vault(runtime, recipient, size_gb=1)
+    make_vault(runtime, recipient, "server")
+    backup = run(runtime, backups.visible_backup, recipient.actor, one_byte)
+    choices = run(runtime, members.accept_choices, recipient.actor, backup)
+    assert [(c.vault.id, c.free, c.fits) for c in choices] == [
+        (vault_id, 1, False),
+        (roomy, GiB, True),
+    ]
 
 
 def test_s6_server_backup_goes_into_a_server_vault_at_its_full_size(
