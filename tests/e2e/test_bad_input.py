@@ -20,6 +20,12 @@ def _refused(call: Any) -> tuple[int, str, str]:
     return caught.value.status, caught.value.code, caught.value.message
 
 
+def _signed_client(server: LiveServer, make_tenant: TenantFactory) -> tuple[Client, str]:
+    """A new tenant's signed client and its region-1 project."""
+    creds = make_tenant()
+    return flows.data_client(server.url, creds), creds.projects["region-1"]
+
+
 def _vault_body(**vault: Any) -> dict[str, Any]:
     billing = {"object_type": "disk", "protect_type": "backup", "size": 10}
     billing.update(vault.pop("billing", {}))
@@ -29,9 +35,7 @@ def _vault_body(**vault: Any) -> dict[str, Any]:
 def test_cbr_fields_are_bounded_and_refusals_change_nothing(
     server: LiveServer, make_tenant: TenantFactory, runtime: Runtime
 ) -> None:
-    creds = make_tenant()
-    project = creds.projects["region-1"]
-    client: Client = flows.data_client(server.url, creds)
+    client, project = _signed_client(server, make_tenant)
     vaults = f"/v3/{project}/vaults"
     for body in (
         _vault_body(description="d" * 65),
@@ -62,9 +66,7 @@ def test_a_value_the_database_cannot_store_is_bad_input(
     server: LiveServer, make_tenant: TenantFactory, runtime: Runtime
 ) -> None:
     """A NUL character passes the schema; PostgreSQL text cannot hold it, SQLite can."""
-    creds = make_tenant()
-    project = creds.projects["region-1"]
-    client: Client = flows.data_client(server.url, creds)
+    client, project = _signed_client(server, make_tenant)
     vaults = f"/v3/{project}/vaults"
     body = _vault_body(description="before\x00after")
     if runtime.database.engine.dialect.name == "postgresql":
