@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from opencbr.core.context import Actor
 from opencbr.core.errors import ValidationFailed
 from opencbr.core.ids import is_uuid, new_uuid
+from opencbr.core.numbers import whole_number
 
 from .errors import PolicyNotFound
 from .models import Policy, Vault, VaultStatus
@@ -104,9 +105,10 @@ def _bad(pattern: str, reason: str) -> ValidationFailed:
 def _numbers(pattern: str, key: str, value: str, low: int, high: int) -> list[int]:
     found = []
     for part in value.split(","):
-        if not part.strip().isdigit() or not low <= int(part) <= high:
+        number = whole_number(part.strip())
+        if number is None or not low <= number <= high:
             raise _bad(pattern, f"{key} values must be integers {low}-{high}")
-        found.append(int(part))
+        found.append(number)
     return found
 
 

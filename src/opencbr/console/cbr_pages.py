@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from opencbr.cbr import backups, deletion, members, vaults
 from opencbr.cbr.models import Backup, BackupStatus, Member, ResourceType, Vault
 from opencbr.core.errors import AppError, NotFound, ValidationFailed
+from opencbr.core.numbers import whole_number
 from opencbr.evs import service as evs
 from opencbr.evs.models import Disk, Server
 
@@ -129,10 +130,10 @@ async def vault_new(request: Request, kind: str) -> Response:
 
 
 def _size(form: Form, name: str) -> int:
-    text = form.get(name)
-    if not text.isdigit():
+    number = whole_number(form.get(name))
+    if number is None:
         raise ValidationFailed(reason=f"{name.replace('_', ' ')} must be a whole number of GB")
-    return int(text)
+    return number
 
 
 @router.post("/vaults")

@@ -18,6 +18,7 @@ from opencbr.cbr import backups, oplogs
 from opencbr.cbr import restore as cbr_restore
 from opencbr.core.errors import AppError, ValidationFailed
 from opencbr.core.jobs import JobStatus, get_job
+from opencbr.core.numbers import whole_number
 from opencbr.evs import servers as evs_servers
 from opencbr.evs import service as evs
 from opencbr.evs.errors import FromBackupUnavailable
@@ -105,9 +106,10 @@ def _optional_size(form: Form) -> int | None:
     text = form.get("size_gb")
     if not text:
         return None
-    if not text.isdigit():
+    number = whole_number(text)
+    if number is None:
         raise ValidationFailed(reason="size must be a whole number of GB")
-    return int(text)
+    return number
 
 
 @router.post("/disks")
@@ -238,11 +240,11 @@ async def server_new(request: Request) -> Response:
 
 
 def _choice(form: Form, prefix: str, name: str) -> evs_servers.DiskChoice:
-    size = form.get(f"{prefix}_size_gb")
-    if not size.isdigit():
+    size = whole_number(form.get(f"{prefix}_size_gb"))
+    if size is None:
         raise ValidationFailed(reason=f"{prefix.replace('_', ' ')} size must be a whole number")
     return evs_servers.DiskChoice(
-        size_gb=int(size),
+        size_gb=size,
         volume_type=form.get("volume_type", "SAS"),
         encrypted=True if form.flag("encrypted") else None,
         kms_key_id=form.get("kms_key_id") or None,

@@ -30,6 +30,7 @@ from opencbr.core.context import Actor, Runtime
 from opencbr.core.jobs import Job
 from opencbr.core.jobs import JobNotFound as CoreJobNotFound
 from opencbr.core.jobs import get_job as core_get_job
+from opencbr.core.numbers import whole_number
 from opencbr.core.web import RuntimeDep, SessionDep, get_runtime
 from opencbr.iam.auth import ActorDep, PrincipalDep, project_actor
 
@@ -247,10 +248,9 @@ async def write_data(
     offset: int = 0,
     sync: bool = False,
 ) -> dict[str, Any]:
-    header = request.headers.get("content-length", "")
-    if not header.isdigit():
+    length = whole_number(request.headers.get("content-length", ""))
+    if length is None:
         raise LengthRequired()
-    length = int(header)
     runtime = get_runtime(request)
     volume = await run_in_threadpool(_open, runtime, actor, volume_id)
     _check_write(volume, offset, length)

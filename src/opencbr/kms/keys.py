@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor
 from opencbr.core.ids import new_uuid
+from opencbr.core.numbers import whole_number
 from opencbr.core.secrets import RootKey
 
 from . import envelope
@@ -42,7 +43,6 @@ from .errors import (
     MissingParameter,
 )
 from .models import Grant, Key, KeyState
-from .params import whole_number
 
 __all__ = [
     "DEFAULT_DISK_ALIAS",

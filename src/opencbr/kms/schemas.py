@@ -7,9 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from opencbr.core.numbers import whole_number
+
 from .errors import KmsValidationFailed
 from .models import Grant, Key
-from .params import whole_number
 
 __all__ = [
     "CreateGrantBody",

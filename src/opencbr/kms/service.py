@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.jobs import throttled
+from opencbr.core.numbers import whole_number
 from opencbr.core.secrets import RootKey
 
 from . import envelope
@@ -48,7 +49,6 @@ from .access import check_key_usable, master_key
 from .errors import CipherTextInvalid, KmsValidationFailed, MissingParameter
 from .keys import DEFAULT_DISK_ALIAS, default_key, purge_due_keys
 from .models import Key
-from .params import whole_number
 
 __all__ = [
     "DataKey",

@@ -157,3 +157,9 @@ def test_the_default_auto_bind_period_is_daily_at_midnight() -> None:
     assert autobind_period(MONDAY) == MONDAY
     assert autobind_period(MONDAY + timedelta(hours=1)) is None
     assert autobind_period(MONDAY + timedelta(hours=13)) is None
+
+
+@pytest.mark.parametrize("hour", ["²", "٣", "\uff17"])
+def test_unicode_digits_in_a_trigger_are_refused(hour: str) -> None:
+    with pytest.raises(ValidationFailed, match="BYHOUR values must be integers"):
+        parse_rule(f"FREQ=DAILY;INTERVAL=1;BYHOUR={hour};BYMINUTE=00")

@@ -7,10 +7,10 @@ from collections.abc import Callable
 import pytest
 
 from opencbr.core.ids import is_hex32, is_uuid
+from opencbr.core.numbers import whole_number
 from opencbr.kms.errors import KmsValidationFailed
 from opencbr.kms.grants import _check_name
 from opencbr.kms.keys import _check_alias, _pending_days
-from opencbr.kms.params import whole_number
 from opencbr.kms.schemas import ListKeysBody, page
 from opencbr.kms.service import _length, requested_length
 
