@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from opencbr.evs.volumes import (
     LocalVolumeDriver,
     RangeError,
     dm_crypt_table,
+    transfer,
 )
 
 from .conftest import DISK_SIZE, KEY, MiB, pattern, read_all
@@ -122,3 +124,45 @@ def test_fill_holes_makes_every_unit_ciphertext(driver: LocalVolumeDriver) -> No
     assert driver.changed_extents("enc") == [(0, B)]
     driver.create("plain", DISK_SIZE)
     assert driver.fill_holes("plain") == 0
+
+
+def test_many_pieces_with_early_write_back_round_trip(
+    driver: LocalVolumeDriver, volume: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small pieces and flush interval: read-ahead, writer and flusher threads all take turns."""
+    monkeypatch.setattr(transfer, "TRANSFER_PIECE", 64 * 1024)
+    monkeypatch.setattr(transfer, "WRITE_BACK_EVERY", 128 * 1024)
+    source = tmp_path / "source.img"
+    content = pattern(DISK_SIZE - 3 * 4096, seed=11) + bytes(4096) + pattern(8192, seed=12)
+    source.write_bytes(content)
+    driver.import_file(volume, source)
+    assert read_all(driver, volume) == content
+    target = tmp_path / "target.img"
+    driver.export_file(volume, target)
+    assert target.read_bytes() == content
+
+
+def test_read_ahead_hands_a_reader_error_to_the_consumer() -> None:
+    def pieces() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise OSError(5, "Input/output error")
+
+    reader = transfer._read_ahead(pieces())
+    assert [next(reader), next(reader)] == [1, 2]
+    with pytest.raises(OSError, match="Input/output"):
+        next(reader)
+
+
+def test_read_ahead_stops_its_reader_when_the_consumer_stops() -> None:
+    produced: list[int] = []
+
+    def pieces() -> Iterator[int]:
+        for n in range(1000):
+            produced.append(n)
+            yield n
+
+    for item in transfer._read_ahead(pieces(), depth=2):
+        if item == 3:
+            break
+    assert len(produced) < 10

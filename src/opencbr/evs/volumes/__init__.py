@@ -7,6 +7,7 @@ calls a `VolumeDriver` for the bytes. Module guide:
 * ``local``     — `LocalVolumeDriver`: sparse raw images in one directory.
 * ``volume``    — one open volume: data path rules, locking, write ordering.
 * ``crypto``    — AES-XTS-256 ``aes-xts-plain64`` in 4096-byte units; why not LUKS2.
+* ``xts``       — many XTS units per OpenSSL context (the fast path under ``crypto``).
 * ``changemap`` — changed-block tracking: file format, granularity, durability rule.
 * ``backup``    — point-in-time backup views (map swap + copy-on-write).
 * ``transfer``  — sparse-aware import and export of raw image files.
