@@ -90,6 +90,7 @@ from .index import BlockIndex, Location, rebuild_index
 from .locks import HeldLock, LockInfo, read_locks
 from .restore import RestoreResult, restore_blocks, stream_blocks
 from .verify import VerifyReport, verify_manifest, verify_store
+from .writeback import EarlyWriteBack
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "DEFAULT_PACK_SIZE", "MANIFEST_PREFIX", "ChunkStore"]
 
@@ -242,14 +243,22 @@ class ChunkStore:
         partial = target + ".partial"
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
-            with self._reading(scope, manifest_id) as (manifest, index, lock):
+            with (
+                self._reading(scope, manifest_id) as (manifest, index, lock),
+                EarlyWriteBack(fd) as write_back,
+            ):
                 os.ftruncate(fd, manifest.disk_size)
+
+                def write_at(offset: int, data: bytes) -> None:
+                    _pwrite(fd, data, offset)
+                    write_back.wrote(len(data))
+
                 written = restore_blocks(
                     self,
                     self.codec(scope),
                     manifest,
                     index,
-                    lambda o, d: _pwrite(fd, d, o),
+                    write_at,
                     threadsafe=True,
                     zero_holes=False,
                     progress=progress,

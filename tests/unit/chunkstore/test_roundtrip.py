@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from pathlib import Path
 
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
@@ -47,6 +49,10 @@ def test_backup_then_restore_gives_the_image_back(
     store = make_store(block_size=block, pack_size=8 * block, batch_bytes=4 * block)
     result = store.backup(scope, reader(data), len(data))
     assert restored(store, scope, result.manifest_id, len(data)) == data
+    with tempfile.TemporaryDirectory() as work:  # the file path: worker-thread writes
+        target = Path(work) / "disk.img"
+        store.restore(scope, result.manifest_id, target)
+        assert target.read_bytes() == data
     assert (
         b"".join(
             d or bytes(min(block, len(data) - o))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from opencbr.chunkstore import writeback
 from opencbr.evs.volumes import (
     CBT_BLOCK_SIZE,
     DiskKey,
@@ -131,7 +132,7 @@ def test_many_pieces_with_early_write_back_round_trip(
 ) -> None:
     """Small pieces and flush interval: read-ahead, writer and flusher threads all take turns."""
     monkeypatch.setattr(transfer, "TRANSFER_PIECE", 64 * 1024)
-    monkeypatch.setattr(transfer, "WRITE_BACK_EVERY", 128 * 1024)
+    monkeypatch.setattr(writeback, "WRITE_BACK_EVERY", 128 * 1024)
     source = tmp_path / "source.img"
     content = pattern(DISK_SIZE - 3 * 4096, seed=11) + bytes(4096) + pattern(8192, seed=12)
     source.write_bytes(content)

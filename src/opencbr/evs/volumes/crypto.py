@@ -45,6 +45,7 @@ Never-written units
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -72,15 +73,18 @@ _ZERO_SECTOR = bytes(SECTOR_SIZE)
 
 
 def is_zero(data: bytes | bytearray | memoryview) -> bool:
-    """True when every byte is zero (fast: compares against a zero buffer)."""
-    view = memoryview(data)
-    length = len(view)
-    if length <= SECTOR_SIZE:
-        return view == _ZERO_SECTOR[:length]
-    return all(
-        view[i : i + SECTOR_SIZE] == _ZERO_SECTOR[: min(SECTOR_SIZE, length - i)]
-        for i in range(0, length, SECTOR_SIZE)
-    )
+    """True when every byte is zero.
+
+    Bytes against bytes is one memcmp; CPython compares a memoryview with bytes element by
+    element, about 60 times slower than copying it to bytes first.
+    """
+    raw = data if isinstance(data, bytes | bytearray) else bytes(data)
+    return raw == _zeros(len(raw))
+
+
+@functools.lru_cache(maxsize=8)
+def _zeros(length: int) -> bytes:
+    return bytes(length)
 
 
 class DiskKey:
@@ -147,12 +151,13 @@ class SectorCipher:
         if offset % SECTOR_SIZE or length % SECTOR_SIZE:
             raise ValueError("encrypted runs must be aligned to the 4096-byte unit")
         out = bytearray(data)  # transformed in place; all-zero ciphertext units stay zeros
+        # The zero test reads a unit of `out` before it is transformed: units go in order.
         first = offset // IV_SECTOR_SIZE
         step = SECTOR_SIZE // IV_SECTOR_SIZE
         units = (
             (pos, (first + n * step).to_bytes(16, "little"))
             for n, pos in enumerate(range(0, length, SECTOR_SIZE))
-            if encrypt or data[pos : pos + SECTOR_SIZE] != _ZERO_SECTOR
+            if encrypt or not out.startswith(_ZERO_SECTOR, pos)
         )
         self._units.apply(out, units, encrypt=encrypt)
         return out

@@ -7,7 +7,7 @@
   plaintext units are not written to the target. Three threads overlap the work: one reads
   ahead, the caller's encrypts (or decrypts), one issues the ``pwrite``s (reads and writes
   release the GIL).
-* Every copy starts write-back as it goes (`_EarlyWriteBack`), so the disk writes beside the
+* Every copy starts write-back as it goes (`EarlyWriteBack`), so the disk writes beside the
   copy instead of all in the final fsync: on a disk-bound host that is what lets an encrypted
   import keep up with a plain one.
 * Both hold the volume lock for the whole copy: an import replaces the disk and an export is a
@@ -27,6 +27,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar, cast
 
+from opencbr.chunkstore.writeback import EarlyWriteBack
+
 from .crypto import SECTOR_SIZE, SectorCipher, is_zero
 from .errors import BackupInProgress, RangeError
 from .sparse import Extent, copy_range, data_extents, merge_extents, pread_exact, pwrite_all
@@ -34,7 +36,6 @@ from .volume import Buffer, LocalVolume
 
 __all__ = [
     "TRANSFER_PIECE",
-    "WRITE_BACK_EVERY",
     "Progress",
     "export_image",
     "fill_holes",
@@ -49,9 +50,6 @@ Progress = Callable[[int, int], None]
 TRANSFER_PIECE = 4 << 20
 """Bytes per read/encrypt/write step of encrypted transfers."""
 
-WRITE_BACK_EVERY = 64 << 20
-"""Bytes written between the flushes a transfer starts while it goes on (see _EarlyWriteBack)."""
-
 
 class _Meter:
     def __init__(self, total: int, progress: Progress | None) -> None:
@@ -63,48 +61,6 @@ class _Meter:
             self._progress(self.done, self.total)
 
 
-class _EarlyWriteBack:
-    """Starts an ``fdatasync`` on a thread after every `WRITE_BACK_EVERY` bytes written, while
-    writing goes on.
-
-    Without it nothing reaches the disk before the final fsync (the kernel starts write-back
-    only past ``dirty_background_ratio``, gigabytes on a large machine), so the whole disk
-    write would come after the copy or the encryption instead of beside it.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self._fd, self._every, self._unflushed = fd, WRITE_BACK_EVERY, 0
-        self._due = threading.Event()
-        self._closing = False
-        self.error: OSError | None = None
-        self._thread = threading.Thread(target=self._run, name="volume-flush", daemon=True)
-        self._thread.start()
-
-    def wrote(self, count: int) -> None:
-        self._unflushed += count
-        if self._unflushed >= self._every:
-            self._unflushed = 0
-            self._due.set()
-
-    def _run(self) -> None:
-        while True:
-            self._due.wait()
-            self._due.clear()
-            if self._closing:
-                return
-            try:
-                os.fdatasync(self._fd)
-            except OSError as exc:
-                self.error = self.error or exc
-
-    def close(self) -> None:
-        self._closing = True
-        self._due.set()
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-
 class _BackgroundWriter:
     """Writes (data, offset) pairs to one descriptor from a thread, a few pieces behind."""
 
@@ -112,7 +68,7 @@ class _BackgroundWriter:
         self._fd = fd
         self._queue: queue.Queue[tuple[Buffer, int] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
-        self._write_back = _EarlyWriteBack(fd)
+        self._write_back = EarlyWriteBack(fd)
         self._thread = threading.Thread(target=self._run, name="volume-writer", daemon=True)
         self._thread.start()
 
@@ -151,17 +107,14 @@ class _BackgroundWriter:
 
 def _kernel_copy(src: int, dst: int, extents: list[Extent], meter: _Meter) -> None:
     """Copy the extents at their offsets in the kernel, writing back as the copy goes."""
-    write_back = _EarlyWriteBack(dst)
-    try:
+    with EarlyWriteBack(dst) as write_back:
+
+        def copied(count: int) -> None:
+            meter.add(count)
+            write_back.wrote(count)
+
         for offset, length in extents:
-
-            def copied(count: int) -> None:
-                meter.add(count)
-                write_back.wrote(count)
-
             copy_range(src, dst, offset, length, copied)
-    finally:
-        write_back.close()
 
 
 def import_image(volume: LocalVolume, source: Path, progress: Progress | None = None) -> int:

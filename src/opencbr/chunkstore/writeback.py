@@ -1,0 +1,81 @@
+"""Write-back that starts while a large file is still being written.
+
+With plenty of RAM the kernel starts writing dirty pages back only past
+``dirty_background_ratio`` (gigabytes on a 24 GiB host), so a program that writes a disk image
+and then calls fsync has the disk idle during the writing and the whole image to write in the
+fsync. `EarlyWriteBack` starts an ``fdatasync`` on a thread after every `every` bytes, so the
+disk writes beside the producer and the final fsync has little left to do. On the 2-core
+benchmark host (disk about 600 MB/s) that fsync was 2.4-2.8 s of a 1.6 GiB write.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from types import TracebackType
+
+__all__ = ["WRITE_BACK_EVERY", "EarlyWriteBack"]
+
+WRITE_BACK_EVERY = 64 << 20
+"""Bytes written between the flushes (a few hundred milliseconds of disk time)."""
+
+
+class EarlyWriteBack:
+    """Call `wrote(n)` after writing n bytes to `fd`; close (or leave the with-block) at the end.
+
+    `wrote` may be called from several threads; a lost count under a race only moves a flush.
+    Closing does not fsync: the owner still makes the file durable itself.
+    """
+
+    def __init__(self, fd: int, every: int | None = None) -> None:
+        self._fd = fd
+        self._every = every or WRITE_BACK_EVERY
+        self._unflushed = 0
+        self._due = threading.Event()
+        self._closing = False
+        self.flushes = 0
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="write-back", daemon=True)
+        self._thread.start()
+
+    def wrote(self, count: int) -> None:
+        self._unflushed += count
+        if self._unflushed >= self._every:
+            self._unflushed = 0
+            self._due.set()
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._closing:
+                return
+            try:
+                os.fdatasync(self._fd)
+                self.flushes += 1
+            except OSError as exc:
+                self.error = self.error or exc
+
+    def close(self) -> None:
+        """Stop the flusher; raises the error of a failed flush (the data may not be on disk)."""
+        self._closing = True
+        self._due.set()
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def __enter__(self) -> EarlyWriteBack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self._closing = True
+            self._due.set()
+            self._thread.join()

@@ -1,0 +1,43 @@
+"""Early write-back: flushes run beside the writer and a failed flush is not swallowed."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from opencbr.chunkstore.writeback import EarlyWriteBack
+
+
+def test_flushes_start_while_writing_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "image"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with EarlyWriteBack(fd, every=4096) as write_back:
+            for n in range(8):
+                os.pwrite(fd, bytes([n]) * 4096, n * 4096)
+                write_back.wrote(4096)
+            deadline = time.monotonic() + 5
+            while write_back.flushes < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert write_back.flushes >= 1
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"".join(bytes([n]) * 4096 for n in range(8))
+
+
+def test_a_failed_flush_is_raised_on_close() -> None:
+    read_end, write_end = os.pipe()  # fdatasync on a pipe fails (EINVAL)
+    try:
+        write_back = EarlyWriteBack(write_end, every=1)
+        write_back.wrote(1)
+        deadline = time.monotonic() + 5
+        while write_back.error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(OSError):
+            write_back.close()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
