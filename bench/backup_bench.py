@@ -263,7 +263,8 @@ def opencbr_op(*args: str) -> tuple[Run, dict[str, Any]]:
 
 
 def bench_opencbr(work: Path, base: Path, mutated: Path, sha: str, extents_file: Path,
-                  block_size: int, tag: str = "opencbr") -> ToolResult:
+                  block_size: int, tag: str = "opencbr",
+                  zstd_level: int | None = None) -> ToolResult:
     store, clone = work / f"{tag}-store", work / f"{tag}-store-nomap"
     out = work / f"{tag}-restore.img"
     for path in (store, clone):
@@ -271,6 +272,8 @@ def bench_opencbr(work: Path, base: Path, mutated: Path, sha: str, extents_file:
     out.unlink(missing_ok=True)
     res = ToolResult("OpenCBR")
     common = ["--block-size", str(block_size)]
+    if zstd_level is not None:
+        common += ["--zstd-level", str(zstd_level)]
     res.full, info = opencbr_op("backup", str(store), str(base), *common)
     res.store_full = tree_size(store)
     full_id = info["manifest_id"]
@@ -310,8 +313,11 @@ def op_main(argv: list[str]) -> None:
     parser.add_argument("--extents")
     parser.add_argument("--block-size", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--zstd-level", type=int, default=None)
     args = parser.parse_args(argv)
-    kwargs = {"block_size": args.block_size} if args.block_size else {}
+    kwargs: dict[str, int] = {"block_size": args.block_size} if args.block_size else {}
+    if args.zstd_level is not None:
+        kwargs["zstd_level"] = args.zstd_level
     store = ChunkStore(LocalDirBackend(args.store), workers=args.workers, **kwargs)
     if args.what == "restore":
         result: Any = store.restore(bench_scope(), args.source, args.target)
@@ -332,6 +338,8 @@ def main() -> None:
     parser.add_argument("--block-sizes", default="",
                         help="also compare OpenCBR block sizes, e.g. 32K,64K,128K")
     parser.add_argument("--skip-others", action="store_true", help="OpenCBR only")
+    parser.add_argument("--zstd-levels", default="",
+                        help="also compare OpenCBR zstd levels, e.g. 1,3")
     args = parser.parse_args()
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -362,6 +370,14 @@ def main() -> None:
             rows.append((bs, bench_opencbr(work, base, mutated, meta["base_sha256"],
                                            extents_file, bs, tag=f"opencbr-{bs}")))
         print_block_sizes(rows, summary)
+    if args.zstd_levels:
+        for level in (int(text) for text in args.zstd_levels.split(",")):
+            res = bench_opencbr(work, base, mutated, meta["base_sha256"], extents_file,
+                                DEFAULT_BLOCK_SIZE, tag=f"opencbr-z{level}", zstd_level=level)
+            print(f"zstd level {level}: full {res.full.seconds:.2f} s "
+                  f"(CPU {res.full.cpu:.1f} s), incr. with map {res.incr_map.seconds:.2f} s, "
+                  f"no map {res.incr.seconds:.2f} s, restore {res.restore.seconds:.2f} s, "
+                  f"store {res.store_full / 1e6:.1f} MB, restore ok {res.restore_ok}")
 
 
 if __name__ == "__main__":

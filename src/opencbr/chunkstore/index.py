@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .backend import Backend
 from .errors import CorruptObject
@@ -42,8 +42,10 @@ PACK_PREFIX = "packs/"
 _HEADER_PROBE = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(NamedTuple):
+    """Where a blob lies. A named tuple: a store's index holds one per block, and an index
+    load builds them all (a frozen dataclass took three times as long)."""
+
     pack: str
     offset: int
     length: int
@@ -112,9 +114,15 @@ class BlockIndex:
 
 
 def _merge(entries: dict[bytes, Location], index: IndexFile) -> None:
+    """Add the entries of `index`; a block already known keeps its first location."""
     packs = index.packs
-    for block_id, number, offset, length in index.entries:
-        entries.setdefault(block_id, Location(packs[number], offset, length))
+    entries.update(
+        {  # reversed: of two entries for one block in this file, the first is the one kept
+            block_id: Location(packs[number], offset, length)
+            for block_id, number, offset, length in reversed(index.entries)
+            if block_id not in entries
+        }
+    )
 
 
 def read_pack_header(backend: Backend, digest: str) -> PackHeader:
