@@ -31,9 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from limits import machine_limits, pool_comparison  # bench/limits.py
-from report import print_block_sizes, print_table  # bench/report.py
-
 REPO = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
 PASSWORD = "bench-password-not-secret"
@@ -341,6 +338,10 @@ def main() -> None:
     parser.add_argument("--zstd-levels", default="",
                         help="also compare OpenCBR zstd levels, e.g. 1,3")
     args = parser.parse_args()
+    # Imported here, not at the top: `_op` processes are timed and import only what they use.
+    from limits import machine_limits, pool_comparison  # bench/limits.py
+    from report import print_block_sizes, print_table  # bench/report.py
+
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     gen = (REPO / args.gen).resolve()

@@ -127,13 +127,14 @@ def plan_blocks(
         return [None] * count, _runs(_changed_blocks(data_extents, size, block_size, count)), mode
     changed = _changed_blocks(extents, size, block_size, count)
     common_end = min(size, parent.disk_size) // block_size  # blocks whole in both disks
+    changed[common_end:] = b"\x01" * (count - common_end)
+    inherited = parent.blocks[:common_end]
+    unusable = {b for b in set(inherited) if b is not None and not usable(b)}
     blocks: list[bytes | None] = [None] * count
-    for i in range(count):
-        if changed[i] or i >= common_end:
-            changed[i] = 1
+    for i, block_id in enumerate(inherited):
+        if changed[i]:
             continue
-        block_id = parent.blocks[i]
-        if block_id is not None and not usable(block_id):
+        if block_id in unusable:
             changed[i] = 1
         else:
             blocks[i] = block_id
@@ -372,15 +373,15 @@ def _result(
     new_bytes: int,
     seconds: float,
 ) -> BackupResult:
-    holes = sum(1 for b in blocks if b is None)
+    holes = blocks.count(None)
     last = size - (len(blocks) - 1) * block_size if blocks else 0
     data_bytes = (len(blocks) - holes) * block_size
     if blocks and blocks[-1] is not None:
         data_bytes -= block_size - last
-    stored = 0
-    for block_id in {b for b in blocks if b is not None}:
-        loc = writer.locations.get(block_id) or index[block_id]
-        stored += loc.length
+    distinct = set(blocks)
+    distinct.discard(None)
+    new = writer.locations
+    stored = sum((new.get(b) or index[b]).length for b in distinct if b is not None)
     return BackupResult(
         manifest_id=manifest_id,
         mode=mode,
