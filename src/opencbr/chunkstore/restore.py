@@ -10,7 +10,7 @@ id) before any byte of it is written; a block that occurs several times is decod
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 WriteAt = Callable[[int, bytes], object]
+WriteRun = Callable[[int, Sequence[bytes]], object]
+"""Writes consecutive buffers starting at an offset (one ``pwritev``, or joined)."""
 Progress = Callable[[int, int], None]
 _MAX_GAP = 256 * 1024
 _MAX_READ = 8 * 1024 * 1024
@@ -134,16 +136,16 @@ def restore_blocks(
     codec: BlockCodec,
     manifest: Manifest,
     index: dict[bytes, Location],
-    write_at: WriteAt,
+    write_run: WriteRun,
     *,
     threadsafe: bool,
     zero_holes: bool,
     progress: Progress | None,
     tick: Callable[[], None],
 ) -> int:
-    """Write every block of `manifest` through `write_at`; returns the bytes written.
+    """Write every block of `manifest` through `write_run`; returns the bytes written.
 
-    With `threadsafe` the workers call `write_at` themselves; otherwise only this thread does.
+    With `threadsafe` the workers call `write_run` themselves; otherwise only this thread does.
     """
     bs, size, mid = manifest.block_size, manifest.disk_size, manifest.manifest_id
     positions: dict[bytes, list[int]] = defaultdict(list)
@@ -154,7 +156,7 @@ def restore_blocks(
     total = sum(len(p) for p in positions.values()) * bs
     written = 0
 
-    def work(read: BlobRead) -> list[tuple[int, bytes]] | int:
+    def work(read: BlobRead) -> list[tuple[int, list[bytes]]] | int:
         first = read.blobs[0][0]
         data = memoryview(get_blobs(store.backend, read.pack, read.start, read.length, first, mid))
         pieces: list[tuple[int, bytes]] = []
@@ -164,61 +166,59 @@ def restore_blocks(
             pieces += [(offset, plain[: size - offset]) for offset in positions[block_id]]
         runs = _contiguous_runs(pieces)
         if threadsafe:
-            return _write_runs(runs, write_at)
+            return _write_runs(runs, write_run)
         return runs
 
     with ThreadPoolExecutor(store.workers, "chunkstore-restore") as pool:
-        window: deque[Future[list[tuple[int, bytes]] | int]] = deque()
+        window: deque[Future[list[tuple[int, list[bytes]]] | int]] = deque()
         try:
             for read in reads:
                 window.append(pool.submit(work, read))
                 while len(window) > store.window or (window and window[0].done()):
-                    written += _finish(window.popleft(), write_at)
+                    written += _finish(window.popleft(), write_run)
                     _report(progress, written, total, tick)
             while window:
-                written += _finish(window.popleft(), write_at)
+                written += _finish(window.popleft(), write_run)
                 _report(progress, written, total, tick)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     if zero_holes:
-        written += _zero_holes(manifest, write_at)
+        written += _zero_holes(manifest, write_run)
     return written
 
 
-def _finish(future: Future[list[tuple[int, bytes]] | int], write_at: WriteAt) -> int:
+def _finish(future: Future[list[tuple[int, list[bytes]]] | int], write_run: WriteRun) -> int:
     result = future.result()
-    return result if isinstance(result, int) else _write_runs(result, write_at)
+    return result if isinstance(result, int) else _write_runs(result, write_run)
 
 
-def _contiguous_runs(pieces: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
-    """(offset, data) pieces sorted, with touching neighbours joined into one buffer.
+def _contiguous_runs(pieces: list[tuple[int, bytes]]) -> list[tuple[int, list[bytes]]]:
+    """(offset, data) pieces sorted, with touching neighbours grouped into one run.
 
     The blocks of one ranged read mostly sit side by side on the disk (a backup writes packs
     in disk order), and one large write costs the kernel far less than many small ones
     (measured on ext4: 1.6 GiB in 64 KiB writes 2.1 s of system time, in 4 MiB writes 0.8 s).
+    A run is written with one ``pwritev`` of its blocks rather than joined into a new buffer
+    first (1.7 GB written alone: 1.3-3.8 s of system time joined, 0.9 s vectored; a whole
+    restore, three runs each: 4.6-5.1 s joined, 4.7-4.8 s vectored).
     """
     pieces.sort(key=lambda piece: piece[0])
-    runs: list[tuple[int, bytes]] = []
-    start, end = -1, -1
-    parts: list[bytes] = []
+    runs: list[tuple[int, list[bytes]]] = []
+    end = -1
     for offset, data in pieces:
-        if offset != end and parts:
-            runs.append((start, b"".join(parts)))
-            parts = []
-        if not parts:
-            start = offset
-        parts.append(data)
+        if offset == end:
+            runs[-1][1].append(data)
+        else:
+            runs.append((offset, [data]))
         end = offset + len(data)
-    if parts:
-        runs.append((start, b"".join(parts)))
     return runs
 
 
-def _write_runs(runs: list[tuple[int, bytes]], write_at: WriteAt) -> int:
-    for offset, data in runs:
-        write_at(offset, data)
-    return sum(len(data) for _, data in runs)
+def _write_runs(runs: list[tuple[int, list[bytes]]], write_run: WriteRun) -> int:
+    for offset, parts in runs:
+        write_run(offset, parts)
+    return sum(len(data) for _, parts in runs for data in parts)
 
 
 def _report(progress: Progress | None, done: int, total: int, tick: Callable[[], None]) -> None:
@@ -227,14 +227,14 @@ def _report(progress: Progress | None, done: int, total: int, tick: Callable[[],
         progress(min(done, total), total)
 
 
-def _zero_holes(manifest: Manifest, write_at: WriteAt) -> int:
+def _zero_holes(manifest: Manifest, write_run: WriteRun) -> int:
     bs, size = manifest.block_size, manifest.disk_size
     zero = bytes(bs)
     written = 0
     for i, block_id in enumerate(manifest.blocks):
         if block_id is None:
             chunk = zero[: min(bs, size - i * bs)]
-            write_at(i * bs, chunk)
+            write_run(i * bs, [chunk])
             written += len(chunk)
     return written
 

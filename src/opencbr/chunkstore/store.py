@@ -103,6 +103,7 @@ __all__ = ["DEFAULT_BLOCK_SIZE", "DEFAULT_PACK_SIZE", "MANIFEST_PREFIX", "ChunkS
 
 DEFAULT_BLOCK_SIZE = 64 * 1024
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
+_IOV_MAX = os.sysconf("SC_IOV_MAX")  # buffers one pwritev takes
 MANIFEST_PREFIX = "manifests/"
 _CONFIG = "config"
 _STORE_VERSION = 1
@@ -256,16 +257,15 @@ class ChunkStore:
             ):
                 os.ftruncate(fd, manifest.disk_size)
 
-                def write_at(offset: int, data: bytes) -> None:
-                    _pwrite(fd, data, offset)
-                    write_back.wrote(len(data))
+                def write_run(offset: int, parts: Sequence[bytes]) -> None:
+                    write_back.wrote(_pwritev_all(fd, parts, offset))
 
                 written = restore_blocks(
                     self,
                     self.codec(scope),
                     manifest,
                     index,
-                    write_at,
+                    write_run,
                     threadsafe=True,
                     zero_holes=False,
                     progress=progress,
@@ -304,13 +304,17 @@ class ChunkStore:
         before it is written; on an error some blocks may have been written already, so the
         caller must treat the target as unusable.
         """
+
+        def write_run(offset: int, parts: Sequence[bytes]) -> None:
+            write_at(offset, parts[0] if len(parts) == 1 else b"".join(parts))
+
         with self._reading(scope, manifest_id) as (manifest, index, lock):
             return restore_blocks(
                 self,
                 self.codec(scope),
                 manifest,
                 index,
-                write_at,
+                write_run,
                 threadsafe=False,
                 zero_holes=zero_holes,
                 progress=progress,
@@ -423,8 +427,17 @@ class ChunkStore:
         return name
 
 
-def _pwrite(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
+def _pwritev_all(fd: int, parts: Sequence[bytes], offset: int) -> int:
+    """Write the buffers back to back from `offset` (``pwritev`` may write less than asked,
+    and takes at most IOV_MAX buffers a call); returns the bytes written."""
+    pending: list[bytes | memoryview] = list(parts)
+    total = 0
+    while pending:
+        written = os.pwritev(fd, pending[:_IOV_MAX], offset)
+        total += written
+        offset += written
+        while pending and written >= len(pending[0]):
+            written -= len(pending.pop(0))
+        if written:
+            pending[0] = memoryview(pending[0])[written:]
+    return total

@@ -1,4 +1,4 @@
-"""Early write-back: flushes run beside the writer and a failed flush is not swallowed."""
+"""Writing restored disks: early write-back beside the writer, vectored writes of block runs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from opencbr.chunkstore.store import _pwritev_all
 from opencbr.chunkstore.writeback import EarlyWriteBack
 
 
@@ -41,3 +42,13 @@ def test_a_failed_flush_is_raised_on_close() -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_pwritev_all_writes_more_buffers_than_one_call_takes(tmp_path: Path) -> None:
+    parts = [bytes([n % 251]) * (n % 7 + 1) for n in range(3000)]  # > IOV_MAX (1024)
+    fd = os.open(tmp_path / "run", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        assert _pwritev_all(fd, parts, 10) == sum(len(p) for p in parts)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "run").read_bytes() == bytes(10) + b"".join(parts)
