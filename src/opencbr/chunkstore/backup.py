@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .codec import BlockCodec
 from .errors import ChunkStoreError
@@ -109,7 +109,7 @@ def plan_blocks(
     block_size: int,
     parent: Manifest | None,
     extents: Sequence[Extent] | None,
-    usable: Callable[[bytes], bool],
+    unusable: Callable[[set[bytes]], set[bytes]],
     data_extents: Sequence[Extent] | None = None,
 ) -> tuple[list[bytes | None], list[tuple[int, int]], str]:
     """Block ids taken from the parent, the runs of blocks to read, and the mode's name.
@@ -129,12 +129,14 @@ def plan_blocks(
     common_end = min(size, parent.disk_size) // block_size  # blocks whole in both disks
     changed[common_end:] = b"\x01" * (count - common_end)
     inherited = parent.blocks[:common_end]
-    unusable = {b for b in set(inherited) if b is not None and not usable(b)}
+    distinct = set(inherited)
+    distinct.discard(None)
+    refused = unusable(cast(set[bytes], distinct))
     blocks: list[bytes | None] = [None] * count
     for i, block_id in enumerate(inherited):
         if changed[i]:
             continue
-        if block_id in unusable:
+        if block_id in refused:
             changed[i] = 1
         else:
             blocks[i] = block_id
@@ -223,6 +225,14 @@ class _BackupRun:
     def usable(self, block_id: bytes) -> bool:
         loc = self.index.get(block_id)
         return loc is not None and loc.pack not in self.condemned
+
+    def unusable(self, block_ids: set[bytes]) -> set[bytes]:
+        """The ids of `block_ids` that `usable` refuses, with set operations (a parent has
+        tens of thousands)."""
+        refused = block_ids - self.index.keys()
+        if self.condemned:
+            refused |= {b for b in block_ids - refused if self.index[b].pack in self.condemned}
+        return refused
 
     def process(self, first: int, end: int) -> list[_BlockResult]:
         """Worker: read blocks [first, end) and encode the ones the store lacks."""
@@ -326,7 +336,7 @@ def run_backup(
     started = time.monotonic()
     engine = _BackupRun(store, codec, index, condemned, read_at, size)
     blocks, runs, mode = plan_blocks(
-        size, store.block_size, parent, extents, engine.usable, data_extents
+        size, store.block_size, parent, extents, engine.unusable, data_extents
     )
     writer = engine.run(blocks, runs, progress, tick)
     new_bytes = writer.bytes_written
