@@ -243,6 +243,8 @@ class _BackupRun:
             raise ChunkStoreError(
                 f"source returned {len(data)} bytes at offset {offset}, expected {length}"
             )
+        if not isinstance(data, bytes | bytearray):  # a reader may hand out other buffers
+            data = bytes(data)
         out: list[_BlockResult] = []
         view = memoryview(data)  # slices without copies; hash, zstd and AES take buffers
         for at in range(0, length, self.bs):

@@ -42,6 +42,7 @@ WriteRun = Callable[[int, Sequence[bytes]], object]
 Progress = Callable[[int, int], None]
 _MAX_GAP = 256 * 1024
 _MAX_READ = 8 * 1024 * 1024
+_MAX_RUN = 8 * 1024 * 1024  # bytes one write of neighbouring blocks carries at most
 
 
 @dataclass(frozen=True)
@@ -205,12 +206,15 @@ def _contiguous_runs(pieces: list[tuple[int, bytes]]) -> list[tuple[int, list[by
     """
     pieces.sort(key=lambda piece: piece[0])
     runs: list[tuple[int, list[bytes]]] = []
-    end = -1
+    end = run_bytes = -1
     for offset, data in pieces:
-        if offset == end:
+        # A block repeated over a long stretch of the disk would make one huge run: cap it.
+        if offset == end and run_bytes + len(data) <= _MAX_RUN:
             runs[-1][1].append(data)
+            run_bytes += len(data)
         else:
             runs.append((offset, [data]))
+            run_bytes = len(data)
         end = offset + len(data)
     return runs
 

@@ -431,13 +431,14 @@ def _pwritev_all(fd: int, parts: Sequence[bytes], offset: int) -> int:
     """Write the buffers back to back from `offset` (``pwritev`` may write less than asked,
     and takes at most IOV_MAX buffers a call); returns the bytes written."""
     pending: list[bytes | memoryview] = list(parts)
-    total = 0
-    while pending:
-        written = os.pwritev(fd, pending[:_IOV_MAX], offset)
+    first = total = 0  # pending[first:] is still to write
+    while first < len(pending):
+        written = os.pwritev(fd, pending[first : first + _IOV_MAX], offset)
         total += written
         offset += written
-        while pending and written >= len(pending[0]):
-            written -= len(pending.pop(0))
+        while first < len(pending) and written >= len(pending[first]):
+            written -= len(pending[first])
+            first += 1
         if written:
-            pending[0] = memoryview(pending[0])[written:]
+            pending[first] = memoryview(pending[first])[written:]
     return total

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from opencbr.chunkstore.restore import _contiguous_runs
 from opencbr.chunkstore.store import _pwritev_all
 from opencbr.chunkstore.writeback import EarlyWriteBack
 
@@ -52,3 +53,13 @@ def test_pwritev_all_writes_more_buffers_than_one_call_takes(tmp_path: Path) -> 
     finally:
         os.close(fd)
     assert (tmp_path / "run").read_bytes() == bytes(10) + b"".join(parts)
+
+
+def test_runs_of_neighbouring_blocks_are_capped() -> None:
+    """One block repeated over a long stretch must not become one huge write."""
+    block = b"\x01" * 65536
+    pieces = [(n * 65536, block) for n in reversed(range(300))] + [(300 * 65536 + 4096, block)]
+    runs = _contiguous_runs(pieces)
+    assert [offset for offset, _ in runs] == [0, 128 * 65536, 256 * 65536, 300 * 65536 + 4096]
+    assert all(sum(map(len, parts)) <= 8 << 20 for _, parts in runs)
+    assert sum(len(parts) for _, parts in runs) == 301

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opencbr.evs.volumes.crypto import SECTOR_SIZE, SectorCipher
-from opencbr.evs.volumes.xts import openssl_available
+from opencbr.evs.volumes.xts import XtsUnits, openssl_available
 
 from .conftest import KEY
 
@@ -48,3 +49,11 @@ def test_the_input_is_left_alone() -> None:
     before = bytes(plain)
     FAST.decrypt(FAST.encrypt(memoryview(plain), 0), 0)
     assert plain == before
+
+
+def test_a_unit_outside_the_buffer_is_refused() -> None:
+    units = XtsUnits(KEY.raw, SECTOR_SIZE)
+    buffer = bytearray(SECTOR_SIZE)
+    with pytest.raises(ValueError, match="outside"):
+        units.apply(buffer, [(SECTOR_SIZE // 2, bytes(16))], encrypt=True)
+    assert buffer == bytes(SECTOR_SIZE)

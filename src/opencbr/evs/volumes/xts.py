@@ -53,6 +53,8 @@ def _libcrypto() -> ctypes.CDLL | None:
             ctypes.c_char_p,  # iv: the unit's tweak
             ctypes.c_int,  # 1 encrypt, 0 decrypt, -1 keep
         ]
+        lib.ERR_clear_error.restype = None
+        lib.ERR_clear_error.argtypes = []
         lib.EVP_CipherUpdate.restype = ctypes.c_int
         lib.EVP_CipherUpdate.argtypes = [
             ctypes.c_void_p,
@@ -108,14 +110,19 @@ class XtsUnits:
         context = lib.EVP_CIPHER_CTX_new()
         if not context:
             raise MemoryError("EVP_CIPHER_CTX_new failed")
+        last = len(buffer) - size  # the highest position a whole unit fits at
         try:
             if init(context, lib.EVP_aes_256_xts(), None, self._key, None, int(encrypt)) != 1:
+                lib.ERR_clear_error()
                 raise RuntimeError("OpenSSL refused the XTS key")
             for position, tweak in units:
+                if not 0 <= position <= last:  # OpenSSL would write past the buffer
+                    raise ValueError(f"unit at {position} is outside the buffer")
                 address = base + position
                 if init(context, None, None, None, tweak, -1) != 1 or (
                     update(context, address, written_p, address, size) != 1
                 ):
+                    lib.ERR_clear_error()
                     raise RuntimeError("OpenSSL XTS failed on a data unit")
         finally:
             lib.EVP_CIPHER_CTX_free(context)
