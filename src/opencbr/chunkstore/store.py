@@ -97,7 +97,7 @@ from .index import BlockIndex, Location, rebuild_index
 from .locks import HeldLock, LockInfo, read_locks
 from .restore import RestoreResult, restore_blocks, stream_blocks
 from .verify import VerifyReport, verify_manifest, verify_store
-from .writeback import EarlyWriteBack
+from .writeback import early_write_back
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "DEFAULT_PACK_SIZE", "MANIFEST_PREFIX", "ChunkStore"]
 
@@ -253,7 +253,7 @@ class ChunkStore:
         try:
             with (
                 self._reading(scope, manifest_id) as (manifest, index, lock),
-                EarlyWriteBack(fd) as write_back,
+                early_write_back(fd) as write_back,
             ):
                 os.ftruncate(fd, manifest.disk_size)
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import os
 import threading
-from types import TracebackType
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["WRITE_BACK_EVERY", "EarlyWriteBack"]
+__all__ = ["WRITE_BACK_EVERY", "EarlyWriteBack", "early_write_back"]
 
 WRITE_BACK_EVERY = 64 << 20
 """Bytes written between the flushes (a few hundred milliseconds of disk time)."""
 
 
 class EarlyWriteBack:
-    """Call `wrote(n)` after writing n bytes to `fd`; close (or leave the with-block) at the end.
+    """Call `wrote(n)` after writing n bytes to `fd`; `close` at the end (or use
+    `early_write_back` as a with-block).
 
     `wrote` may be called from several threads; a lost count under a race only moves a flush.
     Closing does not fsync: the owner still makes the file durable itself.
@@ -58,24 +60,25 @@ class EarlyWriteBack:
 
     def close(self) -> None:
         """Stop the flusher; raises the error of a failed flush (the data may not be on disk)."""
-        self._closing = True
-        self._due.set()
-        self._thread.join()
+        self.stop()
         if self.error is not None:
             raise self.error
 
-    def __enter__(self) -> EarlyWriteBack:
-        return self
+    def stop(self) -> None:
+        """Stop the flusher without reporting its errors (the write itself has failed)."""
+        self._closing = True
+        self._due.set()
+        self._thread.join()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None:
-            self.close()
-        else:
-            self._closing = True
-            self._due.set()
-            self._thread.join()
+
+@contextmanager
+def early_write_back(fd: int, every: int | None = None) -> Iterator[EarlyWriteBack]:
+    """An `EarlyWriteBack` for the with-block: closed at its end (raising a failed flush),
+    only stopped when the block raises."""
+    write_back = EarlyWriteBack(fd, every)
+    try:
+        yield write_back
+    except BaseException:
+        write_back.stop()
+        raise
+    write_back.close()

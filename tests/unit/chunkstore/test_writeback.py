@@ -10,14 +10,14 @@ import pytest
 
 from opencbr.chunkstore.restore import _contiguous_runs
 from opencbr.chunkstore.store import _pwritev_all
-from opencbr.chunkstore.writeback import EarlyWriteBack
+from opencbr.chunkstore.writeback import EarlyWriteBack, early_write_back
 
 
 def test_flushes_start_while_writing_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "image"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        with EarlyWriteBack(fd, every=4096) as write_back:
+        with early_write_back(fd, every=4096) as write_back:
             for n in range(8):
                 os.pwrite(fd, bytes([n]) * 4096, n * 4096)
                 write_back.wrote(4096)

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar, cast
 
-from opencbr.chunkstore.writeback import EarlyWriteBack
+from opencbr.chunkstore.writeback import EarlyWriteBack, early_write_back
 
 from .crypto import SECTOR_SIZE, SectorCipher, is_zero
 from .errors import BackupInProgress, RangeError
@@ -107,7 +107,7 @@ class _BackgroundWriter:
 
 def _kernel_copy(src: int, dst: int, extents: list[Extent], meter: _Meter) -> None:
     """Copy the extents at their offsets in the kernel, writing back as the copy goes."""
-    with EarlyWriteBack(dst) as write_back:
+    with early_write_back(dst) as write_back:
 
         def copied(count: int) -> None:
             meter.add(count)
