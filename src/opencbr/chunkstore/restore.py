@@ -36,7 +36,6 @@ __all__ = [
     "stream_blocks",
 ]
 
-WriteAt = Callable[[int, bytes], object]
 WriteRun = Callable[[int, Sequence[bytes]], object]
 """Writes consecutive buffers starting at an offset (one ``pwritev``, or joined)."""
 Progress = Callable[[int, int], None]
