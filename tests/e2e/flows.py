@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
+from huaweicloudsdkcbr.v1 import CbrClient
 from huaweicloudsdkcbr.v1 import model as cbr
+from huaweicloudsdkevs.v2 import EvsClient
 from huaweicloudsdkevs.v2 import model as evs
 
 from opencbr.cli.client import Client, Profile
 from opencbr.iam.service import TenantCredentials
+from tests.e2e.sdk import project_client
 
 
 def wait_for(
@@ -28,6 +31,24 @@ def wait_for(
 
 def data_client(url: str, creds: TenantCredentials, region: str = "region-1") -> Client:
     return Client(Profile(url, creds.access_key, creds.secret_key, creds.projects[region]))
+
+
+class TenantClients(NamedTuple):
+    """What a disk-and-backup test drives, all acting in the tenant's project of one region."""
+
+    project: str
+    evs: Any  # huaweicloudsdkevs EvsClient
+    cbr: Any  # huaweicloudsdkcbr CbrClient
+    data: Client  # our disk data paths and server API, signed like the SDK
+
+
+def tenant_clients(url: str, creds: TenantCredentials, region: str = "region-1") -> TenantClients:
+    return TenantClients(
+        creds.projects[region],
+        project_client(EvsClient, url, creds, region),
+        project_client(CbrClient, url, creds, region),
+        data_client(url, creds, region),
+    )
 
 
 def create_disk(evs_client: Any, name: str, size_gb: int = 1, **extra: Any) -> str:

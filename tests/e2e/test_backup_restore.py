@@ -7,10 +7,8 @@ import os
 from typing import Any
 
 import pytest
-from huaweicloudsdkcbr.v1 import CbrClient
 from huaweicloudsdkcbr.v1 import model as cbr
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkevs.v2 import EvsClient
 from huaweicloudsdkevs.v2 import model as evs
 
 from opencbr.cbr.dataplane import chunk_store
@@ -21,7 +19,6 @@ from opencbr.core.context import Runtime
 from opencbr.core.jobs import WorkerPool
 from tests.conftest import LiveServer, TenantFactory
 from tests.e2e import flows
-from tests.e2e.sdk import project_client
 
 MiB = 1024 * 1024
 
@@ -30,10 +27,7 @@ def test_backup_restore_and_disk_from_backup_hold_the_same_bytes(
     server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool
 ) -> None:
     creds = make_tenant()
-    project = creds.projects["region-1"]
-    evs_client = project_client(EvsClient, server.url, creds)
-    cbr_client = project_client(CbrClient, server.url, creds)
-    data = flows.data_client(server.url, creds)
+    project, evs_client, cbr_client, data = flows.tenant_clients(server.url, creds)
     disk = flows.create_disk(evs_client, "source", size_gb=1)
     first = os.urandom(3 * MiB)
     flows.write(data, project, disk, 0, first)
@@ -88,10 +82,7 @@ def test_a_backup_that_does_not_fit_fails_with_6114_and_changes_nothing(
     server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool, runtime: Runtime
 ) -> None:
     creds = make_tenant()
-    project = creds.projects["region-1"]
-    evs_client = project_client(EvsClient, server.url, creds)
-    cbr_client = project_client(CbrClient, server.url, creds)
-    data = flows.data_client(server.url, creds)
+    project, evs_client, cbr_client, data = flows.tenant_clients(server.url, creds)
     disk = flows.create_disk(evs_client, "data", size_gb=1)
     flows.write(data, project, disk, 0, os.urandom(4 * MiB))
     vault = flows.disk_vault(cbr_client, "nearly-full", 1, [disk])
@@ -117,8 +108,7 @@ def test_restore_refuses_a_target_too_small(
     server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool
 ) -> None:
     creds = make_tenant()
-    evs_client = project_client(EvsClient, server.url, creds)
-    cbr_client = project_client(CbrClient, server.url, creds)
+    _, evs_client, cbr_client, _ = flows.tenant_clients(server.url, creds)
     disk = flows.create_disk(evs_client, "two-gb", size_gb=2)
     small = flows.create_disk(evs_client, "one-gb", size_gb=1)
     vault = flows.disk_vault(cbr_client, "v", 10, [disk])
@@ -152,10 +142,7 @@ def test_deleting_a_backup_collects_only_its_own_data(
     server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool, runtime: Runtime
 ) -> None:
     creds = make_tenant()
-    project = creds.projects["region-1"]
-    evs_client = project_client(EvsClient, server.url, creds)
-    cbr_client = project_client(CbrClient, server.url, creds)
-    data = flows.data_client(server.url, creds)
+    project, evs_client, cbr_client, data = flows.tenant_clients(server.url, creds)
     disk = flows.create_disk(evs_client, "gc", size_gb=1)
     flows.write(data, project, disk, 0, os.urandom(2 * MiB))
     vault = flows.disk_vault(cbr_client, "gc-vault", 10, [disk])
@@ -205,10 +192,7 @@ def test_server_restore_writes_only_the_stopped_target_servers_disks(
     server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool
 ) -> None:
     creds = make_tenant()
-    project = creds.projects["region-1"]
-    evs_client = project_client(EvsClient, server.url, creds)
-    cbr_client = project_client(CbrClient, server.url, creds)
-    data = flows.data_client(server.url, creds)
+    project, evs_client, cbr_client, data = flows.tenant_clients(server.url, creds)
     web, spare = (_server(data, project, evs_client, name) for name in ("web", "spare"))
     web_disks, spare_disks = _devices(web), _devices(spare)
     content = os.urandom(2 * MiB)

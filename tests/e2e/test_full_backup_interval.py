@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from huaweicloudsdkcbr.v1 import CbrClient
 from huaweicloudsdkcbr.v1 import model as m
-from huaweicloudsdkevs.v2 import EvsClient
 
 from opencbr.cbr.scheduler import fire_policy
 from opencbr.core.clock import utcnow
@@ -15,7 +13,6 @@ from opencbr.core.context import Runtime
 from opencbr.core.jobs import WorkerPool
 from tests.conftest import LiveServer, TenantFactory
 from tests.e2e import flows
-from tests.e2e.sdk import project_client
 from tests.e2e.test_cbr_policies import EVERY_DAY, policy_body
 
 MiB = 2**20
@@ -25,10 +22,7 @@ def test_every_third_policy_backup_is_full_with_an_interval_of_two(
     server: LiveServer, runtime: Runtime, make_tenant: TenantFactory, workers: WorkerPool
 ) -> None:
     creds = make_tenant()
-    project = creds.projects["region-1"]
-    evs_client = project_client(EvsClient, server.url, creds)
-    cbr_client = project_client(CbrClient, server.url, creds)
-    data = flows.data_client(server.url, creds)
+    project, evs_client, cbr_client, data = flows.tenant_clients(server.url, creds)
     disk = flows.create_disk(evs_client, "interval", size_gb=1)
     vault = flows.disk_vault(cbr_client, "interval-vault", 10, [disk])
     policy = cbr_client.create_policy(

@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from huaweicloudsdkcbr.v1 import CbrClient
 from huaweicloudsdkcbr.v1 import model as cbr
-from huaweicloudsdkevs.v2 import EvsClient
 
 from opencbr.cbr.models import Backup, Vault
 from opencbr.core.context import Runtime
@@ -27,7 +25,6 @@ from opencbr.core.jobs import Job
 from opencbr.core.settings import Settings
 from tests.conftest import ROOT_KEY, LiveServer, TenantFactory
 from tests.e2e import flows
-from tests.e2e.sdk import project_client
 
 MiB = 1 << 20
 DATA = 256 * MiB  # random, so every block is read, hashed, compressed and stored
@@ -119,10 +116,7 @@ def test_worker_killed_mid_backup(
     record_property: Any,
 ) -> None:
     creds = make_tenant()
-    project = creds.projects["region-1"]
-    evs_client = project_client(EvsClient, server.url, creds)
-    cbr_client = project_client(CbrClient, server.url, creds)
-    data_client = flows.data_client(server.url, creds)
+    project, evs_client, cbr_client, data_client = flows.tenant_clients(server.url, creds)
     first = worker_processes.start()
 
     disk = flows.create_disk(evs_client, "busy", size_gb=1)

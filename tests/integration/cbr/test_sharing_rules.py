@@ -62,6 +62,19 @@ def _set(
     )
 
 
+def _accept_code(runtime: Runtime, who: Party, backup_id: str, vault_id: str) -> str:
+    """The error code accepting `backup_id` into `vault_id` answers (the test fails if none)."""
+    return code_of(
+        runtime,
+        members.update_member_status,
+        who.actor,
+        backup_id,
+        who.project_id,
+        "accepted",
+        vault_id,
+    )
+
+
 def _shared_list(runtime: Runtime, who: Party, **filters: object) -> list[str]:
     found, _ = run(
         runtime,
@@ -145,15 +158,7 @@ def test_s2_a_backup_in_a_vault_being_deleted_is_neither_shared_nor_accepted(
     refused = code_of(runtime, members.add_members, owner.actor, backup_id, [late.project_id])
     assert refused == "BackupService.6702"
     room = make_vault(runtime, recipient)
-    refused = code_of(
-        runtime,
-        members.update_member_status,
-        recipient.actor,
-        backup_id,
-        recipient.project_id,
-        "accepted",
-        vault_id=room,
-    )
+    refused = _accept_code(runtime, recipient, backup_id, room)
     assert refused == "BackupService.6702"
     assert _member_count(runtime, backup_id) == 1
     assert vault_row(runtime, room).used_bytes == 0
@@ -391,15 +396,7 @@ def test_s6_free_space_must_be_greater_than_the_backup(
     # One byte left: a one-byte backup does not fit (free must be greater than the size).
     owner2, one_byte = _shared(runtime, make_tenant, size_bytes=1)
     _add(runtime, owner2, one_byte, recipient.project_id)
-    code = code_of(
-        runtime,
-        members.update_member_status,
-        recipient.actor,
-        one_byte,
-        recipient.project_id,
-        "accepted",
-        vault_id,
-    )
+    code = _accept_code(runtime, recipient, one_byte, vault_id)
     assert code == "BackupService.6114"
     # What the console offers follows the same rule: the full vault is shown, not choosable;
     # a vault with room is; a server vault is not shown for a disk backup.
@@ -421,15 +418,7 @@ def test_s6_server_backup_goes_into_a_server_vault_at_its_full_size(
     _add(runtime, owner, backup_id, recipient.project_id)
     disk_vault = make_vault(runtime, recipient, "disk")
     server_vault = make_vault(runtime, recipient, "server")
-    code = code_of(
-        runtime,
-        members.update_member_status,
-        recipient.actor,
-        backup_id,
-        recipient.project_id,
-        "accepted",
-        disk_vault,
-    )
+    code = _accept_code(runtime, recipient, backup_id, disk_vault)
     assert code == "BackupService.6713"
     _set(runtime, recipient, backup_id, "accepted", server_vault)
     assert vault_row(runtime, server_vault).used_bytes == 300 * MiB
