@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, false, func, or_, select
+from sqlalchemy import Select, bindparam, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
@@ -352,16 +352,26 @@ def _position_after(session: Session, ordered: Select[tuple[Backup]], marker: st
         ) from None
 
 
+# Built once (every call on a backup runs it): a backup by id that the project owns or that
+# was shared with it.
+_VISIBLE_BACKUP = select(Backup).where(
+    Backup.id == bindparam("id"),
+    or_(
+        Backup.project_id == bindparam("project_id"),
+        Backup.id.in_(
+            select(Member.backup_id).where(Member.dest_project_id == bindparam("project_id"))
+        ),
+    ),
+)
+_VISIBLE_BACKUP_FOR_UPDATE = _VISIBLE_BACKUP.with_for_update()
+
+
 def visible_backup(session: Session, actor: Actor, backup_id: str, *, lock: bool = False) -> Backup:
     """A backup the caller owns or was shared with it (any member status); else 6200 (S14)."""
     backup = None
     if is_uuid(backup_id):
-        shared = select(Member.backup_id).where(Member.dest_project_id == actor.project_id)
-        query = select(Backup).where(
-            Backup.id == backup_id,
-            or_(Backup.project_id == actor.project_id, Backup.id.in_(shared)),
-        )
-        backup = session.scalar(query.with_for_update() if lock else query)
+        query = _VISIBLE_BACKUP_FOR_UPDATE if lock else _VISIBLE_BACKUP
+        backup = session.scalar(query, {"id": backup_id, "project_id": actor.project_id})
     if backup is None:
         raise BackupNotFound(id=backup_id)
     return backup

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from .context import Runtime
 
@@ -19,10 +20,26 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def request_session(request: Request) -> Iterator[Session]:
-    """One unit of work per request: commits before the response is sent, or rolls back."""
-    with get_runtime(request).database.unit_of_work() as session:
+async def request_session(request: Request) -> AsyncIterator[Session]:
+    """One unit of work per request: commits before the response is sent, or rolls back.
+
+    Opening a session does no I/O, so only its end (commit or rollback, which talk to the
+    database) is handed to a worker thread."""
+    session = get_runtime(request).database.sessions()
+    committed = False
+    try:
         yield session
+        committed = True
+    finally:
+        await run_in_threadpool(_end, session, committed)
+
+
+def _end(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+    finally:
+        session.close()  # rolls back whatever was not committed
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -32,7 +32,7 @@ from opencbr.core.jobs import JobNotFound as CoreJobNotFound
 from opencbr.core.jobs import get_job as core_get_job
 from opencbr.core.numbers import whole_number
 from opencbr.core.web import RuntimeDep, SessionDep, get_runtime
-from opencbr.iam.auth import ActorDep, PrincipalDep, project_actor
+from opencbr.iam.auth import ActorDep, SignedBodyDep, project_actor
 
 from . import service
 from .errors import (
@@ -189,10 +189,11 @@ def show_job(job_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any
 # ---------------------------------------------------------------------------- data path
 
 
-def data_actor(project_id: str, principal: PrincipalDep, request: Request) -> Actor:
-    """The caller in the path's project, resolved in its own short unit of work."""
+def data_actor(project_id: str, request: Request, body: SignedBodyDep) -> Actor:
+    """The caller in the path's project, resolved in its own short unit of work: a stream of
+    disk data holds no database connection."""
     with get_runtime(request).database.unit_of_work() as session:
-        return project_actor(project_id, principal, session, request)
+        return project_actor(project_id, request, session, body)
 
 
 DataActorDep = Annotated[Actor, Depends(data_actor)]

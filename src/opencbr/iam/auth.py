@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor, Runtime
@@ -20,7 +20,7 @@ from . import service, signing
 from .errors import LoginFailed
 from .service import Principal
 
-__all__ = ["ActorDep", "PrincipalDep", "authenticate", "project_actor"]
+__all__ = ["ActorDep", "PrincipalDep", "SignedBodyDep", "authenticate", "caller", "project_actor"]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _streams_unsigned(request: Request) -> bool:
     )
 
 
-def _verify(runtime: Runtime, request: Request, body: bytes | None) -> Principal:
+def _verify(runtime: Runtime, session: Session, request: Request, body: bytes | None) -> Principal:
     try:
         auth = signing.parse_authorization(request.headers["authorization"])
         headers = {name: request.headers.get(name) for name in auth.signed_headers}
@@ -55,10 +55,7 @@ def _verify(runtime: Runtime, request: Request, body: bytes | None) -> Principal
             raise signing.SignatureError("a signed header is missing")
         skew = timedelta(seconds=runtime.settings.signature_skew_seconds)
         signing.check_date(headers["x-sdk-date"] or "", utcnow(), skew)
-        with runtime.database.unit_of_work() as session:
-            secret, principal = service.resolve_access_key(
-                session, runtime.root_key, auth.access_key
-            )
+        secret, principal = service.resolve_access_key(session, runtime.root_key, auth.access_key)
         canonical = signing.canonical_request(
             request.method,
             request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),
@@ -80,33 +77,47 @@ def _constant_time_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def _from_token(runtime: Runtime, token: str) -> Principal:
-    with runtime.database.unit_of_work() as session:
-        try:
-            return service.resolve_token(session, token)
-        except LoginFailed as exc:
-            raise Unauthenticated(reason="the token is invalid or expired") from exc
+def _from_token(session: Session, token: str) -> Principal:
+    try:
+        return service.resolve_token(session, token)
+    except LoginFailed as exc:
+        raise Unauthenticated(reason="the token is invalid or expired") from exc
 
 
-async def authenticate(request: Request) -> Principal:
-    """The caller, from a signature (SDK-HMAC-SHA256) or an `X-Auth-Token`."""
-    runtime = get_runtime(request)
+async def signed_body(request: Request) -> bytes | None:
+    """The body a signature covers, read on the event loop before the request's work moves to
+    a thread; None when nothing signs it (a token, or a streamed unsigned upload)."""
+    if request.headers.get("x-auth-token") or _streams_unsigned(request):
+        return None
+    return await request.body()
+
+
+SignedBodyDep = Annotated[bytes | None, Depends(signed_body)]
+
+
+def caller(request: Request, session: Session, body: bytes | None) -> Principal:
+    """The caller, from an `X-Auth-Token` or a signature (SDK-HMAC-SHA256), looked up in the
+    request's own unit of work: one transaction and one thread hand-off per request."""
     token = request.headers.get("x-auth-token")
     if token:
-        return await run_in_threadpool(_from_token, runtime, token)
+        return _from_token(session, token)
     if not request.headers.get("authorization", "").startswith(signing.ALGORITHM + " "):
         raise Unauthenticated(reason="no signature or token")
-    body = None if _streams_unsigned(request) else await request.body()
-    return await run_in_threadpool(_verify, runtime, request, body)
+    return _verify(get_runtime(request), session, request, body)
+
+
+def authenticate(request: Request, session: SessionDep, body: SignedBodyDep) -> Principal:
+    return caller(request, session, body)
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
 def project_actor(
-    project_id: str, principal: PrincipalDep, session: SessionDep, request: Request
+    project_id: str, request: Request, session: SessionDep, body: SignedBodyDep
 ) -> Actor:
     """The caller acting in the path's project, which must belong to its domain (S14)."""
+    principal = caller(request, session, body)
     header_project = request.headers.get("x-project-id")
     if header_project and header_project != project_id:
         raise ProjectNotFound(project_id=project_id)
