@@ -4,9 +4,11 @@ PostgreSQL with 100,000 backups and 10,000 share members (records only, bulk-ins
     uv run python bench/control_plane_bench.py [--seconds 8] [--clients 16] [--workers 2]
 
 Prints p50/p99 latency and throughput of ListBackups (own_type=shared, first page of 50),
-ShowBackup, AddMember and UpdateMemberStatus at N concurrent clients (threads, each with its
-own keep-alive connection; the clients run on the same machine as the server). Needs the
-PostgreSQL server of the tests (127.0.0.1:5432); makes and drops a fresh database.
+ShowBackup, AddMember and UpdateMemberStatus at N concurrent clients, and the CPU each request
+cost the API processes, PostgreSQL and the load generator. The clients are wrk (Debian's
+package, installed when missing) with one keep-alive connection per thread, replaying requests
+signed just before the run; they share the machine with the server. Needs the PostgreSQL
+server of the tests (127.0.0.1:5432); makes and drops a fresh database.
 """
 
 from __future__ import annotations
@@ -14,27 +16,33 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import hashlib
+import json
 import os
 import random
+import resource
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import psycopg
 
 from opencbr.api.runtime import build_runtime
 from opencbr.cbr.models import Vault
-from opencbr.cli.client import ApiError, Client, Profile
+from opencbr.cli.client import Client, Profile
 from opencbr.core.settings import Settings
 from opencbr.iam import service as iam
+from opencbr.iam import signing
 from opencbr.iam.service import TenantCredentials
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -42,6 +50,7 @@ BACKUPS = 100_000
 OWNERS = 20  # projects owning the backups (5,000 each)
 RECIPIENTS = 10
 SHARED = 1_000  # backups shared with every recipient: 10,000 members
+REQUESTS_PER_CLIENT = 200  # distinct signed reads per connection, sent over again
 MiB = 1024 * 1024
 
 
@@ -167,74 +176,168 @@ def populate(settings: Settings) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------ the load
+
+
+@dataclass
+class Signed:
+    """One pre-signed request, as wrk sends it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: str | None = None
+
+    def lua(self) -> str:
+        headers = ", ".join(f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in self.headers.items())
+        body = json.dumps(self.body) if self.body is not None else "nil"
+        method, path = json.dumps(self.method), json.dumps(self.path)
+        return f"wrk.format({method}, {path}, {{{headers}}}, {body})"
+
+
+def signer(host: str, creds: TenantCredentials) -> Callable[..., Signed]:
+    """Sign requests as the CLI and the SDK do (SDK-HMAC-SHA256, X-Sdk-Date now): the server
+    checks every one in full. A signature stays valid for the allowed clock skew (15 min), so
+    the requests are made before a run and replayed by wrk, which costs the shared CPUs far
+    less than signing clients in Python would."""
+    api = client(f"http://{host}", creds)
+
+    def sign(
+        method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Signed:
+        content = "" if body is None else json.dumps(body)
+        query = signing.canonical_query(urlencode(params or {}))
+        payload = hashlib.sha256(content.encode()).hexdigest() if content else signing.EMPTY_SHA256
+        kind = "application/json;charset=utf-8" if content else "application/json"
+        headers = api._headers(method, path, query, kind, payload)
+        url = path + ("?" + query if query else "")
+        return Signed(method, url, headers, content or None)
+
+    return sign
+
+
+# Each wrk thread has one connection and its own list of requests, sent in order and over again.
+WRK_SCRIPT = """
+local lists = {
+%(lists)s
+}
+local next_id = 0
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+end
+function init(args)
+  mine = lists[id + 1]
+  i = 0
+end
+function request()
+  i = i %% #mine + 1
+  return mine[i]
+end
+function response(status, headers, body)
+  if status >= 400 and not first_error then
+    first_error = status .. " " .. body
+    io.stderr:write(first_error .. "\\n")
+  end
+end
+function done(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), summary.errors.status))
+end
+"""
+
+
+@dataclass
 class Result:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.latencies: list[float] = []
-        self.errors: dict[str, int] = {}
-        self.elapsed = 0.0
-        self.lock = threading.Lock()
+    name: str
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu: dict[str, float]  # CPU-seconds used during the run, by party
 
     def row(self) -> str:
-        lat = sorted(self.latencies)
-        n = len(lat)
-        if not n:
-            return f"| {self.name} | 0 | - | - | - | {self.errors} |"
-        p50 = lat[n // 2] * 1000
-        p99 = lat[min(n - 1, int(n * 0.99))] * 1000
-        rate = n / self.elapsed
-        errors = ", ".join(f"{k}: {v}" for k, v in self.errors.items()) or "0"
-        return f"| {self.name} | {n} | {rate:,.0f} | {p50:.1f} | {p99:.1f} | {errors} |"
+        rate = self.requests / self.seconds
+        per = {k: v / max(self.requests, 1) * 1000 for k, v in self.cpu.items()}
+        return (
+            f"| {self.name} | {self.requests} | {rate:,.0f} | {self.p50_ms:.1f} | "
+            f"{self.p99_ms:.1f} | {self.errors} | {per['api']:.2f} | {per['postgres']:.2f} | "
+            f"{per['wrk']:.2f} |"
+        )
 
 
-def run(
-    name: str,
-    clients: int,
-    seconds: float,
-    make: Callable[[int], Callable[[], None]],
-) -> Result:
-    result = Result(name)
-    calls = [make(i) for i in range(clients)]
-    for call in calls:  # warm the connection and the process
-        for _ in range(3):
-            with contextlib.suppress(ApiError):
-                call()
-    deadline = time.perf_counter() + seconds
-    barrier = threading.Barrier(clients + 1)
+def _cpu_seconds(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
-    def loop(call: Callable[[], None]) -> None:
-        mine: list[float] = []
-        errors: dict[str, int] = {}
-        barrier.wait()
-        while time.perf_counter() < deadline:
-            t0 = time.perf_counter()
-            try:
-                call()
-            except ApiError as error:
-                errors[f"{error.status} {error.code}"] = (
-                    errors.get(f"{error.status} {error.code}", 0) + 1
-                )
-                continue
-            mine.append(time.perf_counter() - t0)
-        with result.lock:
-            result.latencies.extend(mine)
-            for k, v in errors.items():
-                result.errors[k] = result.errors.get(k, 0) + v
 
-    threads = [threading.Thread(target=loop, args=(c,)) for c in calls]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    result.elapsed = time.perf_counter() - started
-    return result
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+    return pids
+
+
+def run(name: str, endpoint: str, server: int, lists: list[list[Signed]], seconds: float) -> Result:
+    """Drive `lists` (one per connection) with wrk for `seconds`; latencies from wrk, CPU from
+    /proc: the API processes (the server's descendants), PostgreSQL and wrk itself."""
+    body = ",\n".join("  {" + ",\n   ".join(r.lua() for r in reqs) + "}" for reqs in lists)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % {"lists": body})
+    api, postgres = _descendants(server), _postgres_pids()
+    before = {"api": _cpu_seconds(api), "postgres": _cpu_seconds(postgres)}
+    n = str(len(lists))
+    cmd = ["wrk", "-t", n, "-c", n, "-d", f"{seconds:.0f}s", "-s", script.name, endpoint]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk = subprocess.run(cmd, capture_output=True, text=True)
+    out, err = wrk.stdout, wrk.stderr
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    os.unlink(script.name)
+    postgres = sorted(set(postgres) | set(_postgres_pids()))
+    cpu = {
+        "api": _cpu_seconds(api) - before["api"],
+        "postgres": _cpu_seconds(postgres) - before["postgres"],
+        "wrk": wrk_cpu,
+    }
+    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"wrk failed: {err or out}")
+    if err.strip():
+        print(f"  {name}: first error: {err.strip().splitlines()[0][:200]}")
+    requests, duration, p50, p99, errors = (int(x) for x in line.split()[1:])
+    return Result(name, requests, duration / 1e6, p50 / 1000, p99 / 1000, errors, cpu)
 
 
 def client(endpoint: str, creds: TenantCredentials) -> Client:
     project = creds.projects["region-1"]
     return Client(Profile(endpoint, creds.access_key, creds.secret_key, project), timeout=30)
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk") is None:
+        print("installing wrk from Debian ...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        apt = ["apt-get", "install", "-y", "-q", "wrk"]
+        if subprocess.run(apt, env=env).returncode:
+            subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+            subprocess.run(apt, check=True, env=env)
 
 
 def main() -> None:
@@ -244,6 +347,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="API processes")
     parser.add_argument("--keep", action="store_true", help="keep the database and server")
     args = parser.parse_args()
+    ensure_wrk()
 
     name = f"opencbr_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
@@ -288,80 +392,79 @@ def main() -> None:
         owners: list[TenantCredentials] = world["owners"]
         recipients: list[TenantCredentials] = world["recipients"]
         shared: list[str] = world["shared"]
+        fresh: dict[str, list[str]] = world["fresh"]
         rng = random.Random(7)
-        own_backups: dict[str, list[str]] = world["fresh"]
-        results = []
+        host = f"127.0.0.1:{port}"
+        clients = range(args.clients)
 
-        def list_shared(i: int) -> Callable[[], None]:
-            api = client(endpoint, recipients[i % RECIPIENTS])
-            path = f"/v3/{api.project()}/backups"
-            return lambda: api.request("GET", path, params={"own_type": "shared", "limit": 50})
+        def project_of(creds: TenantCredentials) -> str:
+            return creds.projects["region-1"]
 
-        def show(i: int) -> Callable[[], None]:
-            creds = owners[i % 4]
-            api = client(endpoint, creds)
-            ids = own_backups[creds.projects["region-1"]]
-            return lambda: api.request("GET", f"/v3/{api.project()}/backups/{rng.choice(ids)}")
-
-        def show_shared(i: int) -> Callable[[], None]:
-            api = client(endpoint, recipients[i % RECIPIENTS])
-            return lambda: api.request("GET", f"/v3/{api.project()}/backups/{rng.choice(shared)}")
-
-        results.append(
-            run("ListBackups own_type=shared limit=50", args.clients, args.seconds, list_shared)
-        )
-        results.append(run("ShowBackup (owner)", args.clients, args.seconds, show))
-        results.append(run("ShowBackup (recipient)", args.clients, args.seconds, show_shared))
-
-        def add_member(i: int) -> Callable[[], None]:
-            creds = owners[i % 4]
-            api = client(endpoint, creds)
-            # Clients of one owner take disjoint backups; each call shares one more backup.
-            ids = own_backups[creds.projects["region-1"]][i // 4 :: 4]
-            dest = recipients[i % RECIPIENTS].projects["region-1"]
-            todo = iter(ids)
-
-            def call() -> None:
-                backup_id = next(todo)
-                api.request(
-                    "POST", f"/v3/{api.project()}/backups/{backup_id}/members", {"members": [dest]}
-                )
-
-            return call
-
-        results.append(run("AddMember", args.clients, args.seconds, add_member))
-
-        def update_member(i: int) -> Callable[[], None]:
+        def list_shared(i: int) -> list[Signed]:
             creds = recipients[i % RECIPIENTS]
-            api = client(endpoint, creds)
-            project = creds.projects["region-1"]
-            vault_id = world["vaults"][project]
-            # Clients of one recipient take disjoint members; each call flips one member.
+            sign, path = signer(host, creds), f"/v3/{project_of(creds)}/backups"
+            return [sign("GET", path, params={"own_type": "shared", "limit": 50})]
+
+        def show(i: int) -> list[Signed]:
+            creds = owners[i % 4]
+            sign, ids = signer(host, creds), fresh[project_of(creds)]
+            return [
+                sign("GET", f"/v3/{project_of(creds)}/backups/{rng.choice(ids)}")
+                for _ in range(REQUESTS_PER_CLIENT)
+            ]
+
+        def show_shared(i: int) -> list[Signed]:
+            creds = recipients[i % RECIPIENTS]
+            sign = signer(host, creds)
+            return [
+                sign("GET", f"/v3/{project_of(creds)}/backups/{rng.choice(shared)}")
+                for _ in range(REQUESTS_PER_CLIENT)
+            ]
+
+        def add_member(i: int) -> list[Signed]:
+            # Four clients per owner, each sharing its own backups, one more per call.
+            creds = owners[i % 4]
+            sign, project = signer(host, creds), project_of(creds)
+            dest = project_of(recipients[i % RECIPIENTS])
+            return [
+                sign("POST", f"/v3/{project}/backups/{backup_id}/members", {"members": [dest]})
+                for backup_id in fresh[project][i // 4 :: 4]
+            ]
+
+        def update_member(i: int) -> list[Signed]:
+            # Clients of one recipient take disjoint members; accept them all, then reject.
+            creds = recipients[i % RECIPIENTS]
+            sign, project = signer(host, creds), project_of(creds)
             mine = shared[i // RECIPIENTS :: (args.clients // RECIPIENTS) + 1]
-            state = {"n": 0}
+            accept = {"status": "accepted", "vault_id": world["vaults"][project]}
+            return [
+                sign("PUT", f"/v3/{project}/backups/{backup_id}/members/{project}", body)
+                for body in (accept, {"status": "rejected"})
+                for backup_id in mine
+            ]
 
-            def call() -> None:
-                n = state["n"]
-                state["n"] += 1
-                backup_id = mine[n % len(mine)]
-                accept = (n // len(mine)) % 2 == 0
-                body: dict[str, Any] = (
-                    {"status": "accepted", "vault_id": vault_id}
-                    if accept
-                    else {"status": "rejected"}
-                )
-                api.request("PUT", f"/v3/{project}/backups/{backup_id}/members/{project}", body)
-
-            return call
-
-        results.append(run("UpdateMemberStatus", args.clients, args.seconds, update_member))
-
+        calls = [
+            ("ListBackups own_type=shared limit=50", list_shared),
+            ("ShowBackup (owner)", show),
+            ("ShowBackup (recipient)", show_shared),
+            ("AddMember", add_member),
+            ("UpdateMemberStatus", update_member),
+        ]
+        results = []
+        for name, make in calls:
+            lists = [make(i) for i in clients]
+            if name.startswith(("List", "Show")):  # reads can repeat: warm the processes up
+                run(name, endpoint, server.pid, lists, 2)
+            results.append(run(name, endpoint, server.pid, lists, args.seconds))
         print(
-            f"\n{args.clients} clients, {args.workers} API processes, {args.seconds:.0f} s each, "
-            f"{os.cpu_count()} CPUs\n"
+            f"\n{args.clients} clients (wrk, one connection each), {args.workers} API processes, "
+            f"{args.seconds:.0f} s each, {os.cpu_count()} CPUs\n"
         )
-        print("| call | requests | req/s | p50 ms | p99 ms | errors |")
-        print("| --- | ---: | ---: | ---: | ---: | --- |")
+        print(
+            "| call | requests | req/s | p50 ms | p99 ms | errors "
+            "| CPU ms/request: API | PostgreSQL | wrk |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for result in results:
             print(result.row())
         if args.keep:
