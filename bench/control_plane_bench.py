@@ -188,11 +188,12 @@ class Signed:
     headers: dict[str, str]
     body: str | None = None
 
-    def lua(self) -> str:
-        headers = ", ".join(f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in self.headers.items())
-        body = json.dumps(self.body) if self.body is not None else "nil"
-        method, path = json.dumps(self.method), json.dumps(self.path)
-        return f"wrk.format({method}, {path}, {{{headers}}}, {body})"
+    def http(self) -> bytes:
+        body = (self.body or "").encode()
+        lines = [f"{self.method} {self.path} HTTP/1.1"]
+        lines += [f"{name}: {value}" for name, value in self.headers.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 def signer(host: str, creds: TenantCredentials) -> Callable[..., Signed]:
@@ -216,22 +217,29 @@ def signer(host: str, creds: TenantCredentials) -> Callable[..., Signed]:
     return sign
 
 
-# Each wrk thread has one connection and its own list of requests, sent in order and over again.
+# Each wrk thread has one connection and its own file of raw requests (NUL-separated), read
+# at start and sent in order, over again: a script holding every request would be parsed by
+# every thread, which takes seconds while the first threads already send.
 WRK_SCRIPT = """
-local lists = {
-%(lists)s
-}
 local next_id = 0
 function setup(thread)
   thread:set("id", next_id)
   next_id = next_id + 1
 end
 function init(args)
-  mine = lists[id + 1]
-  i = 0
+  local file = io.open(args[1] .. "/" .. id)
+  local data = file:read("*a")
+  file:close()
+  mine, i = {}, 0
+  local at = 1
+  while at <= #data do
+    local stop = data:find("\\0", at, true)
+    table.insert(mine, data:sub(at, stop - 1))
+    at = stop + 1
+  end
 end
 function request()
-  i = i %% #mine + 1
+  i = i % #mine + 1
   return mine[i]
 end
 function response(status, headers, body)
@@ -241,7 +249,7 @@ function response(status, headers, body)
   end
 end
 function done(summary, latency, requests)
-  io.write(string.format("RESULT %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99), summary.errors.status))
 end
 """
@@ -263,7 +271,7 @@ class Result:
         return (
             f"| {self.name} | {self.requests} | {rate:,.0f} | {self.p50_ms:.1f} | "
             f"{self.p99_ms:.1f} | {self.errors} | {per['api']:.2f} | {per['postgres']:.2f} | "
-            f"{per['wrk']:.2f} |"
+            f"{per['wrk']:.2f} | {self.cpu['machine']:.0%} |"
         )
 
 
@@ -274,6 +282,12 @@ def _cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    """CPU-seconds the whole machine has spent busy (not idle, not waiting for I/O)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _descendants(pid: int) -> list[int]:
@@ -297,24 +311,30 @@ def _postgres_pids() -> list[int]:
 def run(name: str, endpoint: str, server: int, lists: list[list[Signed]], seconds: float) -> Result:
     """Drive `lists` (one per connection) with wrk for `seconds`; latencies from wrk, CPU from
     /proc: the API processes (the server's descendants), PostgreSQL and wrk itself."""
-    body = ",\n".join("  {" + ",\n   ".join(r.lua() for r in reqs) + "}" for reqs in lists)
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % {"lists": body})
+    folder = Path(tempfile.mkdtemp(prefix="opencbr-wrk-"))
+    script = folder / "load.lua"
+    script.write_text(WRK_SCRIPT)
+    for n, requests in enumerate(lists):
+        (folder / str(n)).write_bytes(b"".join(r.http() + b"\0" for r in requests))
     api, postgres = _descendants(server), _postgres_pids()
     before = {"api": _cpu_seconds(api), "postgres": _cpu_seconds(postgres)}
     n = str(len(lists))
-    cmd = ["wrk", "-t", n, "-c", n, "-d", f"{seconds:.0f}s", "-s", script.name, endpoint]
+    cmd = ["wrk", "-t", n, "-c", n, "-d", f"{seconds:.0f}s", "-s", str(script), endpoint, "--"]
+    cmd.append(str(folder))
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy, started = _machine_busy(), time.perf_counter()
     wrk = subprocess.run(cmd, capture_output=True, text=True)
+    busy, wall = _machine_busy() - busy, time.perf_counter() - started
     out, err = wrk.stdout, wrk.stderr
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrk_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-    os.unlink(script.name)
+    shutil.rmtree(folder)
     postgres = sorted(set(postgres) | set(_postgres_pids()))
     cpu = {
         "api": _cpu_seconds(api) - before["api"],
         "postgres": _cpu_seconds(postgres) - before["postgres"],
         "wrk": wrk_cpu,
+        "machine": busy / (wall * (os.cpu_count() or 1)),  # share of all CPUs that was busy
     }
     line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
@@ -462,9 +482,9 @@ def main() -> None:
         )
         print(
             "| call | requests | req/s | p50 ms | p99 ms | errors "
-            "| CPU ms/request: API | PostgreSQL | wrk |"
+            "| CPU ms/request: API | PostgreSQL | wrk | CPUs busy |"
         )
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for result in results:
             print(result.row())
         if args.keep:

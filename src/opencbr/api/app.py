@@ -6,9 +6,11 @@ import importlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -291,7 +293,15 @@ def _include_slice_routes(app: FastAPI) -> None:
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI(title="OpenCBR", version="0.1.0", docs_url="/docs", redoc_url=None)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes and dependencies run on this event loop's default thread limiter.
+        to_thread.current_default_thread_limiter().total_tokens = runtime.settings.request_threads
+        yield
+
+    app = FastAPI(
+        title="OpenCBR", version="0.1.0", docs_url="/docs", redoc_url=None, lifespan=lifespan
+    )
     app.state.runtime = runtime
     _install_error_handlers(app)
     _include_slice_routes(app)

@@ -55,8 +55,7 @@ def start(
         started_at=now,
         ended_at=now if status != "running" else None,
     )
-    session.add(log)
-    session.flush()
+    session.add(log)  # inserted with the unit of work's next flush, batched with the others
     return log
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
-from opencbr.core.web import SessionDep
+from opencbr.core.web import JSONRoute, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import policies
@@ -23,7 +23,7 @@ from .views import policy_view
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["cbr-policies"])
+router = APIRouter(tags=["cbr-policies"], route_class=JSONRoute)
 
 
 def _policy_out(session: Session, policy: Policy) -> dict[str, Any]:

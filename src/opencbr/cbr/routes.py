@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from opencbr.core.errors import ValidationFailed
-from opencbr.core.web import RuntimeDep, SessionDep, json_response
+from opencbr.core.web import JSONRoute, RuntimeDep, SessionDep, json_response
 from opencbr.evs.models import Disk
 from opencbr.iam.auth import ActorDep
 
@@ -36,7 +36,7 @@ from .views import backup_view, checkpoint_view, oplog_view, resource_view, vaul
 __all__ = ["VALIDATION_ERRORS", "router"]
 
 VALIDATION_ERRORS: dict[str, type] = {}
-router = APIRouter(prefix="/v3/{project_id}", tags=["cbr"])
+router = APIRouter(prefix="/v3/{project_id}", tags=["cbr"], route_class=JSONRoute)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 

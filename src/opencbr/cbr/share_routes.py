@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from opencbr.core.web import SessionDep
+from opencbr.core.web import JSONRoute, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import members
@@ -20,7 +20,7 @@ from .views import member_view
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["cbr-sharing"])
+router = APIRouter(tags=["cbr-sharing"], route_class=JSONRoute)
 
 
 @router.post("/backups/{backup_id}/members", operation_id="AddMember")

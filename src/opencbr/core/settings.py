@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         default=True, description="run job workers in API processes (false: API only)"
     )
     worker_threads: int = Field(default=2, ge=1, description="jobs a process runs at once")
+    request_threads: int = Field(
+        default=40, ge=1, description="requests an API process works on at once (its threads)"
+    )
     job_lease_seconds: int = Field(
         default=60,
         ge=1,

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
+from anyio import CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from .context import Runtime
 
-__all__ = ["RuntimeDep", "SessionDep", "get_runtime", "json_response", "request_session"]
+__all__ = [
+    "JSONRoute",
+    "RuntimeDep",
+    "SessionDep",
+    "get_runtime",
+    "json_response",
+    "request_session",
+]
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -20,18 +30,35 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+# Ending a unit of work (COMMIT or ROLLBACK) releases the row locks it holds, so it runs on
+# threads of its own: were it to queue for the request threads, requests waiting for those
+# very locks could hold all of them, and nothing would move again.
+ENDING_THREADS = 8
+_ending_limiter: RunVar[CapacityLimiter] = RunVar("opencbr_unit_of_work_ends")
+
+
 async def request_session(request: Request) -> AsyncIterator[Session]:
     """One unit of work per request: commits before the response is sent, or rolls back.
 
     Opening a session does no I/O, so only its end (commit or rollback, which talk to the
-    database) is handed to a worker thread."""
+    database) is handed to a thread."""
     session = get_runtime(request).database.sessions()
     committed = False
     try:
         yield session
         committed = True
     finally:
-        await run_in_threadpool(_end, session, committed)
+        await to_thread.run_sync(_end, session, committed, limiter=_ending_threads())
+
+
+def _ending_threads() -> CapacityLimiter:
+    """This event loop's limiter for ending units of work."""
+    try:
+        return _ending_limiter.get()
+    except LookupError:
+        limiter = CapacityLimiter(ENDING_THREADS)
+        _ending_limiter.set(limiter)
+        return limiter
 
 
 def _end(session: Session, commit: bool) -> None:
@@ -40,6 +67,18 @@ def _end(session: Session, commit: bool) -> None:
             session.commit()
     finally:
         session.close()  # rolls back whatever was not committed
+
+
+class JSONRoute(APIRoute):
+    """A route whose endpoint returns JSON-ready values (the slices' views). No response model
+    is inferred from its `-> dict` annotation: FastAPI would validate the value again on a
+    worker thread after the endpoint, one more hand-off per request, taken while the unit of
+    work still holds its row locks (requests waiting for those locks could hold every thread)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if isinstance(kwargs.get("response_model"), DefaultPlaceholder):
+            kwargs["response_model"] = None
+        super().__init__(path, endpoint, **kwargs)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

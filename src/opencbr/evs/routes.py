@@ -31,7 +31,7 @@ from opencbr.core.jobs import Job
 from opencbr.core.jobs import JobNotFound as CoreJobNotFound
 from opencbr.core.jobs import get_job as core_get_job
 from opencbr.core.numbers import whole_number
-from opencbr.core.web import RuntimeDep, SessionDep, get_runtime
+from opencbr.core.web import JSONRoute, RuntimeDep, SessionDep, get_runtime
 from opencbr.iam.auth import ActorDep, SignedBodyDep, project_actor
 
 from . import service
@@ -60,7 +60,7 @@ PIECE = 4 << 20
 """Bytes of a request body gathered before each write to the driver."""
 ALIGNMENT = 512
 
-router = APIRouter(tags=["evs"])
+router = APIRouter(tags=["evs"], route_class=JSONRoute)
 router.include_router(server_router)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opencbr.core.web import RuntimeDep, SessionDep
+from opencbr.core.web import JSONRoute, RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import servers, service
@@ -19,7 +19,7 @@ from .views import server_view, volume_view
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/{project_id}/servers", tags=["evs"])
+router = APIRouter(prefix="/v1/{project_id}/servers", tags=["evs"], route_class=JSONRoute)
 
 
 def _choice(choice: DiskChoiceIn) -> servers.DiskChoice:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from opencbr.core.clock import api_time
-from opencbr.core.web import RuntimeDep, SessionDep
+from opencbr.core.web import JSONRoute, RuntimeDep, SessionDep
 
 from . import agencies, service
 from .auth import PrincipalDep
@@ -18,7 +18,7 @@ from .models import Agency, Domain, Project
 
 __all__ = ["domain_view", "project_view", "router"]
 
-router = APIRouter(tags=["iam"])
+router = APIRouter(tags=["iam"], route_class=JSONRoute)
 
 
 class _Loose(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from opencbr.core.web import RuntimeDep, SessionDep
+from opencbr.core.web import JSONRoute, RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import grants, keys, service
@@ -38,7 +38,7 @@ from .schemas import (
 __all__ = ["VALIDATION_ERRORS", "router"]
 
 VALIDATION_ERRORS = {"/kms/": KmsValidationFailed}
-router = APIRouter(prefix="/v1.0/{project_id}/kms", tags=["kms"])
+router = APIRouter(prefix="/v1.0/{project_id}/kms", tags=["kms"], route_class=JSONRoute)
 
 
 def _empty() -> Response:
