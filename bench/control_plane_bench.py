@@ -366,6 +366,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="API processes")
     parser.add_argument("--keep", action="store_true", help="keep the database and server")
+    parser.add_argument("--only", help="run only the calls whose names contain this text")
     args = parser.parse_args()
     ensure_wrk()
 
@@ -472,6 +473,8 @@ def main() -> None:
         ]
         results = []
         for name, make in calls:
+            if args.only and args.only not in name:
+                continue
             lists = [make(i) for i in clients]
             if name.startswith(("List", "Show")):  # reads can repeat: warm the processes up
                 run(name, endpoint, server.pid, lists, 2)
