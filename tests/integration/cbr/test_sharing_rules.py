@@ -76,12 +76,14 @@ def _accept_code(runtime: Runtime, who: Party, backup_id: str, vault_id: str) ->
 
 
 def _shared_list(runtime: Runtime, who: Party, **filters: object) -> list[str]:
-    found, _ = run(
+    """The ids listed; the listing's count must be their number (it is counted apart)."""
+    found, count = run(
         runtime,
         backups.list_backups,
         who.actor,
         backups.BackupFilters(own_type="shared", **filters),  # type: ignore[arg-type]
     )
+    assert count == len(found)
     return [b.id for b in found]
 
 
@@ -511,6 +513,8 @@ def test_s12_recipient_lists_shares_in_every_status(world: SharingWorld) -> None
         assert _shared_list(rt, who, member_status=status) == [backup_id]
         other = "accepted" if status != "accepted" else "pending"
         assert _shared_list(rt, who, member_status=other) == []
+        assert _shared_list(rt, who, resource_type="OS::Cinder::Volume") == [backup_id]
+        assert _shared_list(rt, who, name="no such name") == []
         mine, _ = run(rt, backups.list_backups, who.actor, backups.BackupFilters())
         assert backup_id not in [b.id for b in mine]  # own_type=private: own backups only
 
