@@ -78,13 +78,8 @@ def run_measured(cmd: list[str], *, cwd: Path | None = None) -> Run:
     """
     stats = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-time-{os.getpid()}.txt"
     started = time.perf_counter()
-    proc = subprocess.run(
-        ["/usr/bin/time", "-o", str(stats), "-f", "%M %U %S", *cmd],
-        cwd=cwd,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = subprocess.run(["/usr/bin/time", "-o", str(stats), "-f", "%M %U %S", *cmd], cwd=cwd,
+                          env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - started
     out = proc.stdout.decode(errors="replace")
     if proc.returncode:
@@ -127,38 +122,11 @@ def make_images(gen: Path, work: Path, size: str) -> tuple[Path, Path, dict[str,
     meta_path = Path(str(mutated) + ".json")
     if not (base.exists() and base.stat().st_size == want and meta_path.exists()):
         print(f"generating a {size} image and a 1 % mutated copy with {gen} ...", flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                str(gen),
-                "generate",
-                "--out",
-                str(base),
-                "--size",
-                size,
-                "--seed",
-                "1",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        subprocess.run(
-            [
-                sys.executable,
-                str(gen),
-                "mutate",
-                "--in",
-                str(base),
-                "--out",
-                str(mutated),
-                "--fraction",
-                "0.01",
-                "--seed",
-                "2",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        subprocess.run([sys.executable, str(gen), "generate", "--out", str(base), "--size", size,
+                        "--seed", "1"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, str(gen), "mutate", "--in", str(base), "--out",
+                        str(mutated), "--fraction", "0.01", "--seed", "2"], check=True,
+                       stdout=subprocess.DEVNULL)
     meta = json.loads(meta_path.read_text())
     meta["base_sha256"] = json.loads(Path(str(base) + ".json").read_text())["sha256"]
     return base, mutated, meta
@@ -291,16 +259,9 @@ def opencbr_op(*args: str) -> tuple[Run, dict[str, Any]]:
     return result, json.loads(line)
 
 
-def bench_opencbr(
-    work: Path,
-    base: Path,
-    mutated: Path,
-    sha: str,
-    extents_file: Path,
-    block_size: int,
-    tag: str = "opencbr",
-    zstd_level: int | None = None,
-) -> ToolResult:
+def bench_opencbr(work: Path, base: Path, mutated: Path, sha: str, extents_file: Path,
+                  block_size: int, tag: str = "opencbr",
+                  zstd_level: int | None = None) -> ToolResult:
     store, clone = work / f"{tag}-store", work / f"{tag}-store-nomap"
     out = work / f"{tag}-restore.img"
     for path in (store, clone):
@@ -314,16 +275,8 @@ def bench_opencbr(
     res.store_full = tree_size(store)
     full_id = info["manifest_id"]
     subprocess.run(["cp", "-al", str(store), str(clone)], check=True)  # objects are immutable
-    res.incr_map, _ = opencbr_op(
-        "backup",
-        str(store),
-        str(mutated),
-        "--parent",
-        full_id,
-        "--extents",
-        str(extents_file),
-        *common,
-    )
+    res.incr_map, _ = opencbr_op("backup", str(store), str(mutated), "--parent", full_id,
+                                 "--extents", str(extents_file), *common)
     res.growth_map = tree_size(store) - res.store_full
     res.incr, _ = opencbr_op("backup", str(clone), str(mutated), "--parent", full_id, *common)
     res.growth = tree_size(clone) - res.store_full
@@ -340,11 +293,8 @@ def bench_opencbr(
 def bench_scope() -> Any:
     from opencbr.chunkstore import Scope
 
-    return Scope(
-        "bench",
-        hashlib.sha256(b"bench id key").digest(),
-        hashlib.sha256(b"bench data key").digest(),
-    )
+    return Scope("bench", hashlib.sha256(b"bench id key").digest(),
+                 hashlib.sha256(b"bench data key").digest())
 
 
 def op_main(argv: list[str]) -> None:
@@ -371,32 +321,22 @@ def op_main(argv: list[str]) -> None:
     else:
         extents = json.loads(Path(args.extents).read_text()) if args.extents else None
         with open(args.source, "rb") as f:
-            result = store.backup(
-                bench_scope(),
-                f,
-                os.fstat(f.fileno()).st_size,
-                parent=args.parent,
-                changed_extents=extents,
-            )
+            result = store.backup(bench_scope(), f, os.fstat(f.fileno()).st_size,
+                                  parent=args.parent, changed_extents=extents)
     print(json.dumps(result.__dict__))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="2G")
-    parser.add_argument(
-        "--gen",
-        default="../shared/bench/gen_image.py",
-        help="image generator, relative to the repository root",
-    )
+    parser.add_argument("--gen", default="../shared/bench/gen_image.py",
+                        help="image generator, relative to the repository root")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "work")
-    parser.add_argument(
-        "--block-sizes", default="", help="also compare OpenCBR block sizes, e.g. 32K,64K,128K"
-    )
+    parser.add_argument("--block-sizes", default="",
+                        help="also compare OpenCBR block sizes, e.g. 32K,64K,128K")
     parser.add_argument("--skip-others", action="store_true", help="OpenCBR only")
-    parser.add_argument(
-        "--zstd-levels", default="", help="also compare OpenCBR zstd levels, e.g. 1,3"
-    )
+    parser.add_argument("--zstd-levels", default="",
+                        help="also compare OpenCBR zstd levels, e.g. 1,3")
     args = parser.parse_args()
     # Imported here, not at the top: `_op` processes are timed and import only what they use.
     from limits import machine_limits, pool_comparison  # bench/limits.py
@@ -414,58 +354,31 @@ def main() -> None:
     from opencbr.chunkstore import DEFAULT_BLOCK_SIZE
 
     ensure_tools(not args.skip_others)
-    results = [
-        bench_opencbr(work, base, mutated, meta["base_sha256"], extents_file, DEFAULT_BLOCK_SIZE)
-    ]
+    results = [bench_opencbr(work, base, mutated, meta["base_sha256"], extents_file,
+                             DEFAULT_BLOCK_SIZE)]
     if not args.skip_others:
         results.append(bench_restic(work, base, mutated, meta["base_sha256"]))
         results.append(bench_borg(work, base, mutated, meta["base_sha256"]))
     limits = machine_limits(base, page_cache)
     pools = pool_comparison(base)
-    summary = {
-        "size": base.stat().st_size,
-        "changed_bytes": changed,
-        "bytes_written": meta["bytes_written"],
-        "extents": len(extents),
-    }
+    summary = {"size": base.stat().st_size, "changed_bytes": changed,
+               "bytes_written": meta["bytes_written"], "extents": len(extents)}
     print_table(results, summary, limits, pools)
     if args.block_sizes:
         rows = []
         for text in args.block_sizes.split(","):
             bs = parse_size(text)
-            rows.append(
-                (
-                    bs,
-                    bench_opencbr(
-                        work,
-                        base,
-                        mutated,
-                        meta["base_sha256"],
-                        extents_file,
-                        bs,
-                        tag=f"opencbr-{bs}",
-                    ),
-                )
-            )
+            rows.append((bs, bench_opencbr(work, base, mutated, meta["base_sha256"],
+                                           extents_file, bs, tag=f"opencbr-{bs}")))
         print_block_sizes(rows, summary)
     if args.zstd_levels:
         for level in (int(text) for text in args.zstd_levels.split(",")):
-            res = bench_opencbr(
-                work,
-                base,
-                mutated,
-                meta["base_sha256"],
-                extents_file,
-                DEFAULT_BLOCK_SIZE,
-                tag=f"opencbr-z{level}",
-                zstd_level=level,
-            )
-            print(
-                f"zstd level {level}: full {res.full.seconds:.2f} s "
-                f"(CPU {res.full.cpu:.1f} s), incr. with map {res.incr_map.seconds:.2f} s, "
-                f"no map {res.incr.seconds:.2f} s, restore {res.restore.seconds:.2f} s, "
-                f"store {res.store_full / 1e6:.1f} MB, restore ok {res.restore_ok}"
-            )
+            res = bench_opencbr(work, base, mutated, meta["base_sha256"], extents_file,
+                                DEFAULT_BLOCK_SIZE, tag=f"opencbr-z{level}", zstd_level=level)
+            print(f"zstd level {level}: full {res.full.seconds:.2f} s "
+                  f"(CPU {res.full.cpu:.1f} s), incr. with map {res.incr_map.seconds:.2f} s, "
+                  f"no map {res.incr.seconds:.2f} s, restore {res.restore.seconds:.2f} s, "
+                  f"store {res.store_full / 1e6:.1f} MB, restore ok {res.restore_ok}")
 
 
 if __name__ == "__main__":
