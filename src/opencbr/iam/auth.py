@@ -97,7 +97,7 @@ SignedBodyDep = Annotated[bytes | None, Depends(signed_body)]
 
 def caller(request: Request, session: Session, body: bytes | None) -> Principal:
     """The caller, from an `X-Auth-Token` or a signature (SDK-HMAC-SHA256), looked up in the
-    request's own unit of work: one transaction and one thread hand-off per request."""
+    request's own unit of work (not a transaction of its own)."""
     token = request.headers.get("x-auth-token")
     if token:
         return _from_token(session, token)
@@ -107,6 +107,7 @@ def caller(request: Request, session: Session, body: bytes | None) -> Principal:
 
 
 def authenticate(request: Request, session: SessionDep, body: SignedBodyDep) -> Principal:
+    """The caller, for routes outside a project (IAM's own)."""
     return caller(request, session, body)
 
 
