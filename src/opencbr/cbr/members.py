@@ -481,10 +481,11 @@ def _transition(
             reserved_bytes=reserved,
             updated_at=utcnow(),
         )
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    session.refresh(member)
-    if not changed:
+        .returning(Member)  # refreshes `member` in the same statement
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).scalar_one_or_none()
+    if changed is None:
+        session.refresh(member)
         raise MemberUpdateFailed(backup_id=backup.id, status=member.status)
     _log_both(session, backup, member, LOG_ACTIONS[status], vault)
 

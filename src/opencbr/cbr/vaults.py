@@ -294,14 +294,16 @@ def reserve(session: Session, vault: Vault, nbytes: int, *, strictly_more: bool 
     # BIGINT arithmetic: INTEGER size_gb * GiB overflows 32 bits on PostgreSQL.
     room = cast(Vault.size_gb, BigInteger) * GiB - Vault.used_bytes
     fits = room > nbytes if strictly_more else room >= nbytes
+    # RETURNING refreshes `vault` in the same statement (no reload after the update).
     changed = session.execute(
         update(Vault)
         .where(Vault.id == vault.id, fits)
         .values(used_bytes=Vault.used_bytes + nbytes)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    session.refresh(vault)
-    if not changed:
+        .returning(Vault)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).scalar_one_or_none()
+    if changed is None:
+        session.refresh(vault)
         needed = nbytes + 1 if strictly_more else nbytes
         raise VaultCapacityInsufficient(
             vault_name=vault.name,
