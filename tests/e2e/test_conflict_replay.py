@@ -27,6 +27,7 @@ from tests.integration.cbr.sharing_fixtures import (
     make_vault,
     party,
     run,
+    set_status,
     stored_backup,
     vault_row,
 )
@@ -60,15 +61,7 @@ def test_a_request_aborted_by_a_deadlock_runs_again_and_succeeds(
     vault_ids = [make_vault(runtime, r, size_gb=10) for r in recipients]
     run(runtime, members.add_members, owner.actor, backup_id, [r.project_id for r in recipients])
     for who, vault_id in zip(recipients, vault_ids, strict=True):
-        run(
-            runtime,
-            members.update_member_status,
-            who.actor,
-            backup_id,
-            who.project_id,
-            "accepted",
-            vault_id,
-        )
+        set_status(runtime, who, backup_id, "accepted", vault_id)
     first, second = sorted(vault_ids)
 
     url = f"{server.url}/v3/{owner.project_id}/backups/{backup_id}"

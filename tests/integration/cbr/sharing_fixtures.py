@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import select
 
-from opencbr.cbr import vaults
+from opencbr.cbr import members, vaults
 from opencbr.cbr.models import Backup, Checkpoint, GiB, Member, ResourceType, Vault
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.errors import AppError
@@ -66,6 +66,27 @@ def run(runtime: Runtime, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call a service in its own unit of work (commits, or rolls back on error)."""
     with runtime.database.unit_of_work() as session:
         return fn(session, *args, **kwargs)
+
+
+def set_status(
+    runtime: Runtime,
+    who: Party,
+    backup_id: str,
+    status: str,
+    vault_id: str | None = None,
+    **options: Any,
+) -> Member:
+    """The recipient `who` accepts (into `vault_id`) or rejects a share, in its own unit of work."""
+    return run(
+        runtime,
+        members.update_member_status,
+        who.actor,
+        backup_id,
+        who.project_id,
+        status,
+        vault_id,
+        **options,
+    )
 
 
 class Rollback(Exception):
@@ -241,8 +262,6 @@ class SharingWorld:
 
 
 def build_world(runtime: Runtime, make_tenant: TenantFactory) -> SharingWorld:
-    from opencbr.cbr import members
-
     a, b, c, d, e = (make_tenant() for _ in range(5))
     owner = party(runtime, a)
     world = SharingWorld(
@@ -262,23 +281,8 @@ def build_world(runtime: Runtime, make_tenant: TenantFactory) -> SharingWorld:
     world.accepted_vault = make_vault(runtime, world.accepted)
     recipients = [world.pending.project_id, world.accepted.project_id, world.rejected.project_id]
     run(runtime, members.add_members, owner.actor, world.backup_id, recipients)
-    run(
-        runtime,
-        members.update_member_status,
-        world.accepted.actor,
-        world.backup_id,
-        world.accepted.project_id,
-        "accepted",
-        world.accepted_vault,
-    )
-    run(
-        runtime,
-        members.update_member_status,
-        world.rejected.actor,
-        world.backup_id,
-        world.rejected.project_id,
-        "rejected",
-    )
+    set_status(runtime, world.accepted, world.backup_id, "accepted", world.accepted_vault)
+    set_status(runtime, world.rejected, world.backup_id, "rejected")
     return world
 
 

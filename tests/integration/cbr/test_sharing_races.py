@@ -25,6 +25,7 @@ from tests.integration.cbr.sharing_fixtures import (
     make_vault,
     party,
     run,
+    set_status,
     stored_backup,
     vault_row,
 )
@@ -176,15 +177,7 @@ def test_s9_concurrent_deletes_of_backups_shared_into_the_same_vaults_all_succee
     for backup_id in shared:
         run(runtime, members.add_members, owner.actor, backup_id, list(vaults_of))
         for who in recipients:
-            run(
-                runtime,
-                members.update_member_status,
-                who.actor,
-                backup_id,
-                who.project_id,
-                "accepted",
-                vaults_of[who.project_id],
-            )
+            set_status(runtime, who, backup_id, "accepted", vaults_of[who.project_id])
     assert {vault_row(runtime, v).used_bytes for v in vaults_of.values()} == {12 * GiB}
 
     def delete(backup_id: str) -> Callable[..., Any]:

@@ -24,6 +24,7 @@ from tests.integration.cbr.sharing_fixtures import (
     member_row,
     party,
     run,
+    set_status,
     stored_backup,
     vault_row,
 )
@@ -46,20 +47,6 @@ def _member_count(runtime: Runtime, backup_id: str) -> int:
 
 def _add(runtime: Runtime, owner: Party, backup_id: str, *projects: str) -> list[Member]:
     return run(runtime, members.add_members, owner.actor, backup_id, list(projects))
-
-
-def _set(
-    runtime: Runtime, who: Party, backup_id: str, status: str, vault_id: str | None = None
-) -> Member:
-    return run(
-        runtime,
-        members.update_member_status,
-        who.actor,
-        backup_id,
-        who.project_id,
-        status,
-        vault_id,
-    )
 
 
 def _accept_code(runtime: Runtime, who: Party, backup_id: str, vault_id: str) -> str:
@@ -295,7 +282,7 @@ def test_s4_sharing_with_an_account_reaches_its_projects_in_the_region(
         assert code == "BackupService.6704"
     assert _member_count(runtime, backup_id) == 2
     # Each project of the account decides on its own.
-    _set(runtime, sub, backup_id, "rejected")
+    set_status(runtime, sub, backup_id, "rejected")
     assert _shared_list(runtime, party(runtime, account), member_status="pending") == [backup_id]
 
 
@@ -325,19 +312,19 @@ def test_s5_only_the_recipient_changes_its_status(world: SharingWorld) -> None:
 def test_s5_recipient_can_change_its_mind(world: SharingWorld) -> None:
     rt, who, backup_id = world.runtime, world.rejected, world.backup_id
     vault_id = make_vault(rt, who)
-    assert _set(rt, who, backup_id, "accepted", vault_id).vault_id == vault_id
+    assert set_status(rt, who, backup_id, "accepted", vault_id).vault_id == vault_id
     assert vault_row(rt, vault_id).used_bytes == GiB // 4
-    assert _set(rt, who, backup_id, "rejected").vault_id is None
+    assert set_status(rt, who, backup_id, "rejected").vault_id is None
     assert vault_row(rt, vault_id).used_bytes == 0
-    assert _set(rt, who, backup_id, "pending").status == "pending"
-    assert _set(rt, who, backup_id, "pending").status == "pending"  # no-op
+    assert set_status(rt, who, backup_id, "pending").status == "pending"
+    assert set_status(rt, who, backup_id, "pending").status == "pending"  # no-op
     # Moving an accepted share to another vault moves its space.
     second = make_vault(rt, who)
-    _set(rt, who, backup_id, "accepted", vault_id)
-    _set(rt, who, backup_id, "accepted", second)
+    set_status(rt, who, backup_id, "accepted", vault_id)
+    set_status(rt, who, backup_id, "accepted", second)
     assert (vault_row(rt, vault_id).used_bytes, vault_row(rt, second).used_bytes) == (0, GiB // 4)
     # Accepting again into the same vault reserves nothing more.
-    _set(rt, who, backup_id, "accepted", second)
+    set_status(rt, who, backup_id, "accepted", second)
     assert vault_row(rt, second).used_bytes == GiB // 4
 
 
@@ -393,7 +380,7 @@ def test_s6_free_space_must_be_greater_than_the_backup(
     vault_id = make_vault(runtime, recipient, size_gb=1)
     owner, just_under = _shared(runtime, make_tenant, size_bytes=GiB - 1)
     _add(runtime, owner, just_under, recipient.project_id)
-    _set(runtime, recipient, just_under, "accepted", vault_id)
+    set_status(runtime, recipient, just_under, "accepted", vault_id)
     assert vault_row(runtime, vault_id).used_bytes == GiB - 1
     # One byte left: a one-byte backup does not fit (free must be greater than the size).
     owner2, one_byte = _shared(runtime, make_tenant, size_bytes=1)
@@ -422,7 +409,7 @@ def test_s6_server_backup_goes_into_a_server_vault_at_its_full_size(
     server_vault = make_vault(runtime, recipient, "server")
     code = _accept_code(runtime, recipient, backup_id, disk_vault)
     assert code == "BackupService.6713"
-    _set(runtime, recipient, backup_id, "accepted", server_vault)
+    set_status(runtime, recipient, backup_id, "accepted", server_vault)
     assert vault_row(runtime, server_vault).used_bytes == 300 * MiB
 
 
@@ -441,7 +428,7 @@ def test_s7_accepted_backup_is_listed_in_the_vault_and_copies_no_data(
             session.scalar(select(func.count()).select_from(Backup)),
             session.scalar(select(func.count()).select_from(Job)),
         )
-    _set(runtime, recipient, backup_id, "accepted", vault_id)
+    set_status(runtime, recipient, backup_id, "accepted", vault_id)
     with runtime.database.unit_of_work() as session:
         after = (
             session.scalar(select(func.count()).select_from(Backup)),
@@ -529,18 +516,9 @@ def test_s13_accept_can_switch_on_auto_bind(runtime: Runtime, make_tenant: Tenan
     plain, bound = make_vault(runtime, recipient), make_vault(runtime, recipient)
     _add(runtime, owner, first, recipient.project_id)
     _add(runtime, owner, second, recipient.project_id)
-    _set(runtime, recipient, first, "accepted", plain)
+    set_status(runtime, recipient, first, "accepted", plain)
     assert vault_row(runtime, plain).auto_bind is False
-    run(
-        runtime,
-        members.update_member_status,
-        recipient.actor,
-        second,
-        recipient.project_id,
-        "accepted",
-        bound,
-        auto_bind=True,
-    )
+    set_status(runtime, recipient, second, "accepted", bound, auto_bind=True)
     assert vault_row(runtime, bound).auto_bind is True
     assert vault_row(runtime, plain).auto_bind is False
 
@@ -565,8 +543,8 @@ def test_s15_every_share_action_is_logged_for_both_sides(
     one, two = party(runtime, make_tenant()), party(runtime, make_tenant())
     vault_id = make_vault(runtime, one)
     _add(runtime, owner, backup_id, one.project_id, two.project_id)
-    _set(runtime, one, backup_id, "accepted", vault_id)
-    _set(runtime, two, backup_id, "rejected")
+    set_status(runtime, one, backup_id, "accepted", vault_id)
+    set_status(runtime, two, backup_id, "rejected")
     run(runtime, members.delete_member, owner.actor, backup_id, two.project_id)
     run(runtime, deletion.delete_backup, owner.actor, backup_id)
     assert _share_actions(runtime, one) == ["accept", "add", "cascade-delete"]
@@ -602,5 +580,5 @@ def test_vault_holding_an_accepted_share_cannot_be_deleted(world: SharingWorld) 
     rt = world.runtime
     code = code_of(rt, vaults.delete_vault, world.accepted.actor, world.accepted_vault)
     assert code == "BackupService.6111"
-    _set(rt, world.accepted, world.backup_id, "rejected")
+    set_status(rt, world.accepted, world.backup_id, "rejected")
     run(rt, vaults.delete_vault, world.accepted.actor, world.accepted_vault)
