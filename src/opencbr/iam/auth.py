@@ -86,8 +86,10 @@ def _from_token(session: Session, token: str) -> Principal:
 
 async def signed_body(request: Request) -> bytes | None:
     """The body a signature covers, read on the event loop before the request's work moves to
-    a thread; None when nothing signs it (a token, or a streamed unsigned upload)."""
-    if request.headers.get("x-auth-token") or _streams_unsigned(request):
+    a thread; None when nothing signs it (a token, no signature at all, or a streamed unsigned
+    upload), so a request that will be refused is not read."""
+    signed = request.headers.get("authorization", "").startswith(signing.ALGORITHM + " ")
+    if request.headers.get("x-auth-token") or not signed or _streams_unsigned(request):
         return None
     return await request.body()
 
