@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.errors import ProjectNotFound, SignatureInvalid, Unauthenticated
-from opencbr.core.web import SessionDep, get_runtime
+from opencbr.core.web import OnEndpointThread, SessionDep, get_runtime
 
 from . import service, signing
 from .errors import LoginFailed
@@ -113,7 +113,7 @@ def authenticate(request: Request, session: SessionDep, body: SignedBodyDep) -> 
     return caller(request, session, body)
 
 
-PrincipalDep = Annotated[Principal, Depends(authenticate)]
+PrincipalDep = Annotated[Principal, OnEndpointThread(authenticate)]
 
 
 def project_actor(
@@ -130,4 +130,4 @@ def project_actor(
     return Actor(principal.domain_id, principal.user_id, project.id, project.region)
 
 
-ActorDep = Annotated[Actor, Depends(project_actor)]
+ActorDep = Annotated[Actor, OnEndpointThread(project_actor)]
