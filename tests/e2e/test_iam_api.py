@@ -12,6 +12,8 @@ from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkiam.v3 import IamClient
 from huaweicloudsdkiam.v3 import model as iam_model
 
+from opencbr.core.context import Runtime
+from opencbr.iam.models import Project
 from tests.conftest import LiveServer, TenantFactory
 from tests.e2e.sdk import global_client
 from tests.e2e.signed import sign
@@ -233,6 +235,25 @@ def test_a_tenant_cannot_read_another_tenants_project(
         server, "/v3/projects", bob.access_key, bob.secret_key, query=f"domain_id={alice.domain_id}"
     )
     assert listed.json()["projects"] == []
+
+
+def test_a_signed_request_in_a_project_not_the_callers_is_refused_alike(
+    server: LiveServer, runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    """The project is looked up with the access key: another domain's project, a missing one
+    and a disabled one of the caller's own are all refused in the same words (S14)."""
+    alice, bob = make_tenant(), make_tenant()
+    own = bob.projects["region-2"]
+    assert _get(server, f"/v3/{own}/backups", bob.access_key, bob.secret_key).status_code == 200
+    with runtime.database.unit_of_work() as session:
+        project = session.get(Project, own)
+        assert project is not None
+        project.enabled = False
+    refused = [
+        _get(server, f"/v3/{project_id}/backups/{'1' * 32}", bob.access_key, bob.secret_key)
+        for project_id in (alice.projects["region-1"], "0" * 32, own, "not-hex")
+    ]
+    assert {(r.status_code, r.json()["error_code"]) for r in refused} == {(403, "APIGW.0302")}
 
 
 def test_sdk_creates_the_evs_kms_agency(server: LiveServer, make_tenant: TenantFactory) -> None:

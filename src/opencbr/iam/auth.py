@@ -18,7 +18,7 @@ from opencbr.core.web import OnEndpointThread, SessionDep, get_runtime
 
 from . import service, signing
 from .errors import LoginFailed
-from .service import Principal
+from .service import Principal, ProjectScope
 
 __all__ = ["ActorDep", "PrincipalDep", "SignedBodyDep", "authenticate", "caller", "project_actor"]
 
@@ -47,7 +47,10 @@ def _streams_unsigned(request: Request) -> bool:
     )
 
 
-def _verify(runtime: Runtime, session: Session, request: Request, body: bytes | None) -> Principal:
+def _verify(
+    runtime: Runtime, session: Session, request: Request, body: bytes | None, project_id: str | None
+) -> tuple[Principal, ProjectScope | None]:
+    """The signer, and the project `project_id` when it is the signer's (read with the key)."""
     try:
         auth = signing.parse_authorization(request.headers["authorization"])
         headers = {name: request.headers.get(name) for name in auth.signed_headers}
@@ -55,7 +58,15 @@ def _verify(runtime: Runtime, session: Session, request: Request, body: bytes | 
             raise signing.SignatureError("a signed header is missing")
         skew = timedelta(seconds=runtime.settings.signature_skew_seconds)
         signing.check_date(headers["x-sdk-date"] or "", utcnow(), skew)
-        secret, principal = service.resolve_access_key(session, runtime.root_key, auth.access_key)
+        project: ProjectScope | None = None
+        if project_id is None:
+            secret, principal = service.resolve_access_key(
+                session, runtime.root_key, auth.access_key
+            )
+        else:
+            secret, principal, project = service.resolve_access_key_in_project(
+                session, runtime.root_key, auth.access_key, project_id
+            )
         canonical = signing.canonical_request(
             request.method,
             request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),
@@ -70,7 +81,7 @@ def _verify(runtime: Runtime, session: Session, request: Request, body: bytes | 
         raise SignatureInvalid() from exc
     if not _constant_time_equal(expected, auth.signature):
         raise SignatureInvalid()
-    return principal
+    return principal, project
 
 
 def _constant_time_equal(a: str, b: str) -> bool:
@@ -100,12 +111,20 @@ SignedBodyDep = Annotated[bytes | None, Depends(signed_body)]
 def caller(request: Request, session: Session, body: bytes | None) -> Principal:
     """The caller, from an `X-Auth-Token` or a signature (SDK-HMAC-SHA256), looked up in the
     request's own unit of work (not a transaction of its own)."""
+    return _identify(request, session, body, None)[0]
+
+
+def _identify(
+    request: Request, session: Session, body: bytes | None, project_id: str | None
+) -> tuple[Principal, ProjectScope | None]:
+    """The caller and, for a signed request, the project `project_id` when it is the caller's
+    (read with the access key); None when it is not, or was not looked up."""
     token = request.headers.get("x-auth-token")
     if token:
-        return _from_token(session, token)
+        return _from_token(session, token), None
     if not request.headers.get("authorization", "").startswith(signing.ALGORITHM + " "):
         raise Unauthenticated(reason="no signature or token")
-    return _verify(get_runtime(request), session, request, body)
+    return _verify(get_runtime(request), session, request, body, project_id)
 
 
 def authenticate(request: Request, session: SessionDep, body: SignedBodyDep) -> Principal:
@@ -120,13 +139,15 @@ def project_actor(
     project_id: str, request: Request, session: SessionDep, body: SignedBodyDep
 ) -> Actor:
     """The caller acting in the path's project, which must belong to its domain (S14)."""
-    principal = caller(request, session, body)
+    principal, project = _identify(request, session, body, project_id)
     header_project = request.headers.get("x-project-id")
     if header_project and header_project != project_id:
         raise ProjectNotFound(project_id=project_id)
     if principal.token_project_id and principal.token_project_id != project_id:
         raise ProjectNotFound(project_id=project_id)
-    project = service.visible_project(session, principal.domain_id, project_id)
+    if project is None:  # a token, or not the caller's project (which this raises for)
+        found = service.visible_project(session, principal.domain_id, project_id)
+        project = ProjectScope(found.id, found.region)
     return Actor(principal.domain_id, principal.user_id, project.id, project.region)
 
 

@@ -12,11 +12,11 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Select, bindparam, delete, select
+from sqlalchemy import Select, and_, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,7 @@ from .models import AccessKey, Agency, Domain, Project, Token, User
 
 __all__ = [
     "Principal",
+    "ProjectScope",
     "TenantCredentials",
     "create_access_key",
     "create_domain",
@@ -55,6 +56,7 @@ __all__ = [
     "list_projects",
     "list_users",
     "resolve_access_key",
+    "resolve_access_key_in_project",
     "resolve_token",
     "revoke_token",
     "set_password",
@@ -75,6 +77,13 @@ class Principal:
     user_id: str
     user_name: str
     token_project_id: str | None = None
+
+
+class ProjectScope(NamedTuple):
+    """An enabled project of the caller's domain, as a request acts in it."""
+
+    id: str
+    region: str
 
 
 @dataclass(frozen=True)
@@ -273,6 +282,16 @@ _ENABLED_ACCESS_KEY = _enabled_user(AccessKey.secret_sealed, AccessKey.user_id).
 _PROJECT_IN_DOMAIN = select(Project).where(
     Project.id == bindparam("id"), Project.domain_id == bindparam("domain_id")
 )
+_ENABLED_ACCESS_KEY_AND_PROJECT = _ENABLED_ACCESS_KEY.add_columns(
+    Project.id, Project.region
+).outerjoin(
+    Project,
+    and_(
+        Project.id == bindparam("project_id"),
+        Project.domain_id == User.domain_id,
+        Project.enabled.is_(True),
+    ),
+)
 
 
 def resolve_access_key(
@@ -285,6 +304,24 @@ def resolve_access_key(
     sealed, user_id, user_name, domain_id = row
     secret = root_key.unseal(sealed, _SK_PURPOSE + ":" + access_key).decode()
     return secret, Principal(domain_id=domain_id, user_id=user_id, user_name=user_name)
+
+
+def resolve_access_key_in_project(
+    session: Session, root_key: RootKey, access_key: str, project_id: str
+) -> tuple[str, Principal, ProjectScope | None]:
+    """`resolve_access_key`, and the project the request names when it is an enabled project
+    of the key's domain (None otherwise, S14), read in the same statement: a signed request
+    in a project makes one lookup instead of two."""
+    if not is_hex32(project_id):
+        return *resolve_access_key(session, root_key, access_key), None
+    values = {"access_key": access_key, "project_id": project_id}
+    row = session.execute(_ENABLED_ACCESS_KEY_AND_PROJECT, values).first()
+    if row is None:
+        raise LoginFailed()
+    sealed, user_id, user_name, domain_id, found_id, region = row
+    secret = root_key.unseal(sealed, _SK_PURPOSE + ":" + access_key).decode()
+    principal = Principal(domain_id=domain_id, user_id=user_id, user_name=user_name)
+    return secret, principal, None if found_id is None else ProjectScope(found_id, region)
 
 
 def _digest(token: str) -> str:

@@ -74,6 +74,33 @@ def test_foreign_project_looks_exactly_like_a_missing_one(
     ) == missing.value.message.replace("0" * 32, "X")
 
 
+def test_a_key_resolved_in_a_project_finds_only_its_own_enabled_project(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    alice, bob = make_tenant(), make_tenant()
+    own = alice.projects["region-2"]
+
+    def resolve(project_id: str) -> tuple[str, iam.Principal, iam.ProjectScope | None]:
+        with runtime.database.unit_of_work() as session:
+            return iam.resolve_access_key_in_project(
+                session, runtime.root_key, alice.access_key, project_id
+            )
+
+    secret, principal, project = resolve(own)
+    assert (secret, principal.domain_id) == (alice.secret_key, alice.domain_id)
+    assert project == iam.ProjectScope(own, "region-2")
+    for other in (bob.projects["region-2"], "0" * 32, "not-a-project-id"):
+        assert resolve(other)[:2] == (secret, principal)
+        assert resolve(other)[2] is None
+    with runtime.database.unit_of_work() as session:
+        stored = session.get(Project, own)
+        assert stored is not None
+        stored.enabled = False
+    assert resolve(own)[2] is None
+    with runtime.database.unit_of_work() as session, pytest.raises(LoginFailed):
+        iam.resolve_access_key_in_project(session, runtime.root_key, "AKNOTAKEY", own)
+
+
 def test_tokens_authenticate_and_expire(runtime: Runtime, make_tenant: TenantFactory) -> None:
     creds = make_tenant()
     with runtime.database.unit_of_work() as session:
