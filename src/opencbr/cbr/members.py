@@ -99,10 +99,13 @@ LOG_ACTIONS: dict[str, str] = {
 # --- the owner's side: add, list, cancel ------------------------------------------------------
 
 
-def _owned_for_sharing(session: Session, actor: Actor, backup_id: str, action: str) -> Backup:
-    """The caller's own backup, locked (S1). A backup it only received answers 6714 when it
-    tries to share it on and 6707 for the owner's other calls; others' backups answer 6200."""
-    backup = visible_backup(session, actor, backup_id, lock=True)
+def _owned_for_sharing(
+    session: Session, actor: Actor, backup_id: str, action: str, lock: bool = True
+) -> Backup:
+    """The caller's own backup, locked unless only read (S1). A backup it only received
+    answers 6714 when it tries to share it on and 6707 for the owner's other calls; others'
+    backups answer 6200."""
+    backup = visible_backup(session, actor, backup_id, lock=lock)
     if backup.project_id != actor.project_id:
         if action == "share":
             raise ReceivedBackupNotShareable(backup_id=backup.id)
@@ -252,7 +255,7 @@ def list_members(
     """The members of the caller's own backup (S1), filtered; `count` ignores paging."""
     if filters.status and filters.status not in set(MemberStatus):
         raise ValidationFailed(reason="status must be pending, accepted or rejected")
-    backup = _owned_for_sharing(session, actor, backup_id, "list its members")
+    backup = _owned_for_sharing(session, actor, backup_id, "list its members", lock=False)
     query = select(Member).where(Member.backup_id == backup.id)
     for column in ("dest_project_id", "image_id", "status", "vault_id"):
         value = getattr(filters, column)

@@ -56,10 +56,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    # SQLite's single writer: take the write lock at BEGIN so that a read-then-write
-    # transaction never fails half-way with "database is locked" on upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+# The execution option of a read-only unit of work's connections (see `Database`).
+READ_ONLY = "opencbr_read_only"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # SQLite's single writer: a unit of work that may write takes the write lock at BEGIN, so
+    # that a read-then-write transaction never fails half-way with "database is locked" on
+    # upgrade. A read-only one begins deferred: in WAL mode it reads a snapshot and neither
+    # waits for the writer nor holds it up.
+    read_only = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _ping_when_idle(engine: Engine) -> None:
@@ -102,11 +109,18 @@ class Database:
                 "connect",
                 lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None),
             )
-            event.listen(self.engine, "begin", _sqlite_begin_immediate)
+            event.listen(self.engine, "begin", _sqlite_begin)
+            read_only: dict[str, Any] = {READ_ONLY: True}
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20)
             _ping_when_idle(self.engine)
+            read_only = {READ_ONLY: True, "postgresql_readonly": True}
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # For units of work that only read (safe HTTP methods): on SQLite they do not take the
+        # write lock; on PostgreSQL a write in one fails instead of slipping through.
+        self.read_sessions = sessionmaker(
+            self.engine.execution_options(**read_only), expire_on_commit=False
+        )
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:

@@ -42,12 +42,19 @@ ENDING_THREADS = 8
 _ending_limiter: RunVar[CapacityLimiter] = RunVar("opencbr_unit_of_work_ends")
 
 
+# Methods that change nothing: their units of work are read-only (see `Database`).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def request_session(request: Request) -> AsyncIterator[Session]:
     """One unit of work per request: commits before the response is sent, or rolls back.
+    A request with a safe method gets a read-only one.
 
     Opening a session does no I/O, so only its end (commit or rollback, which talk to the
     database) is handed to a thread."""
-    session = get_runtime(request).database.sessions()
+    database = get_runtime(request).database
+    read_only = request.method in SAFE_METHODS
+    session = (database.read_sessions if read_only else database.sessions)()
     committed = False
     try:
         yield session

@@ -1,10 +1,14 @@
-"""The connection pool on real PostgreSQL: a connection that died while idle is replaced."""
+"""The connection pool on real PostgreSQL: a connection that died while idle is replaced; and
+read-only units of work on both databases."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import InternalError
 
 from opencbr.core import db
 from opencbr.core.db import Database
@@ -47,5 +51,33 @@ def test_a_busy_connection_is_not_pinged(pg_database: str, monkeypatch: pytest.M
         monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
         _backend_pid(database)
         assert len(pings) == 1
+    finally:
+        database.dispose()
+
+
+def test_a_read_only_unit_of_work_refuses_to_write_on_postgresql(pg_database: str) -> None:
+    database = Database(pg_database)
+    try:
+        with database.read_sessions() as session:
+            assert session.execute(text("SHOW transaction_read_only")).scalar_one() == "on"
+            with pytest.raises(InternalError, match="read-only transaction"):
+                session.execute(text("CREATE TEMPORARY TABLE scratch (n int)"))
+        with database.unit_of_work() as session:  # the pooled connection writes again
+            assert session.execute(text("SHOW transaction_read_only")).scalar_one() == "off"
+    finally:
+        database.dispose()
+
+
+def test_a_read_only_unit_of_work_leaves_sqlites_write_lock_free(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        with database.unit_of_work() as session:
+            session.execute(text("CREATE TABLE t (n int)"))
+            session.execute(text("INSERT INTO t VALUES (1)"))
+        with database.read_sessions() as reader:
+            assert reader.execute(text("SELECT n FROM t")).scalar_one() == 1
+            with database.unit_of_work() as writer:  # would wait 30 s behind BEGIN IMMEDIATE
+                writer.execute(text("UPDATE t SET n = 2"))
+            assert reader.execute(text("SELECT n FROM t")).scalar_one() == 1  # its snapshot
     finally:
         database.dispose()
