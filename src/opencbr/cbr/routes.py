@@ -33,7 +33,7 @@ from .schemas import (
 from .share_routes import router as share_router
 from .views import backup_view, checkpoint_view, oplog_view, resource_view, vault_view
 
-__all__ = ["VALIDATION_ERRORS", "router"]
+__all__ = ["VALIDATION_ERRORS", "router", "routers"]
 
 VALIDATION_ERRORS: dict[str, type] = {}
 router = APIRouter(prefix="/v3/{project_id}", tags=["cbr"], route_class=JSONRoute)
@@ -395,10 +395,6 @@ def show_oplog(operation_log_id: str, actor: ActorDep, session: SessionDep) -> d
     return {"operation_log": oplog_view(oplogs.get_oplog(session, actor, operation_log_id))}
 
 
-router.include_router(share_router)
-router.include_router(policy_router)
-
-
 @router.post("/backups/{backup_id}/restore", status_code=202, operation_id="RestoreBackup")
 def restore_backup(
     backup_id: str, body: RestoreBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
@@ -433,3 +429,7 @@ def create_server_from_backup(
     )
     disks = [d.id for d in session.scalars(select(Disk).where(Disk.server_id == server.id))]
     return {"job_id": job.id, "server_id": server.id, "volume_ids": disks}
+
+
+routers = (router, share_router, policy_router)
+"""Every router of the slice, for the app to add route by route."""

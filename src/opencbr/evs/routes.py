@@ -50,7 +50,7 @@ from .server_routes import router as server_router
 from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
 from .views import job_view, job_volume_id, volume_view
 
-__all__ = ["PIECE", "VALIDATION_ERRORS", "router"]
+__all__ = ["PIECE", "VALIDATION_ERRORS", "router", "routers"]
 
 VALIDATION_ERRORS: dict[str, type] = {
     "/cloudvolumes": EvsValidationFailed,
@@ -61,7 +61,6 @@ PIECE = 4 << 20
 ALIGNMENT = 512
 
 router = APIRouter(tags=["evs"], route_class=JSONRoute)
-router.include_router(server_router)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
@@ -296,3 +295,7 @@ def volume_extents(
         "size_bytes": volume.size,
         "extents": [{"offset": start, "length": count} for start, count in extents],
     }
+
+
+routers = (server_router, router)
+"""Every router of the slice, for the app to add route by route."""

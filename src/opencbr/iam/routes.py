@@ -16,7 +16,7 @@ from .auth import PrincipalDep
 from .errors import DomainNotFound
 from .models import Agency, Domain, Project
 
-__all__ = ["domain_view", "project_view", "router"]
+__all__ = ["domain_view", "project_view", "router", "routers"]
 
 router = APIRouter(tags=["iam"], route_class=JSONRoute)
 
@@ -242,3 +242,7 @@ def list_agencies(
 def delete_agency(agency_id: str, principal: PrincipalDep, session: SessionDep) -> Response:
     agencies.delete_agency(session, principal.domain_id, agency_id)
     return Response(status_code=204)
+
+
+routers = (router,)
+"""Every router of the slice, for the app to add route by route."""

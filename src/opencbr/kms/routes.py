@@ -35,7 +35,7 @@ from .schemas import (
     paged,
 )
 
-__all__ = ["VALIDATION_ERRORS", "router"]
+__all__ = ["VALIDATION_ERRORS", "router", "routers"]
 
 VALIDATION_ERRORS = {"/kms/": KmsValidationFailed}
 router = APIRouter(prefix="/v1.0/{project_id}/kms", tags=["kms"], route_class=JSONRoute)
@@ -226,3 +226,7 @@ def list_retirable_grants(body: PageBody, actor: ActorDep, session: SessionDep) 
     offset, limit = page(body)
     found, total = grants.list_retirable_grants(session, actor, offset, limit)
     return {"grants": [grant_view(g) for g in found], **paged(total, offset, len(found))}
+
+
+routers = (router,)
+"""Every router of the slice, for the app to add route by route."""
