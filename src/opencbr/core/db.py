@@ -110,17 +110,26 @@ class Database:
                 lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None),
             )
             event.listen(self.engine, "begin", _sqlite_begin)
-            read_only: dict[str, Any] = {READ_ONLY: True}
+            read_engine: Engine = self.engine.execution_options(**{READ_ONLY: True})
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20)
-            _ping_when_idle(self.engine)
-            read_only = {READ_ONLY: True, "postgresql_readonly": True}
+            read_engine = create_engine(
+                url,
+                pool_size=10,
+                max_overflow=20,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"options": "-c default_transaction_read_only=on"},
+            )
+            for engine in (self.engine, read_engine):
+                _ping_when_idle(engine)
+        self.read_engine = read_engine
+        self.reads_autocommit = not self.is_sqlite
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # For units of work that only read (safe HTTP methods): on SQLite they do not take the
-        # write lock; on PostgreSQL a write in one fails instead of slipping through.
-        self.read_sessions = sessionmaker(
-            self.engine.execution_options(**read_only), expire_on_commit=False
-        )
+        # For units of work that only read (safe HTTP methods). On SQLite they do not take the
+        # write lock. On PostgreSQL they run on connections of their own that refuse writes,
+        # without a transaction: each statement sees what was committed before it, as it
+        # would inside one at READ COMMITTED, minus the BEGIN and COMMIT round trips.
+        self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
@@ -137,6 +146,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
 def migration_config(version_locations: Sequence[Path]) -> Config:

@@ -51,7 +51,7 @@ async def request_session(request: Request) -> AsyncIterator[Session]:
     A request with a safe method gets a read-only one.
 
     Opening a session does no I/O, so only its end (commit or rollback, which talk to the
-    database) is handed to a thread."""
+    database) is handed to a thread, unless it ran without a transaction."""
     database = get_runtime(request).database
     read_only = request.method in SAFE_METHODS
     session = (database.read_sessions if read_only else database.sessions)()
@@ -60,7 +60,10 @@ async def request_session(request: Request) -> AsyncIterator[Session]:
         yield session
         committed = True
     finally:
-        await to_thread.run_sync(_end, session, committed, limiter=_ending_threads())
+        if read_only and database.reads_autocommit:
+            session.close()  # no transaction to end: giving the connection back does no I/O
+        else:
+            await to_thread.run_sync(_end, session, committed, limiter=_ending_threads())
 
 
 def _ending_threads() -> CapacityLimiter:
