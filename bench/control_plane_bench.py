@@ -472,13 +472,13 @@ def main() -> None:
             ("UpdateMemberStatus", update_member),
         ]
         results = []
-        for name, make in calls:
-            if args.only and args.only not in name:
+        for call, make in calls:
+            if args.only and args.only not in call:
                 continue
             lists = [make(i) for i in clients]
-            if name.startswith(("List", "Show")):  # reads can repeat: warm the processes up
-                run(name, endpoint, server.pid, lists, 2)
-            results.append(run(name, endpoint, server.pid, lists, args.seconds))
+            if call.startswith(("List", "Show")):  # reads can repeat: warm the processes up
+                run(call, endpoint, server.pid, lists, 2)
+            results.append(run(call, endpoint, server.pid, lists, args.seconds))
         print(
             f"\n{args.clients} clients (wrk, one connection each), {args.workers} API processes, "
             f"{args.seconds:.0f} s each, {os.cpu_count()} CPUs\n"
