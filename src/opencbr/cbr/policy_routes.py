@@ -23,7 +23,7 @@ from .views import policy_view
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v3/{project_id}", tags=["cbr-policies"], route_class=JSONRoute)
+router = APIRouter(prefix="/v3/{project_id}", tags=["cbr", "cbr-policies"], route_class=JSONRoute)
 
 
 def _policy_out(session: Session, policy: Policy) -> dict[str, Any]:

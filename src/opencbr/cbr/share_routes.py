@@ -20,7 +20,7 @@ from .views import member_view
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v3/{project_id}", tags=["cbr-sharing"], route_class=JSONRoute)
+router = APIRouter(prefix="/v3/{project_id}", tags=["cbr", "cbr-sharing"], route_class=JSONRoute)
 
 
 @router.post("/backups/{backup_id}/members", operation_id="AddMember")
