@@ -8,7 +8,7 @@ the same transaction. The job (see `engine.py`) moves it to `available` or `erro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -341,22 +341,9 @@ def list_backups(
     return list(session.scalars(page)), count
 
 
-# Filters on the backups themselves (everything but own_type and member_status).
-_BACKUP_FILTERS = (
-    "vault_id",
-    "checkpoint_id",
-    "resource_id",
-    "resource_name",
-    "resource_az",
-    "resource_type",
-    "name",
-    "parent_id",
-    "status",
-    "image_type",
-    "start_time",
-    "end_time",
-    "incremental",
-)
+# BackupFilters fields that do not narrow the backups themselves: who they belong to, and
+# paging. Every other field (any filter added later included) is a filter on the backups.
+_NOT_BACKUP_FILTERS = frozenset({"own_type", "member_status", "sort", "limit", "offset", "marker"})
 
 
 def _count(session: Session, actor: Actor, query: Select[Any], filters: BackupFilters) -> int:
@@ -366,7 +353,11 @@ def _count(session: Session, actor: Actor, query: Select[Any], filters: BackupFi
     rows alone: a member exists only for a top-level backup of the recipient's region (S2,
     S4), so joining the backups would only look each one up (1,000 shared backups: 1,000
     index lookups, most of the database's work for a page)."""
-    plain = all(getattr(filters, name) in (None, "") for name in _BACKUP_FILTERS)
+    plain = all(
+        getattr(filters, field.name) in (None, "")
+        for field in fields(filters)
+        if field.name not in _NOT_BACKUP_FILTERS
+    )
     if filters.own_type == "shared" and plain:
         members = select(func.count()).where(Member.dest_project_id == actor.project_id)
         if filters.member_status:
