@@ -123,13 +123,17 @@ class Database:
             for engine in (self.engine, read_engine):
                 _ping_when_idle(engine)
         self.read_engine = read_engine
-        self.reads_autocommit = not self.is_sqlite
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # For units of work that only read (safe HTTP methods). On SQLite they do not take the
         # write lock. On PostgreSQL they run on connections of their own that refuse writes,
         # without a transaction: each statement sees what was committed before it, as it
         # would inside one at READ COMMITTED, minus the BEGIN and COMMIT round trips.
         self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @property
+    def reads_autocommit(self) -> bool:
+        """Whether read units of work run without a transaction (nothing to end)."""
+        return not self.is_sqlite
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
