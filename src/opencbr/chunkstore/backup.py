@@ -9,6 +9,9 @@ faster in one run and slower in another, but the reader here may be any callable
 slowest variant in every run; so threads. The calling thread consumes batches in
 order, appends new blobs to a pack buffer and hands full packs to one writer thread. At most
 `window` batches and two packs are in memory at once, whatever the disk size.
+
+A new block that is a shifted copy of two blocks before it is recorded as a `Shift` instead
+of a blob (shifts.py).
 """
 
 from __future__ import annotations
@@ -20,22 +23,32 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from .codec import BlockCodec
 from .errors import ChunkStoreError
-from .formats import Manifest, build_pack, encode_manifest, object_digest
+from .formats import Manifest, Shift, build_pack, encode_manifest, object_digest, stored_ids
 from .index import Location, pack_object, write_index_file
+from .shifts import ShiftFinder
 
 if TYPE_CHECKING:
     from .store import ChunkStore
 
-__all__ = ["BackupResult", "ReadAt", "as_read_at", "run_backup"]
+__all__ = ["BackupPlan", "BackupResult", "ReadAt", "as_read_at", "plan_blocks", "run_backup"]
 
 ReadAt = Callable[[int, int], bytes]
 Progress = Callable[[int, int], None]
 Extent = tuple[int, int]
-_BlockResult = tuple[bytes | None, bytes | None, int]  # (id or None for a hole, new blob, length)
+
+
+class _Block(NamedTuple):
+    """What a worker found for one block."""
+
+    block_id: bytes | None  # None: a hole
+    length: int
+    blob: bytes | None = None  # the encoded block, when the store lacks it
+    start: bytes | None = None  # its fingerprint as an original of shifted copies
+    shift: Shift | None = None  # stored as a shift instead of a blob
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,7 @@ class BackupResult:
     reused_blocks: int
     hole_blocks: int
     seconds: float
+    shifted_blocks: int = 0  # new blocks stored as shifts of others (shifts.py), no blob
 
 
 def as_read_at(reader: Any) -> ReadAt:
@@ -104,6 +118,16 @@ def _changed_blocks(extents: Sequence[Extent], size: int, block_size: int, count
     return changed
 
 
+@dataclass
+class BackupPlan:
+    """Block ids and shifts taken from the parent, the runs of blocks to read, the mode."""
+
+    blocks: list[bytes | None]
+    shifted: dict[int, Shift]
+    runs: list[tuple[int, int]]
+    mode: str
+
+
 def plan_blocks(
     size: int,
     block_size: int,
@@ -111,36 +135,43 @@ def plan_blocks(
     extents: Sequence[Extent] | None,
     unusable: Callable[[set[bytes]], set[bytes]],
     data_extents: Sequence[Extent] | None = None,
-) -> tuple[list[bytes | None], list[tuple[int, int]], str]:
-    """Block ids taken from the parent, the runs of blocks to read, and the mode's name.
+) -> BackupPlan:
+    """What to take from the parent and what to read.
 
     A block is taken from the parent only when a change map says it did not change, it lies
-    wholly inside both disks, and its blob is usable (indexed and not condemned by a running
-    garbage collection); everything else is read.
+    wholly inside both disks, and the blobs it needs are usable (indexed and not condemned by a
+    running garbage collection); everything else is read.
     """
     count = -(-size // block_size)
     if parent is None or extents is None or parent.block_size != block_size:
         mode = "full" if parent is None else "full-read"
         if data_extents is None:
-            return [None] * count, [(0, count)] if count else [], mode
+            return BackupPlan([None] * count, {}, [(0, count)] if count else [], mode)
         # Blocks outside the data extents are zeros: holes, never read.
-        return [None] * count, _runs(_changed_blocks(data_extents, size, block_size, count)), mode
+        runs = _runs(_changed_blocks(data_extents, size, block_size, count))
+        return BackupPlan([None] * count, {}, runs, mode)
     changed = _changed_blocks(extents, size, block_size, count)
     common_end = min(size, parent.disk_size) // block_size  # blocks whole in both disks
     changed[common_end:] = b"\x01" * (count - common_end)
     inherited = parent.blocks[:common_end]
-    distinct = set(inherited)
-    distinct.discard(None)
-    refused = unusable(cast(set[bytes], distinct))
+    shifts = {i: s for i, s in parent.shifted.items() if i < common_end and not changed[i]}
+    refused = unusable(stored_ids(inherited, shifts))
     blocks: list[bytes | None] = [None] * count
+    shifted: dict[int, Shift] = {}
     for i, block_id in enumerate(inherited):
         if changed[i]:
             continue
-        if block_id in refused:
+        shift = shifts.get(i)
+        if shift is not None:
+            if shift.first in refused or shift.second in refused:
+                changed[i] = 1
+                continue
+            shifted[i] = shift
+        elif block_id in refused:
             changed[i] = 1
-        else:
-            blocks[i] = block_id
-    return blocks, _runs(changed), "changed-extents"
+            continue
+        blocks[i] = block_id
+    return BackupPlan(blocks, shifted, _runs(changed), "changed-extents")
 
 
 def _runs(flags: bytearray) -> list[tuple[int, int]]:
@@ -220,7 +251,35 @@ class _BackupRun:
         self.bs = store.block_size
         self.zero = bytes(self.bs)
         self.seen: set[bytes] = set()
-        self.read_bytes = self.new_blocks = 0
+        self.read_bytes = self.new_blocks = self.shifted_blocks = 0
+        self.blocks: list[bytes | None] = []
+        self.shifted: dict[int, Shift] = {}
+        self.shifts: ShiftFinder | None = None
+        self.known_shifts: dict[bytes, Shift] = {}
+
+    def start(self, plan: BackupPlan, parent: Manifest | None) -> None:
+        """Take the plan's inherited blocks. Shifted copies are looked for when the store's
+        shift unit divides the block size into several units; a block read again that the
+        parent stored as a shift keeps that shift while its blocks are usable."""
+        self.blocks, self.shifted = plan.blocks, plan.shifted
+        unit = self.store.shift_unit
+        if unit and self.bs // unit >= 2:
+            self.shifts = ShiftFinder(self.read_at, self.codec.block_id, self.bs, unit)
+        if parent is not None and parent.shifted and parent.block_size == self.bs:
+            known = {cast(bytes, parent.blocks[i]): s for i, s in parent.shifted.items()}
+            refused = self.unusable({b for s in known.values() for b in (s.first, s.second)})
+            self.known_shifts = {
+                block_id: s
+                for block_id, s in known.items()
+                if s.first not in refused and s.second not in refused
+            }
+
+    def _shift_of(self, data: bytes, at: int, block_id: bytes) -> Shift | None:
+        """A shift for a full block the store lacks: the parent's for it, or one found."""
+        known = self.known_shifts.get(block_id)
+        if known is not None or self.shifts is None:
+            return known
+        return self.shifts.find(data, at)
 
     def usable(self, block_id: bytes) -> bool:
         loc = self.index.get(block_id)
@@ -234,7 +293,7 @@ class _BackupRun:
             refused |= {b for b in block_ids - refused if self.index[b].pack in self.condemned}
         return refused
 
-    def process(self, first: int, end: int) -> list[_BlockResult]:
+    def process(self, first: int, end: int) -> list[_Block]:
         """Worker: read blocks [first, end) and encode the ones the store lacks."""
         offset = first * self.bs
         length = min(end * self.bs, self.size) - offset
@@ -243,28 +302,48 @@ class _BackupRun:
             raise ChunkStoreError(
                 f"source returned {len(data)} bytes at offset {offset}, expected {length}"
             )
-        if not isinstance(data, bytes | bytearray):  # a reader may hand out other buffers
+        if not isinstance(data, bytes):  # a reader may hand out other buffers
             data = bytes(data)
-        out: list[_BlockResult] = []
         view = memoryview(data)  # slices without copies; hash, zstd and AES take buffers
-        for at in range(0, length, self.bs):
-            chunk = view[at : at + self.bs]
-            # Not `chunk == zero`: CPython compares a memoryview element by element, ~100x
-            # slower than the memcmp behind startswith (and it holds the GIL meanwhile).
-            if data.startswith(self.zero[: len(chunk)], at):
-                out.append((None, None, len(chunk)))
-                continue
-            block_id = self.codec.block_id(chunk)
-            if block_id in self.seen or self.usable(block_id):
-                out.append((block_id, None, len(chunk)))
-            else:
-                self.seen.add(block_id)
-                out.append((block_id, self.codec.encode(block_id, chunk), len(chunk)))
+        out: list[_Block] = []
+        before: bytes | None = None  # the previous block, when a full block kept as a blob
+        for number, at in enumerate(range(0, length, self.bs), start=first):
+            block = self._block(data, view, at)
+            if block.start is not None and number > first:  # the first is the consumer's
+                self._add_original(block.start, number, before, block.block_id)
+                block = block._replace(start=None)
+            out.append(block)
+            before = block.block_id if block.shift is None and block.length == self.bs else None
         return out
+
+    def _block(self, data: bytes, view: memoryview, at: int) -> _Block:
+        """One block of a batch: a hole, a blob the store has, a shift, or a new blob."""
+        chunk = view[at : at + self.bs]
+        # Not `chunk == zero`: CPython compares a memoryview element by element, ~100x
+        # slower than the memcmp behind startswith (and it holds the GIL meanwhile).
+        if data.startswith(self.zero[: len(chunk)], at):
+            return _Block(None, len(chunk))
+        block_id = self.codec.block_id(chunk)
+        whole = len(chunk) == self.bs
+        blob = None
+        if block_id in self.seen or self.usable(block_id):
+            pass
+        elif whole and (shift := self._shift_of(data, at, block_id)) is not None:
+            return _Block(block_id, len(chunk), shift=shift)
+        else:
+            self.seen.add(block_id)
+            blob = self.codec.encode(block_id, chunk)
+        start = self.shifts.fingerprint(data, at) if self.shifts is not None and whole else None
+        return _Block(block_id, len(chunk), blob, start)
+
+    def _add_original(
+        self, start: bytes, number: int, before: bytes | None, block_id: bytes | None
+    ) -> None:
+        if self.shifts is not None and before is not None and block_id is not None:
+            self.shifts.add(start, number, before, block_id)
 
     def run(
         self,
-        blocks: list[bytes | None],
         runs: list[tuple[int, int]],
         progress: Progress | None,
         tick: Callable[[], None],
@@ -276,7 +355,7 @@ class _BackupRun:
         ):
             writer = _PackWriter(self.store, self.codec.scope.name, put_pool)
             try:
-                self._consume(pool, writer, blocks, _batches(runs, per_batch), progress, tick)
+                self._consume(pool, writer, _batches(runs, per_batch), progress, tick)
                 writer.flush()
                 writer.wait()
             except BaseException:
@@ -288,35 +367,41 @@ class _BackupRun:
         self,
         pool: ThreadPoolExecutor,
         writer: _PackWriter,
-        blocks: list[bytes | None],
         batches: Iterator[tuple[int, int]],
         progress: Progress | None,
         tick: Callable[[], None],
     ) -> None:
-        window: deque[tuple[int, int, Future[list[_BlockResult]]]] = deque()
+        window: deque[tuple[int, int, Future[list[_Block]]]] = deque()
         for first, end in batches:
             window.append((first, end, pool.submit(self.process, first, end)))
             if len(window) >= self.store.window:
-                self._take(window.popleft(), writer, blocks, progress)
+                self._take(window.popleft(), writer, progress)
                 tick()
         while window:
-            self._take(window.popleft(), writer, blocks, progress)
+            self._take(window.popleft(), writer, progress)
             tick()
 
     def _take(
         self,
-        item: tuple[int, int, Future[list[_BlockResult]]],
+        item: tuple[int, int, Future[list[_Block]]],
         writer: _PackWriter,
-        blocks: list[bytes | None],
         progress: Progress | None,
     ) -> None:
+        """Record a batch's results in disk order (the order shifts rely on: a block becomes
+        an original only after every block before it is recorded)."""
         first, end, future = item
-        for i, (block_id, blob, length) in enumerate(future.result(), start=first):
-            blocks[i] = block_id
+        for i, (block_id, length, blob, start, shift) in enumerate(future.result(), start=first):
+            self.blocks[i] = block_id
             self.read_bytes += length
+            if shift is not None:
+                self.shifted[i] = shift
+                self.shifted_blocks += 1
+                continue
             if blob is not None and block_id is not None and block_id not in writer.added:
                 writer.add(block_id, blob)
                 self.new_blocks += 1
+            if start is not None and i and i - 1 not in self.shifted:
+                self._add_original(start, i, self.blocks[i - 1], block_id)
         if progress is not None:
             progress(min(end * self.bs, self.size), self.size)
 
@@ -337,10 +422,10 @@ def run_backup(
     """Back up one disk; the caller holds the backup lock and has refreshed the index."""
     started = time.monotonic()
     engine = _BackupRun(store, codec, index, condemned, read_at, size)
-    blocks, runs, mode = plan_blocks(
-        size, store.block_size, parent, extents, engine.unusable, data_extents
-    )
-    writer = engine.run(blocks, runs, progress, tick)
+    plan = plan_blocks(size, store.block_size, parent, extents, engine.unusable, data_extents)
+    engine.start(plan, parent)
+    writer = engine.run(plan.runs, progress, tick)
+    blocks, mode = plan.blocks, plan.mode
     new_bytes = writer.bytes_written
     if writer.locations:
         locations = sorted(writer.locations.items())
@@ -354,6 +439,7 @@ def run_backup(
         int(store.clock() * 1000),
         parent.manifest_id if parent else None,
         blocks,
+        plan.shifted,
     )
     manifest_id = object_digest(data)
     store.backend.put(f"manifests/{manifest_id}", data)
@@ -390,10 +476,8 @@ def _result(
     data_bytes = (len(blocks) - holes) * block_size
     if blocks and blocks[-1] is not None:
         data_bytes -= block_size - last
-    distinct = set(blocks)
-    distinct.discard(None)
     new = writer.locations
-    stored = sum((new.get(b) or index[b]).length for b in distinct if b is not None)
+    stored = sum((new.get(b) or index[b]).length for b in stored_ids(blocks, engine.shifted))
     return BackupResult(
         manifest_id=manifest_id,
         mode=mode,
@@ -404,7 +488,8 @@ def _result(
         stored_bytes=stored,
         new_bytes=new_bytes,
         new_blocks=engine.new_blocks,
-        reused_blocks=len(blocks) - holes - engine.new_blocks,
+        reused_blocks=len(blocks) - holes - engine.new_blocks - engine.shifted_blocks,
         hole_blocks=holes,
         seconds=seconds,
+        shifted_blocks=engine.shifted_blocks,
     )

@@ -1,7 +1,7 @@
 """Binary layouts of the stored objects: packs, index files and manifests.
 
 All integers are little endian. Every object is named by the BLAKE3 (unkeyed) hex digest of its
-bytes, so any damage is found by rehashing, without keys. Layouts (version 1):
+bytes, so any damage is found by rehashing, without keys. Layouts (version 1; manifests also 2):
 
 Pack ``packs/<2 hex>/<64 hex>``::
 
@@ -25,8 +25,16 @@ Manifest ``manifests/<64 hex>``::
     "OCBRMANI" u8 version u8 flags (1 = encrypted scope) u16 scope-name length
     u32 block size u64 disk size u64 created (ms) u32 block count
     scope name, 32-byte parent manifest digest (zeros: none), 16-byte data-key check,
-    u32 body length, body = zstd(hole bitmap (1 bit per block, 1 = hole) || ids of non-holes)
+    u32 body length, body = zstd(hole bitmap (1 bit per block, 1 = hole) || ids of non-holes
+                                 [|| shift table, version 2 only])
     32-byte MAC: keyed BLAKE3 of everything above under a key derived from the scope's id key
+
+    shift table: count x (u32 block number, u32 offset, 32-byte first id, 32-byte second id),
+    block numbers ascending. The block is not stored as a blob of its own: it is bytes
+    [offset, offset + block size) of the blocks `first` and `second` laid end to end (a copy
+    of data that sits at another 4 KiB-aligned place of a disk; see backup.py). Its id in the
+    block list is still the keyed hash of its content, which a read checks after cutting it.
+    A manifest without shifted blocks is written as version 1.
 
 Manifests are readable without keys (garbage collection needs their block ids, and ids are
 keyed hashes that reveal nothing); the MAC and the key check let a restore tell a wrong or
@@ -36,8 +44,9 @@ forged scope (`WrongKey`) from damage (`CorruptObject`).
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple, cast
 
 import blake3
 import zstandard
@@ -50,6 +59,7 @@ __all__ = [
     "Manifest",
     "PackEntry",
     "PackHeader",
+    "Shift",
     "build_pack",
     "decode_index",
     "decode_manifest",
@@ -58,9 +68,11 @@ __all__ = [
     "object_digest",
     "pack_header_length",
     "parse_pack_header",
+    "stored_ids",
 ]
 
 FORMAT_VERSION = 1
+MANIFEST_VERSIONS = (1, 2)  # 2: with a shift table
 PACK_MAGIC = b"OCBRPACK"
 INDEX_MAGIC = b"OCBRINDX"
 MANIFEST_MAGIC = b"OCBRMANI"
@@ -69,6 +81,7 @@ _PACK_ENTRY = struct.Struct("<32sII")
 _INDEX_HEAD = struct.Struct("<8sB3xII")
 _INDEX_ENTRY = struct.Struct("<32sIII")
 _MAN_HEAD = struct.Struct("<8sBBHIQQI")
+_SHIFT_ENTRY = struct.Struct("<II32s32s")
 _CHECK_SIZE = 16
 _MAC_SIZE = 32
 _MAX_MANIFEST_BODY = 1 << 34
@@ -181,9 +194,22 @@ def decode_index(data: bytes, name: str) -> IndexFile:
 # -------------------------------------------------------------------------------- manifests
 
 
+class Shift(NamedTuple):
+    """A block cut from two stored blocks: bytes [offset, offset + block size) of
+    ``first || second``."""
+
+    first: bytes
+    offset: int
+    second: bytes
+
+
 @dataclass(frozen=True)
 class Manifest:
-    """A backup of one disk: its size, block size and the ordered block ids (None = hole)."""
+    """A backup of one disk: its size, block size and the ordered block ids (None = hole).
+
+    `shifted` maps the numbers of blocks stored as a `Shift` to it; every other non-hole
+    block is a blob of its own, found in the index under its id.
+    """
 
     manifest_id: str
     scope: str
@@ -196,6 +222,11 @@ class Manifest:
     data_key_check: bytes = field(repr=False)
     mac: bytes = field(repr=False)
     signed: bytes = field(repr=False)
+    shifted: Mapping[int, Shift] = field(default_factory=dict, repr=False)
+
+    def stored_ids(self) -> set[bytes]:
+        """The ids of the blobs this manifest needs (see `stored_ids`)."""
+        return stored_ids(self.blocks, self.shifted)
 
     def check_scope(self, scope: Scope) -> None:
         """Raise `WrongKey` unless `scope` is the one this manifest was written with."""
@@ -206,6 +237,19 @@ class Manifest:
             raise WrongKey(what, f"the data key of scope {scope.name!r} is not the one used")
         if blake3.blake3(self.signed, key=manifest_mac_key(scope)).digest() != self.mac:
             raise WrongKey(what, f"the id key of scope {scope.name!r} does not authenticate it")
+
+
+def stored_ids(blocks: Sequence[bytes | None], shifted: Mapping[int, Shift]) -> set[bytes]:
+    """The ids of the blobs a block list needs: its blocks, except those only ever shifted,
+    and the blocks the shifted ones are cut from."""
+    if not shifted:
+        ids = set(blocks)
+    else:
+        ids = {b for i, b in enumerate(blocks) if i not in shifted}
+        for shift in shifted.values():
+            ids.update((shift.first, shift.second))
+    ids.discard(None)
+    return cast(set[bytes], ids)
 
 
 def manifest_mac_key(scope: Scope) -> bytes:
@@ -219,6 +263,7 @@ def encode_manifest(
     created_ms: int,
     parent: str | None,
     blocks: Sequence[bytes | None],
+    shifted: Mapping[int, Shift] | None = None,
 ) -> bytes:
     name = scope.name.encode()
     bitmap = bytearray((len(blocks) + 7) // 8)
@@ -226,10 +271,14 @@ def encode_manifest(
         if block_id is None:
             bitmap[i >> 3] |= 1 << (i & 7)
     ids = b"".join(b for b in blocks if b is not None)
-    body = zstandard.ZstdCompressor(level=3).compress(bytes(bitmap) + ids)
+    table = b"".join(
+        _SHIFT_ENTRY.pack(i, s.offset, s.first, s.second)
+        for i, s in sorted((shifted or {}).items())
+    )
+    body = zstandard.ZstdCompressor(level=3).compress(bytes(bitmap) + ids + table)
     head = _MAN_HEAD.pack(
         MANIFEST_MAGIC,
-        FORMAT_VERSION,
+        2 if table else 1,
         int(scope.encrypted),
         len(name),
         block_size,
@@ -256,8 +305,8 @@ def _decode_manifest(data: bytes, manifest_id: str) -> Manifest:
     magic, version, flags, name_len, block_size, disk_size, created_ms, count = (
         _MAN_HEAD.unpack_from(data)
     )
-    if magic != MANIFEST_MAGIC or version != FORMAT_VERSION:
-        raise CorruptObject(f"manifests/{manifest_id}", f"not a version {FORMAT_VERSION} manifest")
+    if magic != MANIFEST_MAGIC or version not in MANIFEST_VERSIONS:
+        raise CorruptObject(f"manifests/{manifest_id}", "not a version 1 or 2 manifest")
     at = _MAN_HEAD.size
     scope = data[at : at + name_len].decode()
     at += name_len
@@ -271,7 +320,10 @@ def _decode_manifest(data: bytes, manifest_id: str) -> Manifest:
     )
     if len(data) != at + body_len + _MAC_SIZE:
         raise CorruptObject(f"manifests/{manifest_id}", "manifest length is inconsistent")
-    blocks = _unpack_blocks(body, count, manifest_id)
+    blocks, table = _unpack_blocks(body, count, manifest_id)
+    if table and version < 2:
+        raise CorruptObject(f"manifests/{manifest_id}", "block list does not match its count")
+    shifted = _unpack_shifts(table, blocks, disk_size, block_size, manifest_id)
     return Manifest(
         manifest_id=manifest_id,
         scope=scope,
@@ -284,14 +336,19 @@ def _decode_manifest(data: bytes, manifest_id: str) -> Manifest:
         data_key_check=check,
         mac=data[-_MAC_SIZE:],
         signed=data[:-_MAC_SIZE],
+        shifted=shifted,
     )
 
 
-def _unpack_blocks(body: bytes, count: int, manifest_id: str) -> tuple[bytes | None, ...]:
+def _unpack_blocks(
+    body: bytes, count: int, manifest_id: str
+) -> tuple[tuple[bytes | None, ...], bytes]:
+    """The block list and what follows it (the shift table)."""
     bitmap_len = (count + 7) // 8
     bitmap = body[:bitmap_len]
     holes = sum(bin(b).count("1") for b in bitmap)
-    if len(bitmap) != bitmap_len or len(body) != bitmap_len + (count - holes) * ID_SIZE:
+    ids_end = bitmap_len + (count - holes) * ID_SIZE
+    if len(bitmap) != bitmap_len or len(body) < ids_end:
         raise CorruptObject(f"manifests/{manifest_id}", "block list does not match its count")
     blocks: list[bytes | None] = []
     at = bitmap_len
@@ -301,4 +358,26 @@ def _unpack_blocks(body: bytes, count: int, manifest_id: str) -> tuple[bytes | N
         else:
             blocks.append(body[at : at + ID_SIZE])
             at += ID_SIZE
-    return tuple(blocks)
+    return tuple(blocks), body[ids_end:]
+
+
+def _unpack_shifts(
+    table: bytes,
+    blocks: tuple[bytes | None, ...],
+    disk_size: int,
+    block_size: int,
+    manifest_id: str,
+) -> dict[int, Shift]:
+    if len(table) % _SHIFT_ENTRY.size:
+        raise CorruptObject(f"manifests/{manifest_id}", "shift table is truncated")
+    whole_blocks = disk_size // block_size
+    shifted: dict[int, Shift] = {}
+    last = -1
+    for number, offset, first, second in _SHIFT_ENTRY.iter_unpack(table):
+        if not (last < number < whole_blocks and blocks[number] and 0 < offset < block_size):
+            raise CorruptObject(
+                f"manifests/{manifest_id}", f"shift table entry for block {number} is invalid"
+            )
+        shifted[number] = Shift(first, offset, second)
+        last = number
+    return shifted

@@ -62,7 +62,7 @@ class GcResult:
 
 
 def _load_roots(store: ChunkStore, names: Iterable[str]) -> dict[str, set[bytes]]:
-    return {m: {b for b in store.load_manifest(m).blocks if b is not None} for m in names}
+    return {m: store.load_manifest(m).stored_ids() for m in names}
 
 
 def _pack_contents(store: ChunkStore, files: Iterable[str]) -> dict[str, dict[bytes, int]]:

@@ -5,12 +5,14 @@ pack and offset, and reads neighbouring blobs of a pack with one ranged get (gap
 `_MAX_GAP` are read and thrown away: one request is cheaper than two on an object store).
 Worker threads fetch, decrypt, decompress and check each block (its keyed hash must equal its
 id) before any byte of it is written; a block that occurs several times is decoded once.
+Shifted blocks (formats.py) are cut from their two blocks in runs of neighbours, which share
+them, and checked against their own ids the same way.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING
 from .backend import Backend
 from .codec import BlockCodec
 from .errors import CorruptBlock, MissingObject, UnknownBlock
-from .formats import Manifest
+from .formats import Manifest, stored_ids
 from .index import Location, pack_object
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BlobRead",
     "RestoreResult",
+    "cut_shifted",
     "decode_block",
     "fetch_block",
     "get_blobs",
@@ -42,6 +45,7 @@ Progress = Callable[[int, int], None]
 _MAX_GAP = 256 * 1024
 _MAX_READ = 8 * 1024 * 1024
 _MAX_RUN = 8 * 1024 * 1024  # bytes one write of neighbouring blocks carries at most
+_SHIFTED_PER_TASK = 32
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,14 @@ class BlobRead:
     blobs: tuple[tuple[bytes, int, int], ...]  # (block id, offset in pack, length)
 
 
-def resolve_blocks(manifest: Manifest, index: dict[bytes, Location]) -> dict[bytes, Location]:
+def resolve_blocks(
+    block_ids: Iterable[bytes], index: dict[bytes, Location], manifest_id: str
+) -> dict[bytes, Location]:
     found: dict[bytes, Location] = {}
-    for block_id in manifest.blocks:
-        if block_id is None or block_id in found:
-            continue
+    for block_id in block_ids:
         loc = index.get(block_id)
         if loc is None:
-            raise UnknownBlock(block_id, manifest_id=manifest.manifest_id)
+            raise UnknownBlock(block_id, manifest_id=manifest_id)
         found[block_id] = loc
     return found
 
@@ -131,6 +135,52 @@ def fetch_block(
     return decode_block(codec, block_id, blob, manifest_id, loc.pack)
 
 
+def cut_shifted(
+    store: ChunkStore,
+    codec: BlockCodec,
+    manifest: Manifest,
+    locations: dict[bytes, Location],
+    numbers: Sequence[int],
+) -> list[tuple[int, bytes]]:
+    """(offset, data) of the shifted blocks `numbers`, each cut from its two blocks (read
+    once for all of them) and checked against its own id."""
+    mid = manifest.manifest_id
+    shifts = [manifest.shifted[i] for i in numbers]
+    sources = {b: locations[b] for shift in shifts for b in (shift.first, shift.second)}
+    plain: dict[bytes, bytes] = {}
+    for read in plan_reads(sources):
+        data = memoryview(
+            get_blobs(store.backend, read.pack, read.start, read.length, read.blobs[0][0], mid)
+        )
+        for block_id, off, ln in read.blobs:
+            blob = data[off - read.start : off - read.start + ln]
+            plain[block_id] = decode_block(codec, block_id, blob, mid, read.pack)
+    pieces = []
+    for i, shift in zip(numbers, shifts, strict=True):
+        block = plain[shift.first][shift.offset :] + plain[shift.second][: shift.offset]
+        expected = manifest.blocks[i]
+        if expected is None or codec.block_id(block) != expected:
+            raise CorruptBlock(
+                expected or bytes(32),
+                f"block {i} does not match its id when cut from {shift.first.hex()} at "
+                f"{shift.offset} and {shift.second.hex()}",
+                manifest_id=mid,
+            )
+        pieces.append((i * manifest.block_size, block))
+    return pieces
+
+
+def shifted_groups(manifest: Manifest) -> list[list[int]]:
+    """The shifted block numbers in runs of neighbours (which share a block), capped."""
+    groups: list[list[int]] = []
+    for i in sorted(manifest.shifted):
+        if groups and groups[-1][-1] == i - 1 and len(groups[-1]) < _SHIFTED_PER_TASK:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 def restore_blocks(
     store: ChunkStore,
     codec: BlockCodec,
@@ -150,13 +200,17 @@ def restore_blocks(
     bs, size, mid = manifest.block_size, manifest.disk_size, manifest.manifest_id
     positions: dict[bytes, list[int]] = defaultdict(list)
     for i, block_id in enumerate(manifest.blocks):
-        if block_id is not None:
+        if block_id is not None and i not in manifest.shifted:
             positions[block_id].append(i * bs)
-    reads = plan_reads(resolve_blocks(manifest, index))
-    total = sum(len(p) for p in positions.values()) * bs
+    locations = resolve_blocks(manifest.stored_ids(), index, mid)
+    tasks: list[BlobRead | list[int]] = [
+        *plan_reads({b: locations[b] for b in positions}),
+        *shifted_groups(manifest),
+    ]
+    total = (sum(len(p) for p in positions.values()) + len(manifest.shifted)) * bs
     written = 0
 
-    def work(read: BlobRead) -> list[tuple[int, list[bytes]]] | int:
+    def read_pieces(read: BlobRead) -> list[tuple[int, bytes]]:
         first = read.blobs[0][0]
         data = memoryview(get_blobs(store.backend, read.pack, read.start, read.length, first, mid))
         pieces: list[tuple[int, bytes]] = []
@@ -164,7 +218,13 @@ def restore_blocks(
             blob = data[off - read.start : off - read.start + ln]
             plain = decode_block(codec, block_id, blob, mid, read.pack)
             pieces += [(offset, plain[: size - offset]) for offset in positions[block_id]]
-        runs = _contiguous_runs(pieces)
+        return pieces
+
+    def work(task: BlobRead | list[int]) -> list[tuple[int, list[bytes]]] | int:
+        if isinstance(task, list):
+            runs = _contiguous_runs(cut_shifted(store, codec, manifest, locations, task))
+        else:
+            runs = _contiguous_runs(read_pieces(task))
         if threadsafe:
             return _write_runs(runs, write_run)
         return runs
@@ -172,8 +232,8 @@ def restore_blocks(
     with ThreadPoolExecutor(store.workers, "chunkstore-restore") as pool:
         window: deque[Future[list[tuple[int, list[bytes]]] | int]] = deque()
         try:
-            for read in reads:
-                window.append(pool.submit(work, read))
+            for task in tasks:
+                window.append(pool.submit(work, task))
                 while len(window) > store.window or (window and window[0].done()):
                     written += _finish(window.popleft(), write_run)
                     _report(progress, written, total, tick)
@@ -252,18 +312,20 @@ def stream_blocks(
 ) -> Iterator[tuple[int, bytes | None]]:
     """Blocks [first, end) in disk order as (offset, data or None for a hole), read ahead."""
     bs, size, mid = manifest.block_size, manifest.disk_size, manifest.manifest_id
-    wanted = Manifest(**{**manifest.__dict__, "blocks": manifest.blocks[first:end]})
-    locations = resolve_blocks(wanted, index)
+    shifted = {i - first: s for i, s in manifest.shifted.items() if first <= i < end}
+    locations = resolve_blocks(stored_ids(manifest.blocks[first:end], shifted), index, mid)
+
+    def read(i: int, block_id: bytes) -> bytes:
+        if i in manifest.shifted:
+            return cut_shifted(store, codec, manifest, locations, [i])[0][1]
+        return fetch_block(store, codec, mid, block_id, locations[block_id])
+
     with ThreadPoolExecutor(store.workers, "chunkstore-read") as pool:
         window: deque[tuple[int, Future[bytes] | None]] = deque()
         try:
             for i in range(first, end):
                 block_id = manifest.blocks[i]
-                future = (
-                    None
-                    if block_id is None
-                    else pool.submit(fetch_block, store, codec, mid, block_id, locations[block_id])
-                )
+                future = None if block_id is None else pool.submit(read, i, block_id)
                 window.append((i, future))
                 if len(window) > store.window * 4:
                     yield _stream_item(window.popleft(), bs, size)

@@ -15,7 +15,9 @@ Packs, index files and manifests are named by the BLAKE3 digest of their bytes, 
 check any of them without keys, and writing one twice writes the same bytes.
 
 Blocks. A disk is cut into fixed, aligned blocks of `DEFAULT_BLOCK_SIZE` (64 KiB). Blocks of
-zeros are holes: no blob, a bit in the manifest. A block id is the keyed BLAKE3 of the
+zeros are holes: no blob, a bit in the manifest. A block that is a copy, shifted by a multiple
+of 4 KiB, of two neighbouring blocks stored before it is a shift: no blob, an entry in the
+manifest naming those two (shifts.py). A block id is the keyed BLAKE3 of the
 block under the scope's id key, so blocks deduplicate only inside one scope (one encryption
 key). Each blob is zstd-compressed unless that saves under 3 %, and AES-256-GCM-encrypted
 when the scope has a data key, with its id in the associated data (codec.py).
@@ -96,6 +98,7 @@ from .gc import GcPlan, GcResult, execute_gc, make_gc_plan
 from .index import BlockIndex, Location, rebuild_index
 from .locks import HeldLock, LockInfo, read_locks
 from .restore import RestoreResult, restore_blocks, stream_blocks
+from .shifts import SHIFT_UNIT
 from .verify import VerifyReport, verify_manifest, verify_store
 from .writeback import early_write_back
 
@@ -113,9 +116,11 @@ class ChunkStore:
     """A chunk store over one backend. Thread-safe; all state lives in the backend.
 
     `block_size` applies to new backups (a manifest records its own); it must be a power of two
-    of at least 512 bytes (tests use small ones). `deterministic` derives AES-GCM nonces from
-    block ids so that the same input gives the same bytes (golden files only; see codec.py).
-    `clock` gives the time written into objects and locks.
+    of at least 512 bytes (tests use small ones). `shift_unit` is the alignment of the copies a
+    backup looks for to store as shifts of other blocks (shifts.py); 0 turns that off.
+    `deterministic` derives AES-GCM nonces from block ids so that the same input gives the
+    same bytes (golden files only; see codec.py). `clock` gives the time written into objects
+    and locks.
     """
 
     def __init__(
@@ -131,9 +136,12 @@ class ChunkStore:
         clock: Callable[[], float] = time.time,
         deterministic: bool = False,
         lock_refresh: float = 300.0,
+        shift_unit: int = SHIFT_UNIT,
     ) -> None:
         if block_size < 512 or block_size & (block_size - 1) or block_size > 1 << 24:
             raise ValueError("block_size must be a power of two between 512 B and 16 MiB")
+        if shift_unit and (shift_unit < 16 or shift_unit & (shift_unit - 1)):
+            raise ValueError("shift_unit must be 0 or a power of two of at least 16 bytes")
         self.backend = backend
         self.block_size = block_size
         self.pack_size = pack_size
@@ -144,6 +152,7 @@ class ChunkStore:
         self.clock = clock
         self.deterministic = deterministic
         self.lock_refresh = lock_refresh
+        self.shift_unit = shift_unit
         self.index = BlockIndex(backend)
         self._check_config()
 

@@ -42,8 +42,13 @@ SCOPES = [
 
 
 def golden_image(variant: int) -> bytes:
-    """12.5 blocks: random, text, holes, a duplicate; variant 1 changes two places."""
+    """12.5 blocks: random, text, holes, a duplicate; variant 1 changes two places.
+
+    Variant 2 is the noise, then a copy of it that starts a quarter block further on: two of
+    its blocks are shifts of the first blocks (a version 2 manifest)."""
     noise = hashlib.shake_128(b"golden noise").digest(4 * BLOCK)
+    if variant == 2:
+        return noise + bytes(BLOCK // 4) + noise[: 3 * BLOCK] + b"end" * 100
     text = (b"golden text line, golden text line %d\n" * 400)[: 3 * BLOCK]
     data = bytearray(
         noise[: 2 * BLOCK]
@@ -61,7 +66,8 @@ def golden_image(variant: int) -> bytes:
 
 
 def write_golden(store: ChunkStore) -> list[str]:
-    """The golden store's content: per scope a full and an incremental backup (change map)."""
+    """The golden store's content: per scope a full and an incremental backup (change map),
+    and a full backup of an image with a shifted copy."""
     ids = []
     for scope in SCOPES:
         base, changed = golden_image(0), golden_image(1)
@@ -73,7 +79,9 @@ def write_golden(store: ChunkStore) -> list[str]:
             parent=full,
             changed_extents=[(100, 100), (9 * BLOCK + 7, 2)],
         ).manifest_id
-        ids += [full, incr]
+        copied = golden_image(2)
+        shifted = store.backup(scope, _reader(copied), len(copied)).manifest_id
+        ids += [full, incr, shifted]
     return ids
 
 
@@ -86,9 +94,10 @@ def golden_store(backend: Backend) -> ChunkStore:
         backend,
         block_size=BLOCK,
         pack_size=16 * 1024,
-        workers=2,
+        workers=1,  # shifts found do not depend on the threads' timing
         clock=FakeClock(1_750_000_000.0),
         deterministic=True,
+        shift_unit=BLOCK // 4,
     )
 
 
@@ -119,14 +128,17 @@ def test_the_golden_store_restores_and_verifies(tmp_path: Path, scope_index: int
     store = ChunkStore(LocalDirBackend(tmp_path / "store"))
     scope = SCOPES[scope_index]
     manifests = [store.load_manifest(m) for m in store.list_manifests()]
-    mine = sorted((m for m in manifests if m.scope == scope.name), key=lambda m: m.parent or "")
-    assert len(mine) == 2
-    full, incr = mine
-    assert incr.parent == full.manifest_id
+    mine = [m for m in manifests if m.scope == scope.name]
+    assert len(mine) == 3
+    (incr,) = (m for m in mine if m.parent)
+    (full,) = (m for m in mine if m.manifest_id == incr.parent)
+    (copied,) = (m for m in mine if m not in (full, incr))
     assert full.block_size == BLOCK
     assert full.blocks[2] is None
     assert full.blocks[3] is None
-    for manifest, variant in ((full, 0), (incr, 1)):
+    assert sorted(copied.shifted) == [5, 6]
+    assert copied.shifted[5].offset == 3 * BLOCK // 4
+    for manifest, variant in ((full, 0), (incr, 1), (copied, 2)):
         image = golden_image(variant)
         assert restored(store, scope, manifest.manifest_id, len(image)) == image
         (tmp_path / "out.img").unlink(missing_ok=True)

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import hypothesis.strategies as st
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 
 from opencbr.chunkstore import ChunkStore, MemoryBackend, Scope
 
@@ -36,6 +36,12 @@ def images(draw: st.DrawFn) -> tuple[int, bytes]:
     data = b"".join(parts)
     if len(data) >= 2 * block and draw(st.booleans()):
         data += data[:block]
+    # a copy of earlier data at another place within a block, for shifts (shift unit: 1/4)
+    unit = block // 4
+    if len(data) >= 3 * block and draw(st.booleans()):
+        data += bytes(-len(data) % unit)
+        start = draw(st.integers(0, (len(data) - 2 * block) // unit)) * unit
+        data += data[start : start + 2 * block]
     return block, data
 
 
@@ -46,8 +52,11 @@ def test_backup_then_restore_gives_the_image_back(
 ) -> None:
     block, data = case
     scope = SCOPES[scope_index]
-    store = make_store(block_size=block, pack_size=8 * block, batch_bytes=4 * block)
+    store = make_store(
+        block_size=block, pack_size=8 * block, batch_bytes=4 * block, shift_unit=block // 4
+    )
     result = store.backup(scope, reader(data), len(data))
+    event(f"shifted blocks: {bool(result.shifted_blocks)}")
     assert restored(store, scope, result.manifest_id, len(data)) == data
     with tempfile.TemporaryDirectory() as work:  # the file path: worker-thread writes
         target = Path(work) / "disk.img"
