@@ -30,7 +30,7 @@ from .formats import Shift
 __all__ = ["MAX_SOURCES", "SHIFT_UNIT", "ShiftFinder"]
 
 SHIFT_UNIT = 4096
-MAX_SOURCES = 1 << 20  # ~120 MB of fingerprints at most: the first 64 GiB of 64 KiB blocks
+MAX_SOURCES = 1 << 19  # ~90 MB at most: originals from the first 32 GiB of 64 KiB blocks
 _SAMPLES = 16  # bytes sampled per unit
 
 
