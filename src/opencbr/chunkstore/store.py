@@ -262,7 +262,7 @@ class ChunkStore:
         try:
             with (
                 self._reading(scope, manifest_id) as (manifest, index, lock),
-                early_write_back(fd) as write_back,
+                early_write_back(fd, drop_cache=True) as write_back,
             ):
                 os.ftruncate(fd, manifest.disk_size)
 

@@ -29,9 +29,10 @@ class EarlyWriteBack:
     Closing does not fsync: the owner still makes the file durable itself.
     """
 
-    def __init__(self, fd: int, every: int | None = None) -> None:
+    def __init__(self, fd: int, every: int | None = None, *, drop_cache: bool = False) -> None:
         self._fd = fd
         self._every = every or WRITE_BACK_EVERY
+        self._drop_cache = drop_cache
         self._unflushed = 0
         self._due = threading.Event()
         self._closing = False
@@ -54,6 +55,8 @@ class EarlyWriteBack:
                 return
             try:
                 os.fdatasync(self._fd)
+                if self._drop_cache:  # only clean pages go: those the flush wrote
+                    os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
                 self.flushes += 1
             except OSError as exc:
                 self.error = self.error or exc
@@ -72,10 +75,12 @@ class EarlyWriteBack:
 
 
 @contextmanager
-def early_write_back(fd: int, every: int | None = None) -> Iterator[EarlyWriteBack]:
+def early_write_back(
+    fd: int, every: int | None = None, *, drop_cache: bool = False
+) -> Iterator[EarlyWriteBack]:
     """An `EarlyWriteBack` for the with-block: closed at its end (raising a failed flush),
     only stopped when the block raises."""
-    write_back = EarlyWriteBack(fd, every)
+    write_back = EarlyWriteBack(fd, every, drop_cache=drop_cache)
     try:
         yield write_back
     except BaseException:

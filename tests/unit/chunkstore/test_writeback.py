@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -28,6 +30,34 @@ def test_flushes_start_while_writing_goes_on(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert path.read_bytes() == b"".join(bytes([n]) * 4096 for n in range(8))
+
+
+@pytest.mark.parametrize("drop_cache", [False, True])
+def test_flushed_pages_leave_the_page_cache_when_asked(tmp_path: Path, drop_cache: bool) -> None:
+    fincore = shutil.which("fincore")  # util-linux
+    if fincore is None:
+        pytest.skip("fincore (util-linux) is not installed")
+    path = tmp_path / "image"
+    size = 4 << 20
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with early_write_back(fd, every=size, drop_cache=drop_cache) as write_back:
+            os.pwrite(fd, b"\x01" * size, 0)
+            write_back.wrote(size)
+            deadline = time.monotonic() + 5
+            while write_back.flushes < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert write_back.flushes == 1
+    finally:
+        os.close(fd)
+    out = subprocess.run(
+        [fincore, "--bytes", "--noheadings", "--output", "RES", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(out.stdout) == (0 if drop_cache else size)
+    assert path.read_bytes() == b"\x01" * size
 
 
 def test_a_failed_flush_is_raised_on_close() -> None:
