@@ -326,11 +326,10 @@ class _BackupRun:
         block_id = self.codec.block_id(chunk)
         whole = len(chunk) == self.bs
         blob = None
-        if block_id in self.seen or self.usable(block_id):
-            pass
-        elif whole and (shift := self._shift_of(data, at, block_id)) is not None:
-            return _Block(block_id, len(chunk), shift=shift)
-        else:
+        if block_id not in self.seen and not self.usable(block_id):
+            shift = self._shift_of(data, at, block_id) if whole else None
+            if shift is not None:
+                return _Block(block_id, len(chunk), shift=shift)
             self.seen.add(block_id)
             blob = self.codec.encode(block_id, chunk)
         start = self.shifts.fingerprint(data, at) if self.shifts is not None and whole else None
@@ -387,8 +386,8 @@ class _BackupRun:
         writer: _PackWriter,
         progress: Progress | None,
     ) -> None:
-        """Record a batch's results in disk order (the order shifts rely on: a block becomes
-        an original only after every block before it is recorded)."""
+        """Record a batch's results in disk order. The batch's first block becomes an original
+        for shifts here, where the block before it is known."""
         first, end, future = item
         for i, (block_id, length, blob, start, shift) in enumerate(future.result(), start=first):
             self.blocks[i] = block_id
