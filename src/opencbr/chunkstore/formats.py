@@ -32,7 +32,7 @@ Manifest ``manifests/<64 hex>``::
     shift table: count x (u32 block number, u32 offset, 32-byte first id, 32-byte second id),
     block numbers ascending. The block is not stored as a blob of its own: it is bytes
     [offset, offset + block size) of the blocks `first` and `second` laid end to end (a copy
-    of data that sits at another 4 KiB-aligned place of a disk; see backup.py). Its id in the
+    of data that sits at another 4 KiB-aligned place of a disk; see shifts.py). Its id in the
     block list is still the keyed hash of its content, which a read checks after cutting it.
     A manifest without shifted blocks is written as version 1.
 

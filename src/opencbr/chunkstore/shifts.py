@@ -10,12 +10,12 @@ copies make up 10 % of its bytes, that is 2,900 of 26,000 blocks and 132 MB of 1
 
 How a copy is found without indexing every 4 KiB of the disk: each block kept as a blob, with
 a blob before it, leaves a fingerprint of its first unit (16 bytes sampled across it) with its
-number and both ids. A new block's
-units 1..n-1 are fingerprinted too; a hit at unit k names a block j whose start may lie k units
-into the new block, which then may be the last ``block size - k * unit`` bytes of block j-1
-followed by the start of block j. A hit is only a candidate: both blocks are read again from
-the source, the bytes compared, and both rehashed against their ids, so a shift is recorded
-only for data known to be what those ids name, even if the source changed while it was read.
+number and both ids. A new block's units 1..n-1 are fingerprinted too; a hit at unit k names a
+block j whose start may lie k units into the new block, which then may be the last
+``k * unit`` bytes of block j-1 followed by the first ``block size - k * unit`` bytes of block
+j. A hit is only a candidate: both blocks are read again from the source, the bytes compared,
+and both rehashed against their ids, so a shift is recorded only for data known to be what
+those ids name, even if the source changed while it was read.
 
 Only blocks of the disk being backed up, read in this run and up to `MAX_SOURCES` of them,
 serve as originals (an incremental with a change map reads only what changed).

@@ -16,8 +16,8 @@ check any of them without keys, and writing one twice writes the same bytes.
 
 Blocks. A disk is cut into fixed, aligned blocks of `DEFAULT_BLOCK_SIZE` (64 KiB). Blocks of
 zeros are holes: no blob, a bit in the manifest. A block that is a copy, shifted by a multiple
-of 4 KiB, of two neighbouring blocks stored before it is a shift: no blob, an entry in the
-manifest naming those two (shifts.py). A block id is the keyed BLAKE3 of the
+of 4 KiB, of two neighbouring blocks of the same disk kept as blobs is a shift: no blob, an
+entry in the manifest naming those two (shifts.py). A block id is the keyed BLAKE3 of the
 block under the scope's id key, so blocks deduplicate only inside one scope (one encryption
 key). Each blob is zstd-compressed unless that saves under 3 %, and AES-256-GCM-encrypted
 when the scope has a data key, with its id in the associated data (codec.py).
