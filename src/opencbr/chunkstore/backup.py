@@ -441,6 +441,8 @@ def run_backup(
         plan.shifted,
     )
     manifest_id = object_digest(data)
+    if plan.shifted:
+        store.require_version(2)
     store.backend.put(f"manifests/{manifest_id}", data)
     if progress is not None:
         progress(size, size)

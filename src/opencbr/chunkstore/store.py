@@ -3,9 +3,10 @@
 Storage rules
 =============
 
-Objects (all immutable; see formats.py and codec.py for the byte layouts)::
+Objects (immutable but the config and locks; see formats.py and codec.py for the layouts)::
 
-    config                       format version of the store (JSON)
+    config                       format version of the store (JSON; raised, never lowered:
+                                 see _STORE_VERSION)
     packs/<2 hex>/<64 hex>       packs: a table of (block id, offset, length), then the blobs
     index/<64 hex>               index files: block id -> (pack, offset, length)
     manifests/<64 hex>           one backup of one disk: size, block size, ordered block ids
@@ -109,7 +110,10 @@ DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 _IOV_MAX = os.sysconf("SC_IOV_MAX")  # buffers one pwritev takes
 MANIFEST_PREFIX = "manifests/"
 _CONFIG = "config"
-_STORE_VERSION = 1
+_STORE_VERSION = 2
+"""The newest format a store may hold. A store is created at version 1 and raised to 2 before
+the first manifest with shifts is written, so software that reads only version 1 refuses to
+open it instead of taking those manifests for damaged ones."""
 
 
 class ChunkStore:
@@ -154,18 +158,43 @@ class ChunkStore:
         self.lock_refresh = lock_refresh
         self.shift_unit = shift_unit
         self.index = BlockIndex(backend)
+        self.version = 1
         self._check_config()
 
     def _check_config(self) -> None:
+        version = self._read_version()
+        if version is None:
+            self._write_version(1)
+        elif not isinstance(version, int) or not 1 <= version <= _STORE_VERSION:
+            raise ChunkStoreError(f"store format version {version} is not supported")
+        else:
+            self.version = version
+
+    def _read_version(self) -> object:
         try:
             config = json.loads(self.backend.get(_CONFIG))
         except MissingObject:
-            self.backend.put(_CONFIG, json.dumps({"version": _STORE_VERSION}).encode())
-            return
+            return None
         except ValueError:
             raise CorruptObject(_CONFIG, "not JSON") from None
-        if config.get("version") != _STORE_VERSION:
-            raise ChunkStoreError(f"store format version {config.get('version')} is not supported")
+        if not isinstance(config, dict):
+            raise CorruptObject(_CONFIG, "not a JSON object")
+        return config.get("version")
+
+    def _write_version(self, version: int) -> None:
+        self.backend.put(_CONFIG, json.dumps({"version": version}).encode())
+        self.version = version
+
+    def require_version(self, version: int) -> None:
+        """Raise the store's format version to at least `version`; called before writing the
+        first object of that version."""
+        if self.version >= version:
+            return
+        current = self._read_version()  # another process may have raised it already
+        if isinstance(current, int) and current >= version:
+            self.version = current
+        else:
+            self._write_version(version)
 
     def codec(self, scope: Scope) -> BlockCodec:
         nonces = deterministic_nonces(scope) if self.deterministic else None

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import pytest
 
-from opencbr.chunkstore import ChunkStore, CorruptBlock, CorruptObject, Scope
+from opencbr.chunkstore import ChunkStore, CorruptBlock, CorruptObject, MemoryBackend, Scope
 from opencbr.chunkstore.formats import Shift, encode_manifest, object_digest
 
-from .conftest import BLOCK, make_store, reader, restored
+from .conftest import BLOCK, FaultyBackend, make_store, reader, restored
 
 UNIT = 512
 COPY_SHIFT = 3 * UNIT  # the copy starts this far into a block
@@ -156,3 +157,19 @@ def test_without_shifts_a_manifest_keeps_the_version_1_layout(scope: Scope) -> N
         store = make_store(shift_unit=unit)
         manifest_id = store.backup(scope, reader(data), len(data)).manifest_id
         assert store.backend.get(f"manifests/{manifest_id}")[8] == version
+
+
+def test_the_first_shift_raises_the_store_version_before_its_manifest(scope: Scope) -> None:
+    """Software that reads only version 1 then refuses the store instead of reporting its
+    manifests as damaged."""
+    data = shifted_image()
+    backend = FaultyBackend(MemoryBackend())  # records the order of the puts
+    store = shift_store(backend=backend)
+    assert json.loads(backend.get("config")) == {"version": 1}
+    store.backup(scope, reader(data[: 8 * BLOCK]), 8 * BLOCK)  # no copy in it
+    assert json.loads(backend.get("config")) == {"version": 1}
+    backend.puts.clear()
+    store.backup(scope, reader(data), len(data))
+    assert json.loads(backend.get("config")) == {"version": 2}
+    assert next(n for n in backend.puts if n == "config" or n.startswith("manifests/")) == "config"
+    assert shift_store(backend=backend).version == 2
