@@ -154,7 +154,7 @@ def test_a_shift_table_entry_on_a_hole_is_a_corrupt_manifest(scope: Scope) -> No
 def test_without_shifts_a_manifest_keeps_the_version_1_layout(scope: Scope) -> None:
     data = shifted_image()
     for unit, version in ((0, 1), (UNIT, 2)):
-        store = make_store(shift_unit=unit)
+        store = make_store(shift_unit=unit, workers=1)
         manifest_id = store.backup(scope, reader(data), len(data)).manifest_id
         assert store.backend.get(f"manifests/{manifest_id}")[8] == version
 
