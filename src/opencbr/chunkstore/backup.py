@@ -424,7 +424,7 @@ def run_backup(
     plan = plan_blocks(size, store.block_size, parent, extents, engine.unusable, data_extents)
     engine.start(plan, parent)
     writer = engine.run(plan.runs, progress, tick)
-    blocks, mode = plan.blocks, plan.mode
+    blocks, shifted = engine.blocks, engine.shifted  # the plan's, completed by the run
     new_bytes = writer.bytes_written
     if writer.locations:
         locations = sorted(writer.locations.items())
@@ -438,17 +438,17 @@ def run_backup(
         int(store.clock() * 1000),
         parent.manifest_id if parent else None,
         blocks,
-        plan.shifted,
+        shifted,
     )
     manifest_id = object_digest(data)
-    if plan.shifted:
+    if shifted:
         store.require_version(2)
     store.backend.put(f"manifests/{manifest_id}", data)
     if progress is not None:
         progress(size, size)
     return _result(
         manifest_id,
-        mode,
+        plan.mode,
         size,
         store.block_size,
         blocks,
