@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -108,7 +107,7 @@ class LocalDirBackend:
     def put(self, name: str, data: bytes) -> None:
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = path.parent / f"{_TMP_PREFIX}{os.urandom(16).hex()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             view = memoryview(data)

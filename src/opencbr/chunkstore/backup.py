@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from .codec import BlockCodec
 from .errors import ChunkStoreError
-from .formats import Manifest, Shift, build_pack, encode_manifest, object_digest, stored_ids
+from .formats import (
+    Manifest,
+    Shift,
+    build_pack,
+    encode_manifest,
+    object_digest,
+    runs_of_ones,
+    stored_ids,
+)
 from .index import Location, pack_object, write_index_file
 from .shifts import ShiftFinder
 
@@ -61,7 +69,6 @@ class BackupResult:
     block_size: int
     data_bytes: int  # bytes in non-hole blocks of the disk
     read_bytes: int  # bytes read from the source
-    stored_bytes: int  # stored size of the distinct blocks the manifest references
     new_bytes: int  # packs + index file + manifest written by this backup
     new_blocks: int
     reused_blocks: int
@@ -148,43 +155,33 @@ def plan_blocks(
         if data_extents is None:
             return BackupPlan([None] * count, {}, [(0, count)] if count else [], mode)
         # Blocks outside the data extents are zeros: holes, never read.
-        runs = _runs(_changed_blocks(data_extents, size, block_size, count))
+        runs = runs_of_ones(_changed_blocks(data_extents, size, block_size, count))
         return BackupPlan([None] * count, {}, runs, mode)
     changed = _changed_blocks(extents, size, block_size, count)
     common_end = min(size, parent.disk_size) // block_size  # blocks whole in both disks
     changed[common_end:] = b"\x01" * (count - common_end)
-    inherited = parent.blocks[:common_end]
-    shifts = {i: s for i, s in parent.shifted.items() if i < common_end and not changed[i]}
-    refused = unusable(stored_ids(inherited, shifts))
-    blocks: list[bytes | None] = [None] * count
-    shifted: dict[int, Shift] = {}
-    for i, block_id in enumerate(inherited):
-        if changed[i]:
-            continue
-        shift = shifts.get(i)
-        if shift is not None:
+    inherited = list(parent.blocks[:common_end])
+    _forget_changed(inherited, changed)
+    shifted = {i: s for i, s in parent.shifted.items() if i < common_end and not changed[i]}
+    refused = unusable(stored_ids(inherited, shifted))
+    if refused:  # read those blocks again
+        for i, shift in list(shifted.items()):
             if shift.first in refused or shift.second in refused:
                 changed[i] = 1
-                continue
-            shifted[i] = shift
-        elif block_id in refused:
-            changed[i] = 1
-            continue
-        blocks[i] = block_id
-    return BackupPlan(blocks, shifted, _runs(changed), "changed-extents")
+                del shifted[i]
+        for i, block_id in enumerate(inherited):
+            if block_id in refused and i not in shifted:
+                changed[i] = 1
+        _forget_changed(inherited, changed)
+    blocks = inherited + [None] * (count - common_end)
+    return BackupPlan(blocks, shifted, runs_of_ones(changed), "changed-extents")
 
 
-def _runs(flags: bytearray) -> list[tuple[int, int]]:
-    runs, i, n = [], 0, len(flags)
-    while i < n:
-        start = flags.find(1, i)
-        if start < 0:
-            break
-        end = flags.find(0, start)
-        end = n if end < 0 else end
-        runs.append((start, end))
-        i = end
-    return runs
+def _forget_changed(blocks: list[bytes | None], changed: bytearray) -> None:
+    """Clear the ids of the blocks flagged as changed (run by run: disks have tens of
+    thousands of blocks, a change touches few)."""
+    for start, end in runs_of_ones(changed[: len(blocks)]):
+        blocks[start:end] = [None] * (end - start)
 
 
 def _batches(runs: list[tuple[int, int]], per_batch: int) -> Iterator[tuple[int, int]]:
@@ -453,8 +450,6 @@ def run_backup(
         store.block_size,
         blocks,
         engine,
-        writer,
-        index,
         new_bytes + len(data),
         time.monotonic() - started,
     )
@@ -467,8 +462,6 @@ def _result(
     block_size: int,
     blocks: list[bytes | None],
     engine: _BackupRun,
-    writer: _PackWriter,
-    index: dict[bytes, Location],
     new_bytes: int,
     seconds: float,
 ) -> BackupResult:
@@ -477,8 +470,6 @@ def _result(
     data_bytes = (len(blocks) - holes) * block_size
     if blocks and blocks[-1] is not None:
         data_bytes -= block_size - last
-    new = writer.locations
-    stored = sum((new.get(b) or index[b]).length for b in stored_ids(blocks, engine.shifted))
     return BackupResult(
         manifest_id=manifest_id,
         mode=mode,
@@ -486,7 +477,6 @@ def _result(
         block_size=block_size,
         data_bytes=data_bytes,
         read_bytes=engine.read_bytes,
-        stored_bytes=stored,
         new_bytes=new_bytes,
         new_blocks=engine.new_blocks,
         reused_blocks=len(blocks) - holes - engine.new_blocks - engine.shifted_blocks,

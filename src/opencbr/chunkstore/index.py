@@ -116,9 +116,10 @@ class BlockIndex:
 def _merge(entries: dict[bytes, Location], index: IndexFile) -> None:
     """Add the entries of `index`; a block already known keeps its first location."""
     packs = index.packs
+    new = tuple.__new__  # what `Location(...)` calls, minus a Python-level call per entry
     entries.update(
         {  # reversed: of two entries for one block in this file, the first is the one kept
-            block_id: Location(packs[number], offset, length)
+            block_id: new(Location, (packs[number], offset, length))
             for block_id, number, offset, length in reversed(index.entries)
             if block_id not in entries
         }

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -105,11 +103,11 @@ class HeldLock:
         self._refresh_every = refresh_every
         now = clock()
         self.info = LockInfo(
-            name=f"{LOCK_PREFIX}{kind}-{uuid.uuid4().hex}",
+            name=f"{LOCK_PREFIX}{kind}-{os.urandom(16).hex()}",
             kind=kind,
             created=now,
             refreshed=now,
-            host=socket.gethostname(),
+            host=os.uname().nodename,
             pid=os.getpid(),
             scope=scope,
             manifests=manifests,
@@ -124,7 +122,7 @@ class HeldLock:
             return
         old = self.info
         self.info = LockInfo(
-            name=f"{LOCK_PREFIX}{old.kind}-{uuid.uuid4().hex}",
+            name=f"{LOCK_PREFIX}{old.kind}-{os.urandom(16).hex()}",
             kind=old.kind,
             created=old.created,
             refreshed=self._clock(),
