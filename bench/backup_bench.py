@@ -254,7 +254,7 @@ def bench_borg(work: Path, base: Path, mutated: Path, sha: str) -> ToolResult:
 
 
 def opencbr_op(*args: str) -> tuple[Run, dict[str, Any]]:
-    result = run_measured([sys.executable, str(Path(__file__).resolve()), "_op", *args])
+    result = run_measured([sys.executable, str(Path(__file__).with_name("opencbr_op.py")), *args])
     line = [ln for ln in result.out.splitlines() if ln.startswith("{")][-1]
     return result, json.loads(line)
 
@@ -287,45 +287,6 @@ def bench_opencbr(work: Path, base: Path, mutated: Path, sha: str, extents_file:
     return res
 
 
-# ----------------------------------------------------------------- OpenCBR, one operation
-
-
-def bench_scope() -> Any:
-    from opencbr.chunkstore import Scope
-
-    return Scope("bench", hashlib.sha256(b"bench id key").digest(),
-                 hashlib.sha256(b"bench data key").digest())
-
-
-def op_main(argv: list[str]) -> None:
-    """One OpenCBR operation in this process (so its peak RSS is its own); prints JSON."""
-    from opencbr.chunkstore import ChunkStore, LocalDirBackend
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["backup", "restore"])
-    parser.add_argument("store")
-    parser.add_argument("source")
-    parser.add_argument("target", nargs="?")
-    parser.add_argument("--parent")
-    parser.add_argument("--extents")
-    parser.add_argument("--block-size", type=int, default=None)
-    parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--zstd-level", type=int, default=None)
-    args = parser.parse_args(argv)
-    kwargs: dict[str, int] = {"block_size": args.block_size} if args.block_size else {}
-    if args.zstd_level is not None:
-        kwargs["zstd_level"] = args.zstd_level
-    store = ChunkStore(LocalDirBackend(args.store), workers=args.workers, **kwargs)
-    if args.what == "restore":
-        result: Any = store.restore(bench_scope(), args.source, args.target)
-    else:
-        extents = json.loads(Path(args.extents).read_text()) if args.extents else None
-        with open(args.source, "rb") as f:
-            result = store.backup(bench_scope(), f, os.fstat(f.fileno()).st_size,
-                                  parent=args.parent, changed_extents=extents)
-    print(json.dumps(result.__dict__))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="2G")
@@ -338,7 +299,6 @@ def main() -> None:
     parser.add_argument("--zstd-levels", default="",
                         help="also compare OpenCBR zstd levels, e.g. 1,3")
     args = parser.parse_args()
-    # Imported here, not at the top: `_op` processes are timed and import only what they use.
     from limits import machine_limits, pool_comparison  # bench/limits.py
     from report import print_block_sizes, print_table  # bench/report.py
 
@@ -382,7 +342,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["_op"]:
-        op_main(sys.argv[2:])
-    else:
-        main()
+    main()
