@@ -347,7 +347,12 @@ def _write_backup_into(
 
     # A fresh (all-zero, sparse) disk needs no zeros written for the backup's holes.
     written = store.restore_into(
-        scope, manifest, volume.write, zero_holes=not fresh, progress=progress
+        scope,
+        manifest,
+        volume.write,
+        zero_holes=not fresh,
+        zero_at=volume.write_zeroes,
+        progress=progress,
     )
     volume.flush()
     record_restore_bytes(written)

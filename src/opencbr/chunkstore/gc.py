@@ -75,7 +75,23 @@ def _pack_contents(store: ChunkStore, files: Iterable[str]) -> dict[str, dict[by
     return packs
 
 
+_PLAN_ATTEMPTS = 3
+
+
 def make_gc_plan(store: ChunkStore, live: frozenset[str] | None, grace: float) -> GcPlan:
+    """The plan, made again from fresh listings when a manifest, index file or pack it lists
+    is gone when read: another collection deleted it, or rewrote the index meanwhile. (A pack
+    of a vanished index file must not be taken for an orphan: its replacement lists it.)"""
+    for attempt in range(1, _PLAN_ATTEMPTS + 1):
+        try:
+            return _plan_once(store, live, grace)
+        except MissingObject:
+            if attempt == _PLAN_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _plan_once(store: ChunkStore, live: frozenset[str] | None, grace: float) -> GcPlan:
     now = store.clock()
     known = frozenset(store.list_manifests())
     roots, dead = set(known), []

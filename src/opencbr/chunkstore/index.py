@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from .backend import Backend
-from .errors import CorruptObject
+from .errors import CorruptObject, MissingObject
 from .formats import (
     IndexFile,
     PackHeader,
@@ -40,6 +40,7 @@ __all__ = [
 INDEX_PREFIX = "index/"
 PACK_PREFIX = "packs/"
 _HEADER_PROBE = 64 * 1024
+_REFRESH_ATTEMPTS = 3
 
 
 class Location(NamedTuple):
@@ -92,18 +93,30 @@ class BlockIndex:
         self.entries: dict[bytes, Location] = {}
 
     def refresh(self) -> dict[bytes, Location]:
-        """Catch up with the index files in the backend; returns the current mapping."""
+        """Catch up with the index files in the backend; returns the current mapping.
+
+        A file that is gone when read was replaced by garbage collection after the listing
+        (it writes the new index file before it deletes the old ones): listed again."""
         with self._lock:
-            names = frozenset(self._backend.list(INDEX_PREFIX))
-            if not self.files <= names:
-                self.files, self.entries = frozenset(), {}
-            new = sorted(names - self.files)
-            if new:
-                entries = dict(self.entries) if self.files else {}
-                for name in new:
-                    _merge(entries, load_index_file(self._backend, name))
-                self.files, self.entries = self.files | set(new), entries
-            return self.entries
+            for attempt in range(1, _REFRESH_ATTEMPTS + 1):
+                try:
+                    return self._catch_up()
+                except MissingObject:
+                    if attempt == _REFRESH_ATTEMPTS:
+                        raise
+            raise AssertionError("unreachable")
+
+    def _catch_up(self) -> dict[bytes, Location]:
+        names = frozenset(self._backend.list(INDEX_PREFIX))
+        if not self.files <= names:
+            self.files, self.entries = frozenset(), {}
+        new = sorted(names - self.files)
+        if new:
+            entries = dict(self.entries) if self.files else {}
+            for name in new:
+                _merge(entries, load_index_file(self._backend, name))
+            self.files, self.entries = self.files | set(new), entries
+        return self.entries
 
     def add(self, name: str, locations: Sequence[tuple[bytes, Location]]) -> None:
         """Record an index file this process has just written."""

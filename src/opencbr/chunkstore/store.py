@@ -333,14 +333,17 @@ class ChunkStore:
         write_at: Callable[[int, bytes], object],
         *,
         zero_holes: bool = True,
+        zero_at: Callable[[int, int], object] | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> int:
         """Write the disk through ``write_at(offset, data)`` (called from this thread only).
 
-        Holes are written as zeros unless `zero_holes` is False (a target known to be all
-        zeros, such as a new sparse disk). Returns the bytes written. Every block is verified
-        before it is written; on an error some blocks may have been written already, so the
-        caller must treat the target as unusable.
+        Holes are zeroed unless `zero_holes` is False (a target known to be all zeros, such
+        as a new sparse disk): through ``zero_at(offset, length)``, once per run of holes,
+        when the target has a cheaper way than being written zeros (a volume frees the
+        space), else with `write_at`. Returns the bytes written or zeroed. Every block is
+        verified before it is written; on an error some blocks may have been written
+        already, so the caller must treat the target as unusable.
         """
 
         def write_run(offset: int, parts: Sequence[bytes]) -> None:
@@ -357,6 +360,7 @@ class ChunkStore:
                 zero_holes=zero_holes,
                 progress=progress,
                 tick=lock.maybe_refresh,
+                zero_at=zero_at,
             )
 
     def iter_blocks(

@@ -420,6 +420,12 @@ class DiskVolume:
         except (RangeError, StreamLengthMismatch) as exc:
             raise DiskRangeInvalid(id=self.disk_id, reason=exc.message) from exc
 
+    def write_zeroes(self, offset: int, length: int) -> int:
+        try:
+            return self.driver.write_zeroes(self.disk_id, offset, length)
+        except RangeError as exc:
+            raise DiskRangeInvalid(id=self.disk_id, reason=exc.message) from exc
+
     def read(self, offset: int, length: int) -> Iterator[bytes]:
         try:
             return self.driver.read(self.disk_id, offset, length)

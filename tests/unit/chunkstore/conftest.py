@@ -32,11 +32,13 @@ class FakeClock:
 
 
 class FaultyBackend:
-    """Wraps a backend and fails chosen calls: ``fail_put`` decides per object name."""
+    """Wraps a backend and fails chosen calls: ``fail_put`` decides per object name;
+    ``before_get`` runs before each read (to change the store under a reader)."""
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
         self.fail_put: Callable[[str], bool] = lambda name: False
+        self.before_get: Callable[[str], None] = lambda name: None
         self.puts: list[str] = []
 
     def put(self, name: str, data: bytes) -> None:
@@ -46,6 +48,7 @@ class FaultyBackend:
         self.inner.put(name, data)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        self.before_get(name)
         return self.inner.get(name, offset, length)
 
     def list(self, prefix: str) -> Iterator[str]:

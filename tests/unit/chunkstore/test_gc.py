@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from opencbr.chunkstore import ChunkStore, MemoryBackend, Scope, StoreLocked
+from opencbr.chunkstore.index import rebuild_index
 from opencbr.chunkstore.locks import HeldLock
 
 from .conftest import (
@@ -247,3 +248,43 @@ def test_rebuild_index_from_packs(store: ChunkStore, scope: Scope) -> None:
     assert restored(fresh, scope, a, len(first)) == first
     assert restored(fresh, scope, b, len(second)) == second
     assert len(list(store.backend.list("index/"))) == 1
+
+
+def rewrite_index_on_first_read(backend: FaultyBackend) -> list[str]:
+    """Another process's collection replaces every index file just as the first is read."""
+    rewritten: list[str] = []
+
+    def before_get(name: str) -> None:
+        if name.startswith("index/") and not rewritten:
+            rewritten.append(name)
+            rebuild_index(backend.inner)
+
+    backend.before_get = before_get
+    return rewritten
+
+
+def test_an_index_file_replaced_while_it_is_read_is_listed_again(scope: Scope) -> None:
+    backend = FaultyBackend(MemoryBackend())
+    writer = make_store(backend)
+    _, b, _, second = two_backups(writer, scope)
+    reader_store = make_store(backend)  # another process: it has not read the index yet
+    rewritten = rewrite_index_on_first_read(backend)
+    index = reader_store.index.refresh()
+    assert rewritten
+    assert index == make_store(backend.inner).index.refresh()
+    assert restored(reader_store, scope, b, len(second)) == second
+
+
+def test_a_plan_made_while_the_index_is_replaced_keeps_every_live_pack(scope: Scope) -> None:
+    clock = FakeClock()
+    backend = FaultyBackend(MemoryBackend())
+    store = make_store(backend, clock=clock)
+    a, b, first, second = two_backups(store, scope)
+    clock.advance(7200)  # past the grace period: a pack in no index would be an orphan
+    rewritten = rewrite_index_on_first_read(backend)
+    plan = store.gc_plan(grace=600)
+    assert rewritten
+    assert (plan.dead_packs, plan.orphan_packs) == ((), ())
+    store.gc_execute(plan)
+    assert restored(store, scope, a, len(first)) == first
+    assert restored(store, scope, b, len(second)) == second

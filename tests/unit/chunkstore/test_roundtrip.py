@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -164,3 +165,30 @@ def test_file_object_and_callable_readers_agree(tmp_path: object, scope: Scope) 
     two = store.backup(scope, reader(data), len(data))
     blocks = store.load_manifest(one.manifest_id).blocks
     assert blocks == store.load_manifest(two.manifest_id).blocks
+
+
+def test_holes_are_zeroed_run_by_run_where_the_target_can(scope: Scope) -> None:
+    data = bytearray(image(seed=9, blocks=24))
+    data[2 * BLOCK : 7 * BLOCK] = bytes(5 * BLOCK)  # a run of five holes
+    data += bytes(BLOCK // 2)  # a short last block, a hole too
+    store = ChunkStore(MemoryBackend(), block_size=BLOCK)
+    result = store.backup(scope, reader(data), len(data))
+    blocks = store.load_manifest(result.manifest_id).blocks
+    hole_bytes = sum(len(data[i * BLOCK : (i + 1) * BLOCK]) for i, b in enumerate(blocks) if not b)
+    target = bytearray(b"\xee" * len(data))
+    zeroed: list[tuple[int, int]] = []
+
+    def write_at(offset: int, chunk: bytes) -> None:
+        target[offset : offset + len(chunk)] = chunk
+
+    def zero_at(offset: int, length: int) -> None:
+        zeroed.append((offset, length))
+        target[offset : offset + length] = bytes(length)
+
+    store.restore_into(scope, result.manifest_id, write_at, zero_at=zero_at)
+    assert target == data
+    # One call per run of holes, not one per block: no call ends where the next begins.
+    assert any(o <= 2 * BLOCK and o + n >= 7 * BLOCK for o, n in zeroed)
+    assert all(o + n < later for (o, n), (later, _) in itertools.pairwise(zeroed))
+    assert zeroed[-1][0] + zeroed[-1][1] == len(data)
+    assert sum(length for _, length in zeroed) == hole_bytes

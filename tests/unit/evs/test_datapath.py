@@ -74,6 +74,49 @@ def test_zero_write_over_data_reads_zeros(driver: LocalVolumeDriver, volume: str
     assert read_all(driver, volume, 0, 4096) == b"\xff" * 4096
 
 
+def test_write_zeroes_frees_whole_units_and_writes_partial_ones(
+    driver: LocalVolumeDriver, volume: str
+) -> None:
+    data = pattern(3 * MiB, seed=3)
+    driver.write(volume, 0, data)
+    image = driver.root / f"{volume}.img"
+    allocated = os.stat(image).st_blocks
+    # From inside one unit to inside another: the units between become a hole.
+    assert driver.write_zeroes(volume, 1536, 2 * MiB) == 2 * MiB
+    expected = bytearray(data + bytes(DISK_SIZE - len(data)))
+    expected[1536 : 1536 + 2 * MiB] = bytes(2 * MiB)
+    assert read_all(driver, volume) == expected
+    assert os.stat(image).st_blocks * 512 <= allocated * 512 - 2 * MiB + 8192
+    assert driver.changed_extents(volume) == [(0, 3 * MiB)]
+
+
+def test_write_zeroes_is_a_write_for_the_change_map_and_views(
+    driver: LocalVolumeDriver, volume: str
+) -> None:
+    driver.write(volume, 0, pattern(MiB, seed=4))
+    with driver.begin_backup(volume) as view:
+        driver.write_zeroes(volume, 0, MiB)
+        assert view.read_at(0, MiB) == pattern(MiB, seed=4)  # the view keeps its image
+        view.commit()
+    assert driver.changed_extents(volume) == [(0, MiB)]
+    assert read_all(driver, volume, 0, MiB) == bytes(MiB)
+
+
+@pytest.mark.parametrize(
+    ("offset", "length"),
+    [(-512, 512), (100, 512), (0, 100), (DISK_SIZE - 512, 1024)],
+)
+def test_bad_zero_ranges_raise_and_change_nothing(
+    driver: LocalVolumeDriver, volume: str, offset: int, length: int
+) -> None:
+    driver.write(volume, 0, b"\x5a" * 4096)
+    before_image = (driver.root / f"{volume}.img").read_bytes()
+    with pytest.raises(RangeError):
+        driver.write_zeroes(volume, offset, length)
+    assert (driver.root / f"{volume}.img").read_bytes() == before_image
+    assert driver.changed_extents(volume) == [(0, CBT_BLOCK_SIZE)]
+
+
 @pytest.mark.parametrize(
     ("offset", "length"),
     [

@@ -181,6 +181,10 @@ class LocalVolumeDriver:
         """Write at a 512-aligned offset; rules in volume.py. Returns the bytes written."""
         return self._volume(volume_id).write(offset, data, length)
 
+    def write_zeroes(self, volume_id: str, offset: int, length: int) -> int:
+        """Make a 512-aligned range read as zeros, freeing its space where the file system can."""
+        return self._volume(volume_id).write_zeroes(offset, length)
+
     def read(self, volume_id: str, offset: int, length: int) -> Iterator[bytes]:
         """Plaintext of any range within the disk, as chunks of at most 1 MiB."""
         return self._volume(volume_id).read(offset, length)

@@ -106,6 +106,11 @@ class VolumeDriver(Protocol):
         """Write bytes or a stream of chunks (a stream announces `length`)."""
         ...
 
+    def write_zeroes(self, volume_id: str, offset: int, length: int) -> int:
+        """Make a range read as zeros (same rules as `write`), without writing them where the
+        backend can (a hole, a discard)."""
+        ...
+
     def read(self, volume_id: str, offset: int, length: int) -> Iterator[bytes]:
         """Plaintext of a range, streamed in chunks."""
         ...

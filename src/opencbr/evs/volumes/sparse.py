@@ -6,6 +6,7 @@ offsets). ``lseek`` for SEEK_DATA moves the shared file position, which nothing 
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 from collections.abc import Callable, Iterable
@@ -18,6 +19,7 @@ __all__ = [
     "fsync_directory",
     "merge_extents",
     "pread_exact",
+    "punch_hole",
     "pwrite_all",
 ]
 
@@ -53,6 +55,28 @@ def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> No
     written = os.pwrite(fd, view, offset)
     while written < len(view):
         written += os.pwrite(fd, view[written:], offset + written)
+
+
+# fallocate(2) with flags, which the os module does not offer (posix_fallocate only allocates).
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_libc = ctypes.CDLL(None, use_errno=True)
+_fallocate = _libc.fallocate
+_fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+_fallocate.restype = ctypes.c_int
+
+
+def punch_hole(fd: int, offset: int, length: int) -> bool:
+    """Free the file's space in [offset, offset+length), which then reads as zeros; the file
+    keeps its size. False where the file system cannot (the caller writes zeros instead)."""
+    if length <= 0:
+        return True
+    if _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EOPNOTSUPP, errno.ENOSYS):
+        return False
+    raise OSError(code, os.strerror(code))
 
 
 def data_extents(fd: int, start: int, end: int) -> list[Extent]:

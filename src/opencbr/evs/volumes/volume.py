@@ -29,14 +29,25 @@ from .backup import CowStore, LocalBackupView
 from .changemap import ChangeMap, ChangeMapUnreadable
 from .crypto import SECTOR_SIZE, DiskKey, SectorCipher
 from .errors import BackupInProgress, RangeError, StreamLengthMismatch, ViewClosed, VolumeNotFound
-from .sparse import Extent, data_extents, pread_exact, pwrite_all
+from .sparse import Extent, data_extents, pread_exact, punch_hole, pwrite_all
 
-__all__ = ["CHUNK_SIZE", "WRITE_ALIGNMENT", "Buffer", "LocalVolume", "VolumePaths", "WriteData"]
+__all__ = [
+    "CHUNK_SIZE",
+    "WRITE_ALIGNMENT",
+    "ZERO_PIECE",
+    "Buffer",
+    "LocalVolume",
+    "VolumePaths",
+    "WriteData",
+]
 
 CHUNK_SIZE = 1 << 20
 """Bytes per piece of the data path (and per chunk yielded by ``read``)."""
 WRITE_ALIGNMENT = 512
 """Writes must start and end on a multiple of this (the guest's logical sector)."""
+ZERO_PIECE = 64 << 20
+"""Bytes zeroed per hold of the volume lock (see ``write_zeroes``)."""
+_ZEROS = bytes(CHUNK_SIZE)
 
 Buffer = bytes | bytearray | memoryview
 WriteData = Buffer | Iterable[Buffer]
@@ -145,6 +156,22 @@ class LocalVolume:
             position += len(piece)
         return length
 
+    def write_zeroes(self, offset: int, length: int) -> int:
+        """Make [offset, offset+length) read as zeros (range rules as for `write`); returns the
+        byte count. The space is freed where the file system can (a hole reads as zeros,
+        encrypted or not) instead of zeros being written: restoring a backup's holes onto a
+        used disk then costs a call per run of holes, not a write and an encryption per byte.
+        Pieces of at most ``ZERO_PIECE`` bytes, each under the volume lock."""
+        self._check_write_range(offset, length)
+        position, end = offset, offset + length
+        while position < end:
+            piece = min(end - position, ZERO_PIECE)
+            with self.lock:
+                self.ensure_open()
+                self._zero_locked(position, piece)
+            position += piece
+        return length
+
     def read(self, offset: int, length: int) -> Iterator[bytes]:
         """Plaintext of [offset, offset+length) as chunks of at most ``CHUNK_SIZE`` bytes."""
         self._check_read_range(offset, length)
@@ -164,10 +191,29 @@ class LocalVolume:
         self._map.mark(offset, length)
         if self._view is not None:
             self._view.cow.preserve(self._fd, offset, length)
+        self._put_locked(offset, data)
+
+    def _put_locked(self, offset: int, data: Buffer) -> None:
         if self._cipher is None:
             pwrite_all(self._fd, data, offset)
         else:
             self._write_encrypted(offset, data)
+
+    def _zero_locked(self, offset: int, length: int) -> None:
+        """Zero one aligned piece: whole units become a hole, partial ones are written."""
+        self._map.mark(offset, length)
+        if self._view is not None:
+            self._view.cow.preserve(self._fd, offset, length)
+        end = offset + length
+        start = -(-offset // SECTOR_SIZE) * SECTOR_SIZE  # the whole units inside the range
+        stop = max(start, end - end % SECTOR_SIZE)
+        if start < stop and punch_hole(self._fd, start, stop - start):
+            edges = [(offset, start - offset), (stop, end - stop)]
+        else:
+            edges = [(offset, length)]
+        for at, size in edges:
+            for piece in range(at, at + size, CHUNK_SIZE):
+                self._put_locked(piece, _ZEROS[: min(CHUNK_SIZE, at + size - piece)])
 
     def read_plain_locked(self, offset: int, length: int) -> bytes:
         """Plaintext of a unit-aligned range of the image. Caller holds lock."""
