@@ -87,8 +87,10 @@ _MAN_HEAD = struct.Struct("<8sBBHIQQI")
 _SHIFT_ENTRY = struct.Struct("<II32s32s")
 _CHECK_SIZE = 16
 _MAC_SIZE = 32
-# A byte of a hole bitmap -> its eight bits as bytes of 0 or 1, lowest bit first.
+# A byte of a hole bitmap -> its eight bits as bytes of 0 or 1, lowest bit first; and flag
+# bytes -> the digits of a base-2 number (a bitmap is built and read without a step per block).
 _HOLE_FLAGS = tuple(bytes((byte >> bit) & 1 for bit in range(8)) for byte in range(256))
+_FLAG_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
 _MAX_MANIFEST_BODY = 1 << 34
 
 
@@ -289,10 +291,8 @@ def encode_manifest(
     shifted: Mapping[int, Shift] | None = None,
 ) -> bytes:
     name = scope.name.encode()
-    holes = bytes(map(operator.is_, repeat(None), blocks))
-    bits = 0
-    for start, end in runs_of_ones(holes):
-        bits |= ((1 << (end - start)) - 1) << start
+    holes = bytes(map(operator.is_, repeat(None), blocks))  # one flag per block, 1 = hole
+    bits = int(holes[::-1].translate(_FLAG_DIGITS), 2) if holes else 0  # block 0 lowest
     bitmap = bits.to_bytes((len(blocks) + 7) // 8, "little")
     ids = b"".join(filter(None, blocks))
     table = b"".join(
