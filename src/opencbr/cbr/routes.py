@@ -17,7 +17,7 @@ from opencbr.evs.models import Disk
 from opencbr.iam.auth import ActorDep
 
 from . import backups, deletion, oplogs, restore, vaults
-from .models import Backup, BackupStatus, Member, ResourceType, Vault
+from .models import Backup, BackupStatus, ResourceType, Vault
 from .policy_routes import router as policy_router
 from .resources import describe_resource
 from .schemas import (
@@ -230,18 +230,7 @@ def _backups_out(session: Session, actor: Any, found: Sequence[Backup]) -> list[
     """Backups as the caller sees them, with their members and children (server backups
     only have any) loaded in at most two queries for the whole page rather than two per backup."""
     shared = [b.id for b in found if b.project_id != actor.project_id]
-    members = (
-        {
-            m.backup_id: m
-            for m in session.scalars(
-                select(Member).where(
-                    Member.backup_id.in_(shared), Member.dest_project_id == actor.project_id
-                )
-            )
-        }
-        if shared
-        else {}
-    )
+    members = backups.memberships(session, actor.project_id, shared)
     children: dict[str, list[Backup]] = {}
     servers = [b.id for b in found if b.resource_type == ResourceType.SERVER]
     for child in (
