@@ -393,22 +393,23 @@ _VISIBLE_BACKUP_FOR_UPDATE = _VISIBLE_BACKUP.with_for_update()
 _MEMBERSHIP = select(Member).where(
     Member.backup_id == bindparam("backup_id"), Member.dest_project_id == bindparam("project_id")
 )
+_MEMBERSHIPS = select(Member).where(
+    Member.backup_id.in_(bindparam("backup_ids", expanding=True)),
+    Member.dest_project_id == bindparam("project_id"),
+)
 
 
 def memberships(session: Session, project_id: str, backup_ids: Sequence[str]) -> dict[str, Member]:
-    """The project's member rows of backups shared with it, by backup id. One backup (a show)
-    takes a statement built once: building and caching an IN query costs about as much as
-    running it."""
+    """The project's member rows of backups shared with it, by backup id, from statements
+    built once: building an IN query and its cache key costs about as much as running it."""
     if len(backup_ids) == 1:
         values = {"backup_id": backup_ids[0], "project_id": project_id}
         member = session.scalar(_MEMBERSHIP, values)
         return {member.backup_id: member} if member is not None else {}
     if not backup_ids:
         return {}
-    query = select(Member).where(
-        Member.backup_id.in_(backup_ids), Member.dest_project_id == project_id
-    )
-    return {member.backup_id: member for member in session.scalars(query)}
+    found = session.scalars(_MEMBERSHIPS, {"backup_ids": backup_ids, "project_id": project_id})
+    return {member.backup_id: member for member in found}
 
 
 def visible_backup(session: Session, actor: Actor, backup_id: str, *, lock: bool = False) -> Backup:
