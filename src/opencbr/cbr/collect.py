@@ -9,13 +9,14 @@ plan-then-execute inside the store and safe with backups and restores running.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opencbr.chunkstore import StoreLocked
+from opencbr.chunkstore import PlanStale, StoreLocked
 from opencbr.core.context import Runtime
 from opencbr.core.jobs import Job, JobContext, JobStatus, enqueue
 
@@ -44,11 +45,13 @@ class CollectGarbage:
             live = set(session.scalars(select(Backup.manifest_id).where(Backup.manifest_id != "")))
         store = chunk_store(runtime)
         store.break_stale_locks(STALE_LOCK_SECONDS)
-        plan = store.gc_plan(live)
+        plan = store.gc_plan(live, tick=_heartbeat(ctx, percent=10))
         try:
-            result = store.gc_execute(plan)
+            result = store.gc_execute(plan, tick=_heartbeat(ctx, percent=60))
         except StoreLocked:
             return {"skipped": "another collection is running"}
+        except PlanStale:  # a collection ran since this plan was made: its work is done
+            return {"skipped": "another collection changed the store since the plan"}
         return {
             "deleted_manifests": len(result.deleted_manifests),
             "deleted_packs": len(result.deleted_packs),
@@ -58,3 +61,20 @@ class CollectGarbage:
 
     def on_failure(self, ctx: JobContext, error: BaseException) -> None:
         return None
+
+
+def _heartbeat(
+    ctx: JobContext, percent: int, clock: Callable[[], float] = time.monotonic
+) -> Callable[[], None]:
+    """Renews the job's lease four times per lease while a collection reads or deletes
+    objects (a large store has thousands); raises LeaseLost if another worker took it."""
+    every = ctx.lease.total_seconds() / 4
+    last = clock()
+
+    def beat() -> None:
+        nonlocal last
+        if clock() - last >= every:
+            last = clock()
+            ctx.progress(percent)
+
+    return beat

@@ -12,6 +12,7 @@ __all__ = [
     "CorruptBlock",
     "CorruptObject",
     "MissingObject",
+    "PlanStale",
     "StoreLocked",
     "UnknownBlock",
     "WrongKey",
@@ -92,6 +93,12 @@ class StoreLocked(ChunkStoreError):
     """Another garbage collection holds the store."""
 
     code = "chunkstore.locked"
+
+
+class PlanStale(ChunkStoreError):
+    """The store changed under a collection plan (another collection rewrote the index)."""
+
+    code = "chunkstore.plan_stale"
 
 
 def _context(manifest_id: str, pack: str) -> str:

@@ -6,11 +6,11 @@ partly live are counted in the plan (`partly_live_packs`) but not rewritten.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import ChunkStoreError, MissingObject, StoreLocked
+from .errors import ChunkStoreError, MissingObject, PlanStale, StoreLocked
 from .formats import IndexFile
 from .index import (
     INDEX_PREFIX,
@@ -61,8 +61,22 @@ class GcResult:
     notes: tuple[str, ...]
 
 
-def _load_roots(store: ChunkStore, names: Iterable[str]) -> dict[str, set[bytes]]:
-    return {m: store.load_manifest(m).stored_ids() for m in names}
+Tick = Callable[[], None]
+"""Called after each object read or deleted: a long collection's heartbeat."""
+
+
+def _no_tick() -> None:
+    return None
+
+
+def _load_roots(
+    store: ChunkStore, names: Iterable[str], tick: Tick = _no_tick
+) -> dict[str, set[bytes]]:
+    roots = {}
+    for name in names:
+        roots[name] = store.load_manifest(name).stored_ids()
+        tick()
+    return roots
 
 
 def _pack_contents(store: ChunkStore, files: Iterable[str]) -> dict[str, dict[bytes, int]]:
@@ -78,30 +92,34 @@ def _pack_contents(store: ChunkStore, files: Iterable[str]) -> dict[str, dict[by
 _PLAN_ATTEMPTS = 3
 
 
-def make_gc_plan(store: ChunkStore, live: frozenset[str] | None, grace: float) -> GcPlan:
+def make_gc_plan(
+    store: ChunkStore, live: frozenset[str] | None, grace: float, tick: Tick | None = None
+) -> GcPlan:
     """The plan, made again from fresh listings when a manifest, index file or pack it lists
     is gone when read: another collection deleted it, or rewrote the index meanwhile. (A pack
     of a vanished index file must not be taken for an orphan: its replacement lists it.)"""
     for attempt in range(1, _PLAN_ATTEMPTS + 1):
         try:
-            return _plan_once(store, live, grace)
+            return _plan_once(store, live, grace, tick or _no_tick)
         except MissingObject:
             if attempt == _PLAN_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 
 
-def _plan_once(store: ChunkStore, live: frozenset[str] | None, grace: float) -> GcPlan:
+def _plan_once(store: ChunkStore, live: frozenset[str] | None, grace: float, tick: Tick) -> GcPlan:
     now = store.clock()
     known = frozenset(store.list_manifests())
     roots, dead = set(known), []
     if live is not None:
         for manifest_id in sorted(known - live):
-            if store.load_manifest(manifest_id).created_ms / 1000 > now - grace:
+            young = store.load_manifest(manifest_id).created_ms / 1000 > now - grace
+            tick()
+            if young:
                 continue  # too young: its backup may not be recorded by the caller yet
             roots.discard(manifest_id)
             dead.append(manifest_id)
-    live_ids: set[bytes] = set().union(*_load_roots(store, sorted(roots)).values())
+    live_ids: set[bytes] = set().union(*_load_roots(store, sorted(roots), tick).values())
     files = tuple(sorted(store.backend.list(INDEX_PREFIX)))
     packs = _pack_contents(store, files)
     dead_packs, partly, dead_blocks, reclaim = [], 0, 0, 0
@@ -163,9 +181,7 @@ class _Execution:
         try:
             self.packs = _pack_contents(store, plan.index_files)
         except MissingObject:
-            raise ChunkStoreError(
-                "the plan is stale (its index files are gone); plan again"
-            ) from None
+            raise PlanStale("the plan is stale (its index files are gone); plan again") from None
         self.held_ids: set[bytes] = set()
         self.held_manifests: set[str] = set()
         self.keep_all_indexed = False
@@ -243,7 +259,8 @@ class _Execution:
         return int(new is not None)
 
 
-def execute_gc(store: ChunkStore, plan: GcPlan) -> GcResult:
+def execute_gc(store: ChunkStore, plan: GcPlan, tick: Tick | None = None) -> GcResult:
+    tick = tick or _no_tick
     with _take_gc_lock(store, plan) as lock:
         run = _Execution(store, plan, lock)
         run.read_locks()
@@ -252,6 +269,7 @@ def execute_gc(store: ChunkStore, plan: GcPlan) -> GcResult:
         dropped = [m for m in plan.dead_manifests if m not in run.held_manifests]
         for manifest_id in dropped:
             store.delete_manifest(manifest_id)
+            tick()
         delete, kept = run.packs_to_delete(late_packs)
         written = run.rewrite_index(set(delete))
         freed = 0
@@ -260,6 +278,7 @@ def execute_gc(store: ChunkStore, plan: GcPlan) -> GcResult:
             freed += sum(blobs.values()) if blobs else run.orphan_sizes.get(pack, 0)
             store.backend.delete(pack_object(pack))
             lock.maybe_refresh()
+            tick()
     return GcResult(
         deleted_manifests=tuple(dropped),
         deleted_packs=tuple(delete),

@@ -442,20 +442,26 @@ class ChunkStore:
         return verify_store(self, {s.name: self.codec(s) for s in scopes}, read_data=read_data)
 
     def gc_plan(
-        self, live_manifests: Iterable[str] | None = None, *, grace: float = 3600.0
+        self,
+        live_manifests: Iterable[str] | None = None,
+        *,
+        grace: float = 3600.0,
+        tick: Callable[[], None] | None = None,
     ) -> GcPlan:
         """What a garbage collection would delete (nothing is changed).
 
         `live_manifests` None keeps every stored manifest; otherwise stored manifests not in it
-        and older than `grace` seconds are dropped.
+        and older than `grace` seconds are dropped. `tick` is called after each manifest read
+        (a caller's heartbeat: a large store has many).
         """
-        return make_gc_plan(
-            self, None if live_manifests is None else frozenset(live_manifests), grace
-        )
+        live = None if live_manifests is None else frozenset(live_manifests)
+        return make_gc_plan(self, live, grace, tick)
 
-    def gc_execute(self, plan: GcPlan) -> GcResult:
-        """Carry out `plan` under the rules in this module's docstring."""
-        result = execute_gc(self, plan)
+    def gc_execute(self, plan: GcPlan, *, tick: Callable[[], None] | None = None) -> GcResult:
+        """Carry out `plan` under the rules in this module's docstring; `tick` is called after
+        each object deleted. Raises `StoreLocked` while another collection runs and
+        `PlanStale` when one rewrote the index since the plan."""
+        result = execute_gc(self, plan, tick)
         self.index.refresh()
         return result
 

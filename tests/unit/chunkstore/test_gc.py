@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from opencbr.chunkstore import ChunkStore, MemoryBackend, Scope, StoreLocked
+from opencbr.chunkstore import ChunkStore, MemoryBackend, PlanStale, Scope, StoreLocked
 from opencbr.chunkstore.index import rebuild_index
 from opencbr.chunkstore.locks import HeldLock
 
@@ -288,3 +288,27 @@ def test_a_plan_made_while_the_index_is_replaced_keeps_every_live_pack(scope: Sc
     store.gc_execute(plan)
     assert restored(store, scope, a, len(first)) == first
     assert restored(store, scope, b, len(second)) == second
+
+
+def test_a_plan_made_before_another_collection_ran_is_refused_as_stale(
+    store: ChunkStore, scope: Scope
+) -> None:
+    a, _, _, _ = two_backups(store, scope)
+    store.delete_manifest(a)
+    first, second = store.gc_plan(), store.gc_plan()
+    assert store.gc_execute(first).deleted_packs  # rewrites the index
+    with pytest.raises(PlanStale):
+        store.gc_execute(second)
+
+
+def test_a_collection_ticks_for_each_manifest_read_and_object_deleted(
+    store: ChunkStore, scope: Scope
+) -> None:
+    a, _, _, _ = two_backups(store, scope)
+    store.delete_manifest(a)
+    ticks: list[str] = []
+    plan = store.gc_plan(tick=lambda: ticks.append("plan"))
+    assert ticks.count("plan") >= len(store.list_manifests())
+    result = store.gc_execute(plan, tick=lambda: ticks.append("execute"))
+    assert ticks.count("execute") == len(result.deleted_packs) + len(result.deleted_manifests)
+    assert result.deleted_packs
