@@ -85,19 +85,26 @@ def _scope(session: Any, scope_id: str) -> StoreScope:
 
 
 class _Progress:
-    """A job's progress reports: each renews the lease (`ctx.progress`, which raises LeaseLost
-    first if another worker took the job); at most every `OPLOG_PROGRESS_SECONDS` the percent
-    is also copied into the running operation log's `extra_info.common.progress`, where
-    ListOpLogs and ShowOpLog show it."""
+    """A job's progress reports. The data plane calls it for every batch of blocks (thousands
+    for a large disk); the job row is written when the percent moves or a quarter of the lease
+    has passed, which renews the lease (`ctx.progress`, which raises LeaseLost first if another
+    worker took the job). At most every `OPLOG_PROGRESS_SECONDS` the percent is also copied
+    into the running operation log's `extra_info.common.progress`, where ListOpLogs and
+    ShowOpLog show it."""
 
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx
         self.oplog_id: str | None = ctx.payload.get("oplog_id")
-        self.copied_at = float("-inf")
+        self.renew_every = ctx.lease.total_seconds() / 4
+        self.percent = -1
+        self.reported_at = self.copied_at = float("-inf")
 
     def __call__(self, percent: int) -> None:
-        self.ctx.progress(percent)
         now = time.monotonic()
+        if percent == self.percent and now - self.reported_at < self.renew_every:
+            return
+        self.percent, self.reported_at = percent, now
+        self.ctx.progress(percent)
         if not self.oplog_id or now - self.copied_at < OPLOG_PROGRESS_SECONDS:
             return
         self.copied_at = now
