@@ -6,6 +6,7 @@ partly live are counted in the plan (`partly_live_packs`) but not rewritten.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -69,14 +70,8 @@ def _no_tick() -> None:
     return None
 
 
-def _load_roots(
-    store: ChunkStore, names: Iterable[str], tick: Tick = _no_tick
-) -> dict[str, set[bytes]]:
-    roots = {}
-    for name in names:
-        roots[name] = store.load_manifest(name).stored_ids()
-        tick()
-    return roots
+def _load_roots(store: ChunkStore, names: Iterable[str]) -> dict[str, set[bytes]]:
+    return {m: store.load_manifest(m).stored_ids() for m in names}
 
 
 def _pack_contents(store: ChunkStore, files: Iterable[str]) -> dict[str, dict[bytes, int]]:
@@ -90,21 +85,37 @@ def _pack_contents(store: ChunkStore, files: Iterable[str]) -> dict[str, dict[by
 
 
 _PLAN_ATTEMPTS = 3
+_PLAN_RETRY_SECONDS = 0.5
 
 
 def make_gc_plan(
     store: ChunkStore, live: frozenset[str] | None, grace: float, tick: Tick | None = None
 ) -> GcPlan:
-    """The plan, made again from fresh listings when a manifest, index file or pack it lists
-    is gone when read: another collection deleted it, or rewrote the index meanwhile. (A pack
-    of a vanished index file must not be taken for an orphan: its replacement lists it.)"""
+    """The plan, made again from fresh listings, a little later each time, when an index file
+    or pack it lists is gone when read: another collection rewrote the index meanwhile, and an
+    object store's listing may lag behind. Such a file is never skipped: the packs it lists
+    would be taken for orphans. (A listed manifest that is gone was deleted: not a root.)"""
     for attempt in range(1, _PLAN_ATTEMPTS + 1):
         try:
             return _plan_once(store, live, grace, tick or _no_tick)
         except MissingObject:
             if attempt == _PLAN_ATTEMPTS:
                 raise
+            time.sleep(_PLAN_RETRY_SECONDS * attempt)
     raise AssertionError("unreachable")
+
+
+def _existing_roots(store: ChunkStore, names: Iterable[str], tick: Tick) -> dict[str, set[bytes]]:
+    """The block ids each listed manifest needs, without the manifests deleted since they were
+    listed (by another collection): those are no longer roots."""
+    roots = {}
+    for name in names:
+        try:
+            roots[name] = store.load_manifest(name).stored_ids()
+        except MissingObject:
+            continue
+        tick()
+    return roots
 
 
 def _plan_once(store: ChunkStore, live: frozenset[str] | None, grace: float, tick: Tick) -> GcPlan:
@@ -113,13 +124,17 @@ def _plan_once(store: ChunkStore, live: frozenset[str] | None, grace: float, tic
     roots, dead = set(known), []
     if live is not None:
         for manifest_id in sorted(known - live):
-            young = store.load_manifest(manifest_id).created_ms / 1000 > now - grace
+            try:
+                young = store.load_manifest(manifest_id).created_ms / 1000 > now - grace
+            except MissingObject:  # deleted since it was listed
+                roots.discard(manifest_id)
+                continue
             tick()
             if young:
                 continue  # too young: its backup may not be recorded by the caller yet
             roots.discard(manifest_id)
             dead.append(manifest_id)
-    live_ids: set[bytes] = set().union(*_load_roots(store, sorted(roots), tick).values())
+    live_ids: set[bytes] = set().union(*_existing_roots(store, sorted(roots), tick).values())
     files = tuple(sorted(store.backend.list(INDEX_PREFIX)))
     packs = _pack_contents(store, files)
     dead_packs, partly, dead_blocks, reclaim = [], 0, 0, 0

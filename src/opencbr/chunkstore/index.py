@@ -95,28 +95,37 @@ class BlockIndex:
     def refresh(self) -> dict[bytes, Location]:
         """Catch up with the index files in the backend; returns the current mapping.
 
-        A file that is gone when read was replaced by garbage collection after the listing
-        (it writes the new index file before it deletes the old ones): listed again."""
+        A listed file that is gone when read was replaced by garbage collection, which writes
+        the new file before it deletes the old ones: it is skipped and the files are listed
+        again for its replacement. An object store's listing may lag behind its deletes and
+        creations; after `_REFRESH_ATTEMPTS` listings the view goes without the files it
+        could not read (a backup then stores those blocks again; a restore that needs one
+        fails with UnknownBlock and is tried again later)."""
         with self._lock:
-            for attempt in range(1, _REFRESH_ATTEMPTS + 1):
-                try:
-                    return self._catch_up()
-                except MissingObject:
-                    if attempt == _REFRESH_ATTEMPTS:
-                        raise
-            raise AssertionError("unreachable")
+            gone: set[str] = set()
+            for _ in range(_REFRESH_ATTEMPTS):
+                vanished = self._catch_up(gone)
+                if not vanished:
+                    break
+                gone |= vanished
+            return self.entries
 
-    def _catch_up(self) -> dict[bytes, Location]:
-        names = frozenset(self._backend.list(INDEX_PREFIX))
+    def _catch_up(self, gone: set[str]) -> set[str]:
+        """Load the listed files not loaded yet; returns the ones that were gone."""
+        names = frozenset(self._backend.list(INDEX_PREFIX)) - gone
         if not self.files <= names:
             self.files, self.entries = frozenset(), {}
         new = sorted(names - self.files)
+        vanished: set[str] = set()
         if new:
             entries = dict(self.entries) if self.files else {}
             for name in new:
-                _merge(entries, load_index_file(self._backend, name))
-            self.files, self.entries = self.files | set(new), entries
-        return self.entries
+                try:
+                    _merge(entries, load_index_file(self._backend, name))
+                except MissingObject:
+                    vanished.add(name)
+            self.files, self.entries = self.files | (set(new) - vanished), entries
+        return vanished
 
     def add(self, name: str, locations: Sequence[tuple[bytes, Location]]) -> None:
         """Record an index file this process has just written."""

@@ -33,12 +33,14 @@ class FakeClock:
 
 class FaultyBackend:
     """Wraps a backend and fails chosen calls: ``fail_put`` decides per object name;
-    ``before_get`` runs before each read (to change the store under a reader)."""
+    ``before_get`` runs before each read (to change the store under a reader); ``ghosts`` are
+    names still listed after their deletion, as an object store's lagging listing does."""
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
         self.fail_put: Callable[[str], bool] = lambda name: False
         self.before_get: Callable[[str], None] = lambda name: None
+        self.ghosts: set[str] = set()
         self.puts: list[str] = []
 
     def put(self, name: str, data: bytes) -> None:
@@ -52,7 +54,8 @@ class FaultyBackend:
         return self.inner.get(name, offset, length)
 
     def list(self, prefix: str) -> Iterator[str]:
-        return self.inner.list(prefix)
+        names = set(self.inner.list(prefix)) | {g for g in self.ghosts if g.startswith(prefix)}
+        return iter(sorted(names))
 
     def delete(self, name: str) -> None:
         self.inner.delete(name)

@@ -312,3 +312,33 @@ def test_a_collection_ticks_for_each_manifest_read_and_object_deleted(
     result = store.gc_execute(plan, tick=lambda: ticks.append("execute"))
     assert ticks.count("execute") == len(result.deleted_packs) + len(result.deleted_manifests)
     assert result.deleted_packs
+
+
+def test_index_files_a_lagging_listing_still_names_are_skipped(scope: Scope) -> None:
+    backend = FaultyBackend(MemoryBackend())
+    writer = make_store(backend)
+    _, b, _, second = two_backups(writer, scope)
+    replaced = set(backend.inner.list("index/"))
+    rebuild_index(backend.inner)  # another process's collection
+    backend.ghosts = replaced  # deleted, still listed
+    reader_store = make_store(backend)
+    assert reader_store.index.refresh() == make_store(backend.inner).index.refresh()
+    assert restored(reader_store, scope, b, len(second)) == second
+
+
+def test_a_manifest_a_lagging_listing_still_names_is_neither_root_nor_dead(
+    scope: Scope,
+) -> None:
+    clock = FakeClock()
+    backend = FaultyBackend(MemoryBackend())
+    store = make_store(backend, clock=clock)
+    a, b, first, _ = two_backups(store, scope)
+    store.delete_manifest(b)
+    backend.ghosts = {f"manifests/{b}"}
+    clock.advance(7200)
+    plan = store.gc_plan({a}, grace=600)
+    assert b not in plan.roots
+    assert b not in plan.dead_manifests
+    assert plan.dead_packs  # the blocks only b used
+    store.gc_execute(plan)
+    assert restored(store, scope, a, len(first)) == first
