@@ -390,9 +390,6 @@ _VISIBLE_BACKUP = select(Backup).where(
     ),
 )
 _VISIBLE_BACKUP_FOR_UPDATE = _VISIBLE_BACKUP.with_for_update()
-_MEMBERSHIP = select(Member).where(
-    Member.backup_id == bindparam("backup_id"), Member.dest_project_id == bindparam("project_id")
-)
 _MEMBERSHIPS = select(Member).where(
     Member.backup_id.in_(bindparam("backup_ids", expanding=True)),
     Member.dest_project_id == bindparam("project_id"),
@@ -400,12 +397,8 @@ _MEMBERSHIPS = select(Member).where(
 
 
 def memberships(session: Session, project_id: str, backup_ids: Sequence[str]) -> dict[str, Member]:
-    """The project's member rows of backups shared with it, by backup id, from statements
+    """The project's member rows of backups shared with it, by backup id, from a statement
     built once: building an IN query and its cache key costs about as much as running it."""
-    if len(backup_ids) == 1:
-        values = {"backup_id": backup_ids[0], "project_id": project_id}
-        member = session.scalar(_MEMBERSHIP, values)
-        return {member.backup_id: member} if member is not None else {}
     if not backup_ids:
         return {}
     found = session.scalars(_MEMBERSHIPS, {"backup_ids": backup_ids, "project_id": project_id})

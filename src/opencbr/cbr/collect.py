@@ -9,8 +9,7 @@ plan-then-execute inside the store and safe with backups and restores running.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +20,7 @@ from opencbr.core.context import Runtime
 from opencbr.core.jobs import Job, JobContext, JobStatus, enqueue
 
 from .dataplane import chunk_store
+from .engine import JobProgress
 from .models import Backup
 
 __all__ = ["GC_JOB", "CollectGarbage", "request_collection"]
@@ -45,9 +45,12 @@ class CollectGarbage:
             live = set(session.scalars(select(Backup.manifest_id).where(Backup.manifest_id != "")))
         store = chunk_store(runtime)
         store.break_stale_locks(STALE_LOCK_SECONDS)
-        plan = store.gc_plan(live, tick=_heartbeat(ctx, percent=10))
+        # A tick per object read or deleted; the reports renew the lease (a large store has
+        # thousands of objects).
+        report = JobProgress(ctx)
+        plan = store.gc_plan(live, tick=lambda: report(10))
         try:
-            result = store.gc_execute(plan, tick=_heartbeat(ctx, percent=60))
+            result = store.gc_execute(plan, tick=lambda: report(60))
         except StoreLocked:
             return {"skipped": "another collection is running"}
         except PlanStale:  # a collection ran since this plan was made: its work is done
@@ -61,20 +64,3 @@ class CollectGarbage:
 
     def on_failure(self, ctx: JobContext, error: BaseException) -> None:
         return None
-
-
-def _heartbeat(
-    ctx: JobContext, percent: int, clock: Callable[[], float] = time.monotonic
-) -> Callable[[], None]:
-    """Renews the job's lease four times per lease while a collection reads or deletes
-    objects (a large store has thousands); raises LeaseLost if another worker took it."""
-    every = ctx.lease.total_seconds() / 4
-    last = clock()
-
-    def beat() -> None:
-        nonlocal last
-        if clock() - last >= every:
-            last = clock()
-            ctx.progress(percent)
-
-    return beat

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ from .vaults import reserve
 __all__ = [
     "BackupJob",
     "DiskFromBackupJob",
+    "JobProgress",
     "RestoreJob",
     "ServerFromBackupJob",
     "project_actor",
@@ -84,23 +85,23 @@ def _scope(session: Any, scope_id: str) -> StoreScope:
     return scope
 
 
-class _Progress:
+class JobProgress:
     """A job's progress reports. The data plane calls it for every batch of blocks (thousands
-    for a large disk); the job row is written when the percent moves or a quarter of the lease
-    has passed, which renews the lease (`ctx.progress`, which raises LeaseLost first if another
-    worker took the job). At most every `OPLOG_PROGRESS_SECONDS` the percent is also copied
-    into the running operation log's `extra_info.common.progress`, where ListOpLogs and
-    ShowOpLog show it."""
+    for a large disk), a collection for every object it reads or deletes; the job row is
+    written when the percent moves or a quarter of the lease has passed, which renews the
+    lease (`ctx.progress`, which raises LeaseLost first if another worker took the job). At
+    most every `OPLOG_PROGRESS_SECONDS` the percent is also copied into the running operation
+    log's `extra_info.common.progress`, where ListOpLogs and ShowOpLog show it."""
 
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx = ctx
+    def __init__(self, ctx: JobContext, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ctx, self.clock = ctx, clock
         self.oplog_id: str | None = ctx.payload.get("oplog_id")
         self.renew_every = ctx.lease.total_seconds() / 4
         self.percent = -1
         self.reported_at = self.copied_at = float("-inf")
 
     def __call__(self, percent: int) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if percent == self.percent and now - self.reported_at < self.renew_every:
             return
         self.percent, self.reported_at = percent, now
@@ -251,7 +252,7 @@ class BackupJob:
         total = sum(v.size for v in views) or 1
         done_before = 0
         results = []
-        report = _Progress(ctx)
+        report = JobProgress(ctx)
         for task, view in zip(tasks, views, strict=True):
 
             def progress(done: int, _total: int, base: int = done_before) -> None:
@@ -347,7 +348,7 @@ def _write_backup_into(
         manifest = backup.manifest_id
     store = chunk_store(runtime)
     index, count = weight
-    report = _Progress(ctx)
+    report = JobProgress(ctx)
 
     def progress(done: int, total: int) -> None:
         report(int(95 * (index + done / max(total, 1)) / count))

@@ -70,10 +70,6 @@ def _no_tick() -> None:
     return None
 
 
-def _load_roots(store: ChunkStore, names: Iterable[str]) -> dict[str, set[bytes]]:
-    return {m: store.load_manifest(m).stored_ids() for m in names}
-
-
 def _pack_contents(store: ChunkStore, files: Iterable[str]) -> dict[str, dict[bytes, int]]:
     """pack -> {block id: blob length}, from index files."""
     packs: dict[str, dict[bytes, int]] = {}
@@ -207,8 +203,8 @@ class _Execution:
     def hold(self, manifest_id: str, why: str) -> None:
         self.held_manifests.add(manifest_id)
         try:
-            ids = _load_roots(self.store, [manifest_id])[manifest_id]
-        except (MissingObject, ChunkStoreError):
+            ids = self.store.load_manifest(manifest_id).stored_ids()
+        except ChunkStoreError:  # MissingObject, CorruptObject
             self.keep_all_indexed = True
             self.notes.append(f"{why} holds unreadable manifest {manifest_id}: kept every pack")
             return
