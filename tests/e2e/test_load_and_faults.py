@@ -685,23 +685,33 @@ def test_load_then_kill_a_worker_and_an_api_process(deployment: Deployment) -> N
     victim_name = _worker_name(deployment.worker_logs[0])
     killed: dict[str, Any] = {}
 
-    def kill_in_the_middle() -> None:
-        time.sleep(PHASE_SECONDS / 3)
-        deadline = time.monotonic() + PHASE_SECONDS / 3
-        held: list[str] = []
-        while time.monotonic() < deadline and not held:
-            with runtime.database.unit_of_work() as session:
-                held = list(
-                    session.scalars(
-                        select(Job.id).where(
-                            Job.status == JobStatus.RUNNING,
-                            Job.lease_owner.startswith(victim_name + "/"),
-                        )
+    def held_by_victim() -> list[str]:
+        with runtime.database.unit_of_work() as session:
+            return list(
+                session.scalars(
+                    select(Job.id).where(
+                        Job.status == JobStatus.RUNNING,
+                        Job.lease_owner.startswith(victim_name + "/"),
                     )
                 )
-            if not held:
-                time.sleep(0.05)
-        deployment.workers[0].send_signal(signal.SIGKILL)
+            )
+
+    def kill_in_the_middle() -> None:
+        """Kill the worker while it holds a job. It is frozen (SIGSTOP) while its jobs are
+        read, so none of them can finish between that read and the kill."""
+        time.sleep(PHASE_SECONDS / 3)
+        deadline = time.monotonic() + PHASE_SECONDS / 3
+        victim = deployment.workers[0]
+        held: list[str] = []
+        while True:
+            victim.send_signal(signal.SIGSTOP)
+            time.sleep(0.1)  # a commit already sent reaches PostgreSQL
+            held = held_by_victim()
+            if held or time.monotonic() >= deadline:
+                break
+            victim.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
         deployment.apis[0].send_signal(signal.SIGKILL)
         killed["jobs"], killed["at"] = held, time.monotonic()
 
