@@ -1,14 +1,15 @@
 """The backup engine: read a disk in aligned blocks, store the blocks the store lacks.
 
-Work is cut into batches of contiguous blocks (a few MiB). Worker threads read a batch,
-drop holes, hash, look the ids up, and compress + encrypt only the new blocks; BLAKE3, zstd,
-AES-GCM and ``os.pread`` all release the GIL. A process pool was measured against threads
-(bench/backup_bench.py, bench/README.md): a pool whose workers read the image themselves was
-faster in one run and slower in another, but the reader here may be any callable (a volume's
-``read_at``) that cannot be sent to another process, and a pool that is sent the data was the
-slowest variant in every run; so threads. The calling thread consumes batches in
-order, appends new blobs to a pack buffer and hands full packs to one writer thread. At most
-`window` batches and two packs are in memory at once, whatever the disk size.
+Work is cut into batches of a few MiB of blocks (one run of contiguous blocks, or several short
+ones). Worker threads read a batch, drop holes, hash, look the ids up, and compress + encrypt
+only the new blocks; BLAKE3, zstd, AES-GCM and ``os.pread`` all release the GIL. A process pool
+was measured against threads (bench/backup_bench.py, bench/README.md): a pool whose workers
+read the image themselves was faster in one run and slower in another, but the reader here may
+be any callable (a volume's ``read_at``) that cannot be sent to another process, and a pool
+that is sent the data was the slowest variant in every run; so threads. The calling thread
+consumes batches in order, appends new blobs to a pack buffer and hands full packs to one
+writer thread. At most `window` batches and two packs are in memory at once, whatever the disk
+size.
 
 A new block that is a shifted copy of two blocks before it is recorded as a `Shift` instead
 of a blob (shifts.py).
@@ -184,10 +185,23 @@ def _forget_changed(blocks: list[bytes | None], changed: bytearray) -> None:
         blocks[start:end] = [None] * (end - start)
 
 
-def _batches(runs: list[tuple[int, int]], per_batch: int) -> Iterator[tuple[int, int]]:
+def _batches(runs: list[tuple[int, int]], per_batch: int) -> Iterator[list[tuple[int, int]]]:
+    """The runs cut into batches of at most `per_batch` blocks. Short runs share a batch: a
+    change map of scattered writes has a thousand runs of one or two blocks, and a batch
+    each would cost a hand-off to a worker and back for every 64 KiB."""
+    batch: list[tuple[int, int]] = []
+    room = per_batch
     for start, end in runs:
-        for first in range(start, end, per_batch):
-            yield first, min(end, first + per_batch)
+        while start < end:
+            take = min(end - start, room)
+            batch.append((start, start + take))
+            start += take
+            room -= take
+            if not room:
+                yield batch
+                batch, room = [], per_batch
+    if batch:
+        yield batch
 
 
 class _PackWriter:
@@ -290,8 +304,11 @@ class _BackupRun:
             refused |= {b for b in block_ids - refused if self.index[b].pack in self.condemned}
         return refused
 
-    def process(self, first: int, end: int) -> list[_Block]:
-        """Worker: read blocks [first, end) and encode the ones the store lacks."""
+    def process(self, batch: list[tuple[int, int]]) -> list[tuple[int, list[_Block]]]:
+        """Worker: read each run [first, end) of blocks and encode the blocks the store lacks."""
+        return [(first, self._process_run(first, end)) for first, end in batch]
+
+    def _process_run(self, first: int, end: int) -> list[_Block]:
         offset = first * self.bs
         length = min(end * self.bs, self.size) - offset
         data = self.read_at(offset, length)
@@ -363,13 +380,13 @@ class _BackupRun:
         self,
         pool: ThreadPoolExecutor,
         writer: _PackWriter,
-        batches: Iterator[tuple[int, int]],
+        batches: Iterator[list[tuple[int, int]]],
         progress: Progress | None,
         tick: Callable[[], None],
     ) -> None:
-        window: deque[tuple[int, int, Future[list[_Block]]]] = deque()
-        for first, end in batches:
-            window.append((first, end, pool.submit(self.process, first, end)))
+        window: deque[Future[list[tuple[int, list[_Block]]]]] = deque()
+        for batch in batches:
+            window.append(pool.submit(self.process, batch))
             if len(window) >= self.store.window:
                 self._take(window.popleft(), writer, progress)
                 tick()
@@ -379,25 +396,27 @@ class _BackupRun:
 
     def _take(
         self,
-        item: tuple[int, int, Future[list[_Block]]],
+        future: Future[list[tuple[int, list[_Block]]]],
         writer: _PackWriter,
         progress: Progress | None,
     ) -> None:
-        """Record a batch's results in disk order. The batch's first block becomes an original
-        for shifts here, where the block before it is known."""
-        first, end, future = item
-        for i, (block_id, length, blob, start, shift) in enumerate(future.result(), start=first):
-            self.blocks[i] = block_id
-            self.read_bytes += length
-            if shift is not None:
-                self.shifted[i] = shift
-                self.shifted_blocks += 1
-                continue
-            if blob is not None and block_id is not None and block_id not in writer.added:
-                writer.add(block_id, blob)
-                self.new_blocks += 1
-            if start is not None and i and i - 1 not in self.shifted:
-                self._add_original(start, i, self.blocks[i - 1], block_id)
+        """Record a batch's results in disk order. The first block of each run becomes an
+        original for shifts here, where the block before it is known."""
+        end = 0
+        for first, blocks in future.result():
+            for i, (block_id, length, blob, start, shift) in enumerate(blocks, start=first):
+                self.blocks[i] = block_id
+                self.read_bytes += length
+                if shift is not None:
+                    self.shifted[i] = shift
+                    self.shifted_blocks += 1
+                    continue
+                if blob is not None and block_id is not None and block_id not in writer.added:
+                    writer.add(block_id, blob)
+                    self.new_blocks += 1
+                if start is not None and i and i - 1 not in self.shifted:
+                    self._add_original(start, i, self.blocks[i - 1], block_id)
+            end = first + len(blocks)
         if progress is not None:
             progress(min(end * self.bs, self.size), self.size)
 

@@ -38,8 +38,8 @@ class ShiftFinder:
     """Shared by a backup's worker threads.
 
     A worker adds each block it keeps as a blob, with the block before it, as soon as it has
-    hashed both, so copies of data a few batches back are found too; the first block of a
-    batch is added by the consumer, which knows the block before it.
+    hashed both, so copies of data a few batches back are found too; the first block of
+    each run read is added by the consumer, which knows the block before it.
     """
 
     def __init__(

@@ -90,6 +90,26 @@ def test_incrementals_keep_the_parents_shifts(scope: Scope) -> None:
         assert restored(store, scope, result.manifest_id, len(data)) == bytes(changed)
 
 
+def test_a_run_read_in_the_middle_of_a_batch_serves_as_an_original(scope: Scope) -> None:
+    """A change map's short runs share a batch. The first block of each run is an original
+    too, with the parent's block before it: here block 5, after block 4 that is not read."""
+    data = shifted_image()
+    parent_image = data[: 8 * BLOCK] + bytes(len(data) - 8 * BLOCK)
+    # Batches of 6 blocks, each taken before the next is read: [0, 4) + [5, 7), [7, 13), ...
+    store = shift_store(batch_bytes=6 * BLOCK, window=1)
+    parent = store.backup(scope, reader(parent_image), len(data)).manifest_id
+    extents = [(0, 4 * BLOCK), (5 * BLOCK, 12 * BLOCK)]
+    result = store.backup(scope, reader(data), len(data), parent=parent, changed_extents=extents)
+    manifest = store.load_manifest(result.manifest_id)
+    offset = BLOCK - COPY_SHIFT
+    # Block 12 would be a shift of blocks 3 and 4, but block 4 was not read: no original.
+    assert dict(manifest.shifted) == {
+        9 + m: Shift(manifest.blocks[m], offset, manifest.blocks[m + 1]) for m in range(7) if m != 3
+    }
+    assert result.new_blocks == 3  # the copy's two ragged ends, and block 12
+    assert restored(store, scope, result.manifest_id, len(data)) == data
+
+
 def test_garbage_collection_keeps_the_blocks_shifts_are_cut_from(scope: Scope) -> None:
     data = shifted_image()
     changed = bytearray(data)
