@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from opencbr.chunkstore import ChunkStore, LocalDirBackend, Scope
+from opencbr.chunkstore import ChunkStore, LocalDirBackend, Scope, keep_freed_buffers
 
 
 def bench_scope() -> Scope:
@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--zstd-level", type=int, default=None)
     args = parser.parse_args()
+    keep_freed_buffers()  # as in a process that runs jobs (`opencbr worker`, `opencbr serve`)
     kwargs: dict[str, int] = {"block_size": args.block_size} if args.block_size else {}
     if args.zstd_level is not None:
         kwargs["zstd_level"] = args.zstd_level

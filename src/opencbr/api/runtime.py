@@ -13,6 +13,7 @@ from sqlalchemy import MetaData, text
 
 from opencbr.cbr.restore import disk_from_backup
 from opencbr.cbr.scheduler import periodic_tick
+from opencbr.chunkstore import keep_freed_buffers
 from opencbr.core.context import Runtime
 from opencbr.core.db import Base, Database, migrate
 from opencbr.core.jobs import JobHandler, WorkerPool
@@ -134,6 +135,8 @@ def job_handlers(runtime: Runtime) -> dict[str, JobHandler]:
 
 
 def start_workers(runtime: Runtime, threads: int = 2, name: str | None = None) -> WorkerPool:
+    """Run jobs in this process until the pool is stopped."""
+    keep_freed_buffers()  # jobs move disks through large buffers (chunkstore/allocator.py)
     pool = WorkerPool(
         runtime.database,
         job_handlers(runtime),

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .allocator import keep_freed_buffers
 from .backend import Backend, LocalDirBackend, MemoryBackend
 from .backup import BackupResult
 from .codec import Scope
@@ -58,6 +59,7 @@ __all__ = [
     "UnknownBlock",
     "VerifyReport",
     "WrongKey",
+    "keep_freed_buffers",
     "open_backend",
     "open_store",
 ]
