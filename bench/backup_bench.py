@@ -77,6 +77,9 @@ def run_measured(cmd: list[str], *, cwd: Path | None = None) -> Run:
     at its parent's size at fork, so it cannot be taken from this (large) Python process.
     """
     stats = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-time-{os.getpid()}.txt"
+    # Whatever earlier steps left unwritten (the hard-linked copy of a store: thousands of
+    # directory entries) is written now, not in the first fsync of the step timed next.
+    os.sync()
     started = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-o", str(stats), "-f", "%M %U %S", *cmd], cwd=cwd,
                           env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
