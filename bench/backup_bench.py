@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,15 +63,16 @@ class Run:
     cpu: float = 0.0  # user + system seconds of the process: steadier than wall time on a busy host
 
 
-def run(cmd: list[str], *, cwd: Path | None = None) -> str:
+def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     """Run an untimed helper command; its stdout."""
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env or ENV, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
     return proc.stdout
 
 
-def run_measured(cmd: list[str], *, cwd: Path | None = None) -> Run:
+def run_measured(cmd: list[str], *, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> Run:
     """Run `cmd`: wall time; peak RSS and CPU time of that command alone.
 
     Measured by GNU time, a small process: a child's peak RSS as the kernel reports it starts
@@ -82,7 +84,7 @@ def run_measured(cmd: list[str], *, cwd: Path | None = None) -> Run:
     os.sync()
     started = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-o", str(stats), "-f", "%M %U %S", *cmd], cwd=cwd,
-                          env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                          env=env or ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - started
     out = proc.stdout.decode(errors="replace")
     if proc.returncode:
@@ -106,6 +108,24 @@ def fsync_file(path: Path) -> float:
 
 def tree_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+INCREMENTAL_RUNS = 3
+
+
+def median_incremental(repo: Path, after_full: Path, hard_links: bool,
+                       backup: Callable[[], Run]) -> Run:
+    """The median of `INCREMENTAL_RUNS` incremental backups, each into `repo` as it was
+    after the full backup (`after_full`, a copy). An incremental takes a second or less for
+    OpenCBR, so one run is at the mercy of this host's moments; every tool gets the same.
+    `hard_links` copies by linking: for repositories whose files are never changed in place."""
+    runs = []
+    for _ in range(INCREMENTAL_RUNS):
+        shutil.rmtree(repo, ignore_errors=True)
+        subprocess.run(["cp", "-al" if hard_links else "-a", str(after_full), str(repo)],
+                       check=True)
+        runs.append(backup())
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
 
 
 def sha256_file(path: Path) -> str:
@@ -223,7 +243,13 @@ def bench_restic(work: Path, base: Path, mutated: Path, sha: str) -> ToolResult:
     res.full = run_measured(["restic", "-r", str(repo), "backup", "--quiet", str(disk)])
     res.store_full = tree_size(repo)
     disk = stage_disk(work, mutated)
-    res.incr = run_measured(["restic", "-r", str(repo), "backup", "--quiet", str(disk)])
+    after_full = work / "restic-repo-full"
+    shutil.rmtree(after_full, ignore_errors=True)
+    repo.rename(after_full)
+    res.incr = median_incremental(
+        repo, after_full, True,
+        lambda: run_measured(["restic", "-r", str(repo), "backup", "--quiet", str(disk)]))
+    shutil.rmtree(after_full, ignore_errors=True)
     res.growth = tree_size(repo) - res.store_full
     snaps = json.loads(run(["restic", "-r", str(repo), "snapshots", "--json"]))
     first = sorted(snaps, key=lambda s: s["time"])[0]["id"]
@@ -236,20 +262,33 @@ def bench_restic(work: Path, base: Path, mutated: Path, sha: str) -> ToolResult:
 
 
 def bench_borg(work: Path, base: Path, mutated: Path, sha: str) -> ToolResult:
-    repo, out = work / "borg-repo", work / "borg-restore"
-    shutil.rmtree(repo, ignore_errors=True)
+    # The repository with borg's cache and security files: borg refuses a repository older
+    # than the one its cache and security files last saw, so they are copied together.
+    state, out = work / "borg", work / "borg-restore"
+    repo = state / "repo"
+    env = {**ENV, "BORG_CACHE_DIR": str(state / "cache"),
+           "BORG_SECURITY_DIR": str(state / "security")}
+    shutil.rmtree(state, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     res = ToolResult("borg", notes=["borg: --compression zstd,3"])
-    run(["borg", "init", "--encryption", "repokey", str(repo)])
+    state.mkdir()
+    run(["borg", "init", "--encryption", "repokey", str(repo)], env=env)
     disk = stage_disk(work, base)
     create = ["borg", "create", "--compression", "zstd,3", "--sparse"]
-    res.full = run_measured([*create, f"{repo}::full", "disk.img"], cwd=disk.parent)
+    res.full = run_measured([*create, f"{repo}::full", "disk.img"], cwd=disk.parent, env=env)
     res.store_full = tree_size(repo)
     disk = stage_disk(work, mutated)
-    res.incr = run_measured([*create, f"{repo}::incr", "disk.img"], cwd=disk.parent)
+    after_full = work / "borg-full"
+    shutil.rmtree(after_full, ignore_errors=True)
+    state.rename(after_full)
+    res.incr = median_incremental(  # borg rewrites some of its files: a real copy
+        state, after_full, False,
+        lambda: run_measured([*create, f"{repo}::incr", "disk.img"], cwd=disk.parent, env=env))
+    shutil.rmtree(after_full, ignore_errors=True)
     res.growth = tree_size(repo) - res.store_full
     out.mkdir()
-    res.restore = run_measured(["borg", "extract", "--sparse", f"{repo}::full"], cwd=out)
+    res.restore = run_measured(["borg", "extract", "--sparse", f"{repo}::full"], cwd=out,
+                               env=env)
     res.restore.seconds += fsync_file(out / "disk.img")
     res.restore_ok = sha256_file(out / "disk.img") == sha
     shutil.rmtree(out, ignore_errors=True)
@@ -277,12 +316,19 @@ def bench_opencbr(work: Path, base: Path, mutated: Path, sha: str, extents_file:
     res.full, info = opencbr_op("backup", str(store), str(base), *common)
     res.store_full = tree_size(store)
     full_id = info["manifest_id"]
-    subprocess.run(["cp", "-al", str(store), str(clone)], check=True)  # objects are immutable
-    res.incr_map, _ = opencbr_op("backup", str(store), str(mutated), "--parent", full_id,
-                                 "--extents", str(extents_file), *common)
-    res.growth_map = tree_size(store) - res.store_full
-    res.incr, _ = opencbr_op("backup", str(clone), str(mutated), "--parent", full_id, *common)
+    after_full = work / f"{tag}-store-full"
+    shutil.rmtree(after_full, ignore_errors=True)
+    store.rename(after_full)
+    res.incr = median_incremental(  # the store's objects are immutable: hard links
+        clone, after_full, True,
+        lambda: opencbr_op("backup", str(clone), str(mutated), "--parent", full_id, *common)[0])
     res.growth = tree_size(clone) - res.store_full
+    res.incr_map = median_incremental(
+        store, after_full, True,
+        lambda: opencbr_op("backup", str(store), str(mutated), "--parent", full_id,
+                           "--extents", str(extents_file), *common)[0])
+    res.growth_map = tree_size(store) - res.store_full
+    shutil.rmtree(after_full, ignore_errors=True)
     res.restore, _ = opencbr_op("restore", str(store), full_id, str(out))
     res.restore_ok = sha256_file(out) == sha
     out.unlink(missing_ok=True)
