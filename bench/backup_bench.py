@@ -7,8 +7,10 @@ Generates a deterministic mixed disk image with the shared generator and a copy 
 it rewritten (scattered 4-64 KiB writes), computes the changed extents by comparing the two,
 installs restic and borgbackup from Debian when missing, and times for each tool: a full
 backup, an incremental backup of the changed image (OpenCBR with the change map and without
-it; restic and borg have no change map), and a restore of the full backup into a new file.
-Every timed command runs in its own process; its peak RSS comes from wait4(). Restores are
+it; restic and borg have no change map; each incremental the median of three, every tool
+starting from a copy of its repository after the full backup), and a restore of the full
+backup into a new file. Every timed command runs in its own process, after an `os.sync()`;
+its peak RSS and CPU time come from GNU time. Restores are
 checked against the generator's sha256. Images stay in the page cache (the machine has room),
 so all tools read at the same speed. Prints one table, the ratios against the targets, the
 machine's limits, and a thread-versus-process comparison for the block pipeline.
