@@ -67,6 +67,7 @@ __all__ = [
     "decode_manifest",
     "encode_index",
     "encode_manifest",
+    "hole_flags",
     "object_digest",
     "pack_header_length",
     "parse_pack_header",
@@ -246,6 +247,11 @@ class Manifest:
             raise WrongKey(what, f"the id key of scope {scope.name!r} does not authenticate it")
 
 
+def hole_flags(blocks: Sequence[bytes | None]) -> bytes:
+    """One byte per block: 1 for a hole, 0 for a block with an id."""
+    return bytes(map(operator.is_, repeat(None), blocks))
+
+
 def runs_of_ones(flags: bytes | bytearray) -> list[tuple[int, int]]:
     """The [start, end) runs of 1 in a sequence of 0 and 1 bytes (one flag per block): a
     per-block loop costs about a microsecond a block, and disks have tens of thousands."""
@@ -291,7 +297,7 @@ def encode_manifest(
     shifted: Mapping[int, Shift] | None = None,
 ) -> bytes:
     name = scope.name.encode()
-    holes = bytes(map(operator.is_, repeat(None), blocks))  # one flag per block, 1 = hole
+    holes = hole_flags(blocks)
     bits = int(holes[::-1].translate(_FLAG_DIGITS), 2) if holes else 0  # block 0 lowest
     bitmap = bits.to_bytes((len(blocks) + 7) // 8, "little")
     ids = b"".join(filter(None, blocks))

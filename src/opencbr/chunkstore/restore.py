@@ -11,19 +11,17 @@ them, and checked against their own ids the same way.
 
 from __future__ import annotations
 
-import operator
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import repeat
 from typing import TYPE_CHECKING
 
 from .backend import Backend
 from .codec import BlockCodec
 from .errors import CorruptBlock, MissingObject, UnknownBlock
-from .formats import Manifest, runs_of_ones, stored_ids
+from .formats import Manifest, hole_flags, runs_of_ones, stored_ids
 from .index import Location, pack_object
 
 if TYPE_CHECKING:
@@ -310,7 +308,7 @@ def _zero_holes(
     way (a volume frees the space), else by writing zeros in pieces of `_ZERO_PIECE` bytes.
     Reports progress (a job's heartbeat) at most every `_REPORT_SECONDS` meanwhile."""
     bs, size = manifest.block_size, manifest.disk_size
-    holes = bytes(map(operator.is_, repeat(None), manifest.blocks))
+    holes = hole_flags(manifest.blocks)
     zeroed, reported = 0, time.monotonic()
     for first, end in runs_of_ones(holes):
         offset, stop = first * bs, min(end * bs, size)
@@ -322,9 +320,7 @@ def _zero_holes(
         zeroed += stop - offset
         if time.monotonic() - reported >= _REPORT_SECONDS:
             reported = time.monotonic()
-            tick()
-            if progress is not None:
-                progress(size, size)
+            _report(progress, size, size, tick)
     return zeroed
 
 

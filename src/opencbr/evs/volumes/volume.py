@@ -188,10 +188,14 @@ class LocalVolume:
         length = len(data)
         if length == 0:
             return
+        self._claim_locked(offset, length)
+        self._put_locked(offset, data)
+
+    def _claim_locked(self, offset: int, length: int) -> None:
+        """Before a range changes: mark it in the change map, keep its old data for an open view."""
         self._map.mark(offset, length)
         if self._view is not None:
             self._view.cow.preserve(self._fd, offset, length)
-        self._put_locked(offset, data)
 
     def _put_locked(self, offset: int, data: Buffer) -> None:
         if self._cipher is None:
@@ -201,9 +205,7 @@ class LocalVolume:
 
     def _zero_locked(self, offset: int, length: int) -> None:
         """Zero one aligned piece: whole units become a hole, partial ones are written."""
-        self._map.mark(offset, length)
-        if self._view is not None:
-            self._view.cow.preserve(self._fd, offset, length)
+        self._claim_locked(offset, length)
         end = offset + length
         start = -(-offset // SECTOR_SIZE) * SECTOR_SIZE  # the whole units inside the range
         stop = max(start, end - end % SECTOR_SIZE)
