@@ -1,0 +1,115 @@
+"""Routes whose inputs cannot fail validation are served by a `DirectHandler`: the caller's
+check, the endpoint and the whole unit of work on one thread, committed before the response,
+rolled back on an error; routes with other inputs keep FastAPI's handling."""
+
+# No `from __future__ import annotations`: the routes below are made inside a function, and
+# their annotations name local types, which a string annotation could not be resolved to.
+
+import asyncio
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+
+from opencbr.api.app import create_app
+from opencbr.core.context import Runtime
+from opencbr.core.errors import ProjectNotFound
+from opencbr.core.web import JSONRoute, OnEndpointThread, SessionDep
+
+
+def _caller(project_id: str, request: Request, session: SessionDep) -> str:
+    """A caller check that reads the database in the request's unit of work."""
+    assert session.execute(text("SELECT 1")).scalar() == 1
+    return f"{request.headers.get('x-caller', 'nobody')} in {project_id}"
+
+
+CallerDep = Annotated[str, OnEndpointThread(_caller)]
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> Iterator[FastAPI]:
+    """The service's app with a few routes of its own over a `notes` table (dropped after)."""
+    with runtime.database.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE notes (id VARCHAR(36))"))
+    try:
+        yield _app(runtime)
+    finally:
+        with runtime.database.engine.begin() as connection:
+            connection.execute(text("DROP TABLE notes"))
+
+
+def _app(runtime: Runtime) -> FastAPI:
+    router = APIRouter(prefix="/p/{project_id}", route_class=JSONRoute)
+
+    @router.put("/notes/{note_id}", status_code=201)
+    def put_note(note_id: str, caller: CallerDep, session: SessionDep) -> dict[str, Any]:
+        session.execute(text("INSERT INTO notes (id) VALUES (:id)"), {"id": note_id})
+        return {"note": note_id, "caller": caller}
+
+    @router.post("/notes/{note_id}/fail")
+    def put_then_fail(note_id: str, caller: CallerDep, session: SessionDep) -> None:
+        session.execute(text("INSERT INTO notes (id) VALUES (:id)"), {"id": note_id})
+        raise ProjectNotFound(project_id=note_id)
+
+    @router.get("/notes/{note_id}")
+    def show_note(note_id: str, caller: CallerDep, session: SessionDep) -> dict[str, Any]:
+        found = session.execute(text("SELECT id FROM notes WHERE id = :id"), {"id": note_id})
+        return {"note": found.scalar()}
+
+    @router.get("/notes")
+    def list_notes(caller: CallerDep, session: SessionDep, limit: int = 10) -> dict[str, Any]:
+        rows = session.execute(text("SELECT id FROM notes ORDER BY id LIMIT :n"), {"n": limit})
+        return {"notes": [row.id for row in rows]}
+
+    app = create_app(runtime)
+    app.router.routes[:0] = router.routes
+    return app
+
+
+def _call(app: FastAPI, method: str, path: str) -> httpx.Response:
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.request(method, path, headers={"x-caller": "alice"})
+
+    # A thread of its own: another test's browser driver may own this thread's event loop.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, call()).result()
+
+
+def _direct(app: FastAPI, name: str) -> bool:
+    route = next(r for r in app.router.routes if isinstance(r, APIRoute) and r.name == name)
+    assert isinstance(route, JSONRoute)
+    return route.direct is not None
+
+
+def test_only_routes_whose_inputs_cannot_fail_are_served_directly(app: FastAPI) -> None:
+    assert _direct(app, "put_note")
+    assert _direct(app, "show_note")
+    assert not _direct(app, "list_notes")  # a query input, validated by FastAPI
+    assert _direct(app, "show_backup")  # the service's own by-id reads
+    assert not _direct(app, "list_backups")
+
+
+def test_a_direct_write_is_committed_before_its_response(app: FastAPI) -> None:
+    created = _call(app, "PUT", "/p/p1/notes/n1")
+
+    assert created.status_code == 201  # the route's own status code
+    assert created.json() == {"note": "n1", "caller": "alice in p1"}
+    assert _call(app, "GET", "/p/p1/notes/n1").json() == {"note": "n1"}
+    assert _call(app, "GET", "/p/p1/notes?limit=5").json() == {"notes": ["n1"]}
+
+
+def test_an_error_rolls_the_direct_unit_of_work_back(app: FastAPI) -> None:
+    failed = _call(app, "POST", "/p/p1/notes/n2/fail")
+
+    assert failed.status_code == ProjectNotFound.status
+    assert failed.json()["error_code"] == ProjectNotFound.code
+    assert failed.headers["x-request-id"] == failed.json()["request_id"]
+    # The insert before the error was rolled back.
+    assert _call(app, "GET", "/p/p1/notes/n2").json() == {"note": None}
