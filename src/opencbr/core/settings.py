@@ -34,8 +34,12 @@ class Settings(BaseSettings):
         default=True, description="run job workers in API processes (false: API only)"
     )
     worker_threads: int = Field(default=2, ge=1, description="jobs a process runs at once")
+    # A request's work holds the GIL most of the time it runs; threads beyond a few only take
+    # turns at it, and past the number of requests in flight they cost throughput and tail
+    # latency (bench/README.md, "Fewer request threads"). A request waiting for a row lock
+    # holds its thread: raise this where many requests wait on the same rows.
     request_threads: int = Field(
-        default=40, ge=1, description="requests an API process works on at once (its threads)"
+        default=4, ge=1, description="requests an API process works on at once (its threads)"
     )
     job_lease_seconds: int = Field(
         default=60,
