@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import email.message
 import functools
 import inspect
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any, cast, get_args, get_origin
 
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
-from fastapi import Depends, Request, params
+from fastapi import Depends, HTTPException, Request, params
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.utils import get_path_param_names
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from .context import Runtime
@@ -103,116 +107,213 @@ class JSONRoute(APIRoute):
     is inferred from its `-> dict` annotation: FastAPI would validate the value again on a
     worker thread after the endpoint, one more hand-off per request, taken while the unit of
     work still holds its row locks (requests waiting for those locks could hold every thread).
-    Its `OnEndpointThread` dependencies run on the endpoint's thread where they can, and a
-    route whose inputs cannot fail validation is served by a `DirectHandler`."""
+
+    A route whose inputs a `DirectHandler` can provide is served by one; any other runs its
+    `OnEndpointThread` dependencies on the endpoint's thread where no other input can fail."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if isinstance(kwargs.get("response_model"), DefaultPlaceholder):
             kwargs["response_model"] = None
-        call = _with_dependencies_inline(path, endpoint)
-        self.direct = DirectHandler.plan(path, call, kwargs.get("status_code"))
-        super().__init__(path, call, **kwargs)
+        direct = None if kwargs.get("dependencies") else DirectHandler.plan(path, endpoint)
+        if direct is None:
+            endpoint = _with_dependencies_inline(path, endpoint)
+        self.direct = direct
+        super().__init__(path, endpoint, **kwargs)
+        if direct is not None:
+            direct.status_code = self.status_code or 200
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        if self.direct is not None and not self.dependencies:
+        if self.direct is not None:
             return self.direct.handle
         return super().get_route_handler()
 
 
-@dataclass(frozen=True)
-class DirectHandler:
-    """Serves a route whose inputs are path segments, the request, the unit of work and
-    dependencies of the request alone, without FastAPI's per-request dependency solving (a
-    quarter of a short read's CPU): the request's own async dependencies (the signed body)
-    are awaited on the event loop, then one thread runs its sync ones, the endpoint and the
-    whole unit of work, which it commits or rolls back before the response is sent."""
+# Where a `DirectHandler` takes an input from: a path segment (by name), the request, the unit
+# of work, the JSON body, or a dependency (by its function: its result serves every parameter
+# that names it, as FastAPI caches a dependency within a request).
+Source = tuple[str, Any]
+REQUEST: Source = ("request", None)
+SESSION: Source = ("session", None)
+BODY: Source = ("body", None)
 
-    call: Callable[..., Any]
-    status_code: int
-    path_params: tuple[str, ...]
-    request_params: tuple[str, ...]
-    session_param: str | None
-    on_loop: tuple[tuple[str, Callable[[Request], Awaitable[Any]]], ...]
-    on_thread: tuple[tuple[str, Callable[[Request], Any]], ...]
+
+@dataclass(frozen=True)
+class _Call:
+    function: Callable[..., Any]
+    arguments: tuple[tuple[str, Source], ...]  # parameter name -> where its value comes from
+
+
+@dataclass
+class DirectHandler:
+    """Serves a route without FastAPI's per-request dependency solving (a quarter of a short
+    read's CPU) and with one thread hand-off. Its inputs are path segments, the request, the
+    unit of work, dependencies of the request alone, `OnEndpointThread` checks of those, and
+    at most one JSON body model. The async dependencies (the signed body) and the body are
+    read on the event loop; then one thread opens the unit of work, runs the checks (the
+    caller's), validates the body, runs the endpoint and commits, or rolls back on an error,
+    before the response is sent. The caller is checked before the body is validated, so an
+    unknown caller gets a 401 whatever it sent."""
+
+    endpoint: _Call
+    checks: tuple[_Call, ...]
+    on_loop: tuple[Callable[[Request], Awaitable[Any]], ...]
+    on_thread: tuple[Callable[[Request], Any], ...]
+    body: TypeAdapter[Any] | None
+    uses_session: bool
+    status_code: int = 200
 
     @classmethod
-    def plan(cls, path: str, call: Callable[..., Any], status: int | None) -> DirectHandler | None:
-        """The handler of `call` at `path`, or None when one of its inputs needs FastAPI."""
-        if inspect.iscoroutinefunction(call):
+    def plan(cls, path: str, endpoint: Callable[..., Any]) -> DirectHandler | None:
+        """The handler of `endpoint` at `path`, or None when one of its inputs needs FastAPI."""
+        if inspect.iscoroutinefunction(endpoint):
             return None
         path_params = get_path_param_names(path)
-        names: dict[str, list[str]] = {"path": [], "request": [], "session": []}
-        on_loop: list[tuple[str, Any]] = []
-        on_thread: list[tuple[str, Any]] = []
-        for param in inspect.signature(call, eval_str=True).parameters.values():
-            kind = _direct_input(param, path_params)
-            if kind in names:
-                names[kind].append(param.name)
-            elif kind in ("loop", "thread"):
-                dependency = cast("params.Depends", _dependency_of(param)).dependency
-                (on_loop if kind == "loop" else on_thread).append((param.name, dependency))
-            else:
-                return None
-        if len(names["session"]) > 1:
+        checks: list[_Call] = []
+        call = _direct_call(endpoint, path_params, checks)
+        if call is None:
             return None
+        dependencies = {
+            source[1]
+            for each in (*checks, call)
+            for _, source in each.arguments
+            if source[0] == "dependency" and source[1] not in {c.function for c in checks}
+        }
+        annotations = inspect.get_annotations(endpoint, eval_str=True)
+        model = next((annotations[name] for name, s in call.arguments if s == BODY), None)
         return cls(
-            call=call,
-            status_code=status or 200,
-            path_params=tuple(names["path"]),
-            request_params=tuple(names["request"]),
-            session_param=names["session"][0] if names["session"] else None,
-            on_loop=tuple(on_loop),
-            on_thread=tuple(on_thread),
+            endpoint=call,
+            checks=tuple(checks),
+            on_loop=tuple(d for d in dependencies if inspect.iscoroutinefunction(d)),
+            on_thread=tuple(d for d in dependencies if not inspect.iscoroutinefunction(d)),
+            body=TypeAdapter(model) if model is not None else None,
+            uses_session=any(s == SESSION for c in (*checks, call) for _, s in c.arguments),
         )
 
     async def handle(self, request: Request) -> Response:
-        values: dict[str, Any] = {name: request.path_params[name] for name in self.path_params}
-        for name in self.request_params:
-            values[name] = request
-        for name, dependency in self.on_loop:
-            values[name] = await dependency(request)
-        return await to_thread.run_sync(self._run, request, values)
+        known: dict[Source, Any] = {REQUEST: request}
+        for dependency in self.on_loop:
+            known[("dependency", dependency)] = await dependency(request)
+        if self.body is not None:
+            known[BODY] = await request.body()
+        return await to_thread.run_sync(self._run, request, known)
 
-    def _run(self, request: Request, values: dict[str, Any]) -> Response:
-        for name, dependency in self.on_thread:
-            values[name] = dependency(request)
-        if self.session_param is None:
-            return self._response(self.call(**values))
+    def _run(self, request: Request, known: dict[Source, Any]) -> Response:
+        for dependency in self.on_thread:
+            known[("dependency", dependency)] = dependency(request)
+        if not self.uses_session:
+            return self._respond(request, known)
         database = get_runtime(request).database
         read_only = request.method in SAFE_METHODS
         session = (database.read_sessions if read_only else database.sessions)()
+        known[SESSION] = session
         try:
-            values[self.session_param] = session
-            response = self._response(self.call(**values))
+            response = self._respond(request, known)
             if not (read_only and database.reads_autocommit):
                 session.commit()
             return response
         finally:
             session.close()  # rolls back whatever was not committed
 
-    def _response(self, result: Any) -> Response:
+    def _respond(self, request: Request, known: dict[Source, Any]) -> Response:
+        """The checks, the body's validation and the endpoint, in this order."""
+        for check in self.checks:
+            known[("dependency", check.function)] = _invoke(check, request, known)
+        if self.body is not None:
+            known[BODY] = _parse_body(self.body, request, known[BODY])
+        result = _invoke(self.endpoint, request, known)
         if isinstance(result, Response):
             return result
         return JSONResponse(jsonable_encoder(result), status_code=self.status_code)
 
 
-def _direct_input(param: inspect.Parameter, path_params: set[str]) -> str | None:
-    """How a `DirectHandler` provides this input, or None when it cannot."""
+def _invoke(call: _Call, request: Request, known: dict[Source, Any]) -> Any:
+    arguments = {
+        name: request.path_params[source[1]] if source[0] == "path" else known[source]
+        for name, source in call.arguments
+    }
+    return call.function(**arguments)
+
+
+def _direct_call(
+    function: Callable[..., Any], path_params: set[str], checks: list[_Call] | None
+) -> _Call | None:
+    """`function` with the source of each of its inputs, and its `OnEndpointThread` checks
+    added to `checks` (None: a check's own inputs, which take no checks and no body); None
+    when an input has no source."""
+    arguments: list[tuple[str, Source]] = []
+    for param in inspect.signature(function, eval_str=True).parameters.values():
+        source = _direct_source(param, path_params)
+        marker = _dependency_of(param)
+        if source is None and checks is not None and isinstance(marker, OnEndpointThread):
+            check = _direct_call(cast("Callable[..., Any]", marker.dependency), path_params, None)
+            if check is None:
+                return None
+            checks.append(check)
+            source = ("dependency", check.function)
+        if source is None or (
+            source == BODY and (checks is None or BODY in dict(arguments).values())
+        ):
+            return None
+        arguments.append((param.name, source))
+    return _Call(function, tuple(arguments))
+
+
+def _direct_source(param: inspect.Parameter, path_params: set[str]) -> Source | None:
+    """Where a `DirectHandler` takes this input from, if it can (not `OnEndpointThread`)."""
     if param.annotation is Request:
-        return "request"
-    dependency = _dependency_of(param)
-    if dependency is None:
-        return "path" if param.name in path_params and param.annotation is str else None
-    if dependency.dependency is request_session:
-        return "session"
-    if dependency.dependency is None or not _of_request_alone(dependency.dependency):
+        return REQUEST
+    marker = _dependency_of(param)
+    if marker is None:
+        if param.name in path_params:
+            return ("path", param.name) if param.annotation is str else None
+        model = isinstance(param.annotation, type) and issubclass(param.annotation, BaseModel)
+        return BODY if model and param.default is inspect.Parameter.empty else None
+    dependency = marker.dependency
+    if dependency is request_session:
+        return SESSION
+    if dependency is None or isinstance(marker, OnEndpointThread):
         return None
-    return "loop" if inspect.iscoroutinefunction(dependency.dependency) else "thread"
+    parameters = inspect.signature(dependency, eval_str=True).parameters.values()
+    return ("dependency", dependency) if all(p.annotation is Request for p in parameters) else None
 
 
-def _of_request_alone(function: Callable[..., Any]) -> bool:
-    parameters = inspect.signature(function, eval_str=True).parameters.values()
-    return all(param.annotation is Request for param in parameters)
+def _parse_body(model: TypeAdapter[Any], request: Request, body: bytes) -> Any:
+    """The body validated as FastAPI validates a single JSON body: parsed as JSON when its
+    content type says it is, errors located under `body`."""
+    if not body:
+        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+        raise RequestValidationError([missing])
+    value: Any = body
+    if _is_json(request.headers.get("content-type")):
+        try:
+            value = json.loads(body)
+        except json.JSONDecodeError as error:
+            invalid = {
+                "type": "json_invalid",
+                "loc": ("body", error.pos),
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": error.msg},
+            }
+            raise RequestValidationError([invalid]) from error
+        except ValueError as error:  # not UTF-8
+            raise HTTPException(400, "There was an error parsing the body") from error
+    try:
+        return model.validate_python(value, from_attributes=True)
+    except ValidationError as error:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        raise RequestValidationError(errors) from error
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
 
 
 def _with_dependencies_inline(path: str, endpoint: Callable[..., Any]) -> Callable[..., Any]:

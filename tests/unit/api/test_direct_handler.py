@@ -12,20 +12,27 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from opencbr.api.app import create_app
 from opencbr.core.context import Runtime
-from opencbr.core.errors import ProjectNotFound
+from opencbr.core.errors import ProjectNotFound, Unauthenticated
 from opencbr.core.web import JSONRoute, OnEndpointThread, SessionDep
 
 
 def _caller(project_id: str, request: Request, session: SessionDep) -> str:
     """A caller check that reads the database in the request's unit of work."""
     assert session.execute(text("SELECT 1")).scalar() == 1
-    return f"{request.headers.get('x-caller', 'nobody')} in {project_id}"
+    if "x-caller" not in request.headers:
+        raise Unauthenticated(reason="no caller")
+    return f"{request.headers['x-caller']} in {project_id}"
+
+
+class NoteText(BaseModel):
+    text: str = Field(max_length=5)
 
 
 CallerDep = Annotated[str, OnEndpointThread(_caller)]
@@ -61,6 +68,12 @@ def _app(runtime: Runtime) -> FastAPI:
         found = session.execute(text("SELECT id FROM notes WHERE id = :id"), {"id": note_id})
         return {"note": found.scalar()}
 
+    @router.post("/notes/{note_id}/text")
+    def set_text(
+        note_id: str, body: NoteText, caller: CallerDep, session: SessionDep
+    ) -> dict[str, Any]:
+        return {"note": note_id, "text": body.text}
+
     @router.get("/notes")
     def list_notes(caller: CallerDep, session: SessionDep, limit: int = 10) -> dict[str, Any]:
         rows = session.execute(text("SELECT id FROM notes ORDER BY id LIMIT :n"), {"n": limit})
@@ -71,11 +84,21 @@ def _app(runtime: Runtime) -> FastAPI:
     return app
 
 
-def _call(app: FastAPI, method: str, path: str) -> httpx.Response:
+def _call(
+    app: FastAPI,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    headers = (
+        {"x-caller": "alice", "content-type": "application/json"} if headers is None else headers
+    )
+
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.request(method, path, headers={"x-caller": "alice"})
+            return await client.request(method, path, content=body, headers=headers)
 
     # A thread of its own: another test's browser driver may own this thread's event loop.
     with ThreadPoolExecutor(1) as pool:
@@ -113,3 +136,42 @@ def test_an_error_rolls_the_direct_unit_of_work_back(app: FastAPI) -> None:
     assert failed.headers["x-request-id"] == failed.json()["request_id"]
     # The insert before the error was rolled back.
     assert _call(app, "GET", "/p/p1/notes/n2").json() == {"note": None}
+
+
+def test_each_function_takes_its_inputs_from_its_own_declarations(runtime: Runtime) -> None:
+    def header_project(request: Request) -> str:
+        return request.headers.get("x-caller", "")
+
+    def caller(project_id: Annotated[str, Depends(header_project)]) -> str:
+        return f"caller's {project_id}"
+
+    router = APIRouter(route_class=JSONRoute)
+
+    @router.get("/q/{project_id}")
+    def show(project_id: str, who: Annotated[str, OnEndpointThread(caller)]) -> dict[str, str]:
+        return {"project": project_id, "who": who}
+
+    app = create_app(runtime)
+    app.router.routes[:0] = router.routes
+
+    assert _direct(app, "show")
+    assert _call(app, "GET", "/q/p7").json() == {"project": "p7", "who": "caller's alice"}
+
+
+def test_a_body_is_validated_after_the_caller_is_checked(app: FastAPI) -> None:
+    path = "/p/p1/notes/n3/text"
+
+    assert _call(app, "POST", path, b'{"text": "hi"}').json() == {"note": "n3", "text": "hi"}
+    assert _call(app, "POST", path, b"{not json", headers={}).status_code == 401
+    malformed = _call(app, "POST", path, b"{not json")
+    assert malformed.status_code == 400
+    assert "JSON decode error" in malformed.json()["error_msg"]
+    too_long = _call(app, "POST", path, b'{"text": "too long"}')
+    assert too_long.status_code == 400
+    assert too_long.json()["error_msg"].startswith("Invalid request: text:")
+    empty = _call(app, "POST", path, b"")
+    assert (empty.status_code, "Field required" in empty.json()["error_msg"]) == (400, True)
+    plain = _call(
+        app, "POST", path, b'{"text": "hi"}', {"x-caller": "a", "content-type": "text/plain"}
+    )
+    assert plain.status_code == 400  # not declared JSON: not read as JSON
