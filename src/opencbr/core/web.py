@@ -18,7 +18,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.utils import get_path_param_names
+from fastapi.utils import get_path_param_names, is_body_allowed_for_status_code
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
@@ -223,6 +223,8 @@ class DirectHandler:
         result = _invoke(self.endpoint, request, known)
         if isinstance(result, Response):
             return result
+        if not is_body_allowed_for_status_code(self.status_code):  # 204, 304: no body at all
+            return Response(status_code=self.status_code)
         return JSONResponse(jsonable_encoder(result), status_code=self.status_code)
 
 

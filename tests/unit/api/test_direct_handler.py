@@ -74,6 +74,10 @@ def _app(runtime: Runtime) -> FastAPI:
     ) -> dict[str, Any]:
         return {"note": note_id, "text": body.text}
 
+    @router.delete("/notes/{note_id}", status_code=204)
+    def delete_note(note_id: str, caller: CallerDep, session: SessionDep) -> None:
+        session.execute(text("DELETE FROM notes WHERE id = :id"), {"id": note_id})
+
     @router.get("/notes")
     def list_notes(caller: CallerDep, session: SessionDep, limit: int = 10) -> dict[str, Any]:
         rows = session.execute(text("SELECT id FROM notes ORDER BY id LIMIT :n"), {"n": limit})
@@ -126,6 +130,10 @@ def test_a_direct_write_is_committed_before_its_response(app: FastAPI) -> None:
     assert created.json() == {"note": "n1", "caller": "alice in p1"}
     assert _call(app, "GET", "/p/p1/notes/n1").json() == {"note": "n1"}
     assert _call(app, "GET", "/p/p1/notes?limit=5").json() == {"notes": ["n1"]}
+
+    deleted = _call(app, "DELETE", "/p/p1/notes/n1")
+    assert (deleted.status_code, deleted.content) == (204, b"")  # no body, not `null`
+    assert _call(app, "GET", "/p/p1/notes/n1").json() == {"note": None}
 
 
 def test_an_error_rolls_the_direct_unit_of_work_back(app: FastAPI) -> None:
