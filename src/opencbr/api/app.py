@@ -25,6 +25,7 @@ from opencbr.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge,
 from opencbr.core.ids import new_uuid
 from opencbr.core.logging import request_context
 from opencbr.core.metrics import MetricsExposition, record_request
+from opencbr.core.web import FastJSONResponse
 
 from .runtime import SLICES
 
@@ -310,7 +311,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         yield
 
     app = FastAPI(
-        title="OpenCBR", version="0.1.0", docs_url="/docs", redoc_url=None, lifespan=lifespan
+        title="OpenCBR",
+        version="0.1.0",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        default_response_class=FastJSONResponse,
     )
     app.state.runtime = runtime
     _install_error_handlers(app)
