@@ -6,9 +6,10 @@ import email.message
 import functools
 import inspect
 import json
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any, cast, get_args, get_origin
+from typing import Annotated, Any, Union, cast, get_args, get_origin
 
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.utils import get_path_param_names, is_body_allowed_for_status_code
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 from sqlalchemy.orm import Session
 
 from .context import Runtime
@@ -129,13 +131,43 @@ class JSONRoute(APIRoute):
         return super().get_route_handler()
 
 
-# Where a `DirectHandler` takes an input from: a path segment (by name), the request, the unit
-# of work, the JSON body, or a dependency (by its function: its result serves every parameter
-# that names it, as FastAPI caches a dependency within a request).
+# Where a `DirectHandler` takes an input from: a path segment (by name), a query parameter, the
+# request, the unit of work, the JSON body, or a dependency (by its function: its result serves
+# every parameter that names it, as FastAPI caches a dependency within a request).
 Source = tuple[str, Any]
 REQUEST: Source = ("request", None)
 SESSION: Source = ("session", None)
 BODY: Source = ("body", None)
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A query parameter of one value, validated as FastAPI validates it; when absent, its
+    default (`inspect.Parameter.empty`: required)."""
+
+    name: str
+    adapter: TypeAdapter[Any]
+    default: Any
+
+    def value(self, request: Request) -> Any:
+        raw = request.query_params.get(self.name)
+        if raw is None:
+            if self.default is inspect.Parameter.empty:
+                raise _QueryError(
+                    {"type": "missing", "loc": ("query", self.name), "msg": "Field required"}
+                )
+            return self.default
+        try:
+            return self.adapter.validate_python(raw)
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            raise _QueryError({**first, "loc": ("query", self.name, *first["loc"])}) from error
+
+
+class _QueryError(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error["msg"])
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -157,6 +189,7 @@ class DirectHandler:
 
     endpoint: _Call
     checks: tuple[_Call, ...]
+    queries: tuple[_Query, ...]
     on_loop: tuple[Callable[[Request], Awaitable[Any]], ...]
     on_thread: tuple[Callable[[Request], Any], ...]
     body: TypeAdapter[Any] | None
@@ -184,6 +217,7 @@ class DirectHandler:
         return cls(
             endpoint=call,
             checks=tuple(checks),
+            queries=tuple(s[1] for _, s in call.arguments if s[0] == "query"),
             on_loop=tuple(d for d in dependencies if inspect.iscoroutinefunction(d)),
             on_thread=tuple(d for d in dependencies if not inspect.iscoroutinefunction(d)),
             body=TypeAdapter(model) if model is not None else None,
@@ -216,9 +250,18 @@ class DirectHandler:
             session.close()  # rolls back whatever was not committed
 
     def _respond(self, request: Request, known: dict[Source, Any]) -> Response:
-        """The checks, the body's validation and the endpoint, in this order."""
+        """The checks, the validation of the query and of the body, and the endpoint, in the
+        order FastAPI takes them."""
         for check in self.checks:
             known[("dependency", check.function)] = _invoke(check, request, known)
+        errors = []
+        for query in self.queries:
+            try:
+                known[("query", query)] = query.value(request)
+            except _QueryError as error:
+                errors.append(error.error)
+        if errors:
+            raise RequestValidationError(errors)
         if self.body is not None:
             known[BODY] = _parse_body(self.body, request, known[BODY])
         result = _invoke(self.endpoint, request, known)
@@ -269,8 +312,10 @@ def _direct_source(param: inspect.Parameter, path_params: set[str]) -> Source | 
     if marker is None:
         if param.name in path_params:
             return ("path", param.name) if param.annotation is str else None
-        model = isinstance(param.annotation, type) and issubclass(param.annotation, BaseModel)
-        return BODY if model and param.default is inspect.Parameter.empty else None
+        if isinstance(param.annotation, type) and issubclass(param.annotation, BaseModel):
+            return BODY if param.default is inspect.Parameter.empty else None
+        query = _query_input(param)
+        return ("query", query) if query is not None else None
     dependency = marker.dependency
     if dependency is request_session:
         return SESSION
@@ -278,6 +323,32 @@ def _direct_source(param: inspect.Parameter, path_params: set[str]) -> Source | 
         return None
     parameters = inspect.signature(dependency, eval_str=True).parameters.values()
     return ("dependency", dependency) if all(p.annotation is Request for p in parameters) else None
+
+
+# Query values a `DirectHandler` validates itself; lists, aliases, headers and cookies stay
+# with FastAPI.
+_QUERY_TYPES = frozenset({str, int, float, bool})
+
+
+def _query_input(param: inspect.Parameter) -> _Query | None:
+    """A query parameter of one plain value (`limit: int = 10`, `Annotated[str | None,
+    Query(max_length=255)] = None`), or None."""
+    if isinstance(param.default, FieldInfo):  # `= Query(...)`: FastAPI's
+        return None
+    base, extras = param.annotation, []
+    if get_origin(base) is Annotated:
+        base, *extras = get_args(base)
+    for extra in extras:
+        if not isinstance(extra, params.Query) or extra.alias or extra.validation_alias:
+            return None
+    kinds = [t for t in get_args(base) if t is not type(None)] if _is_union(base) else [base]
+    if not kinds or not all(kind in _QUERY_TYPES for kind in kinds):
+        return None
+    return _Query(param.name, TypeAdapter(param.annotation), param.default)
+
+
+def _is_union(annotation: Any) -> bool:
+    return get_origin(annotation) in (Union, types.UnionType)
 
 
 def _parse_body(model: TypeAdapter[Any], request: Request, body: bytes) -> Any:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy import text
@@ -78,8 +78,17 @@ def _app(runtime: Runtime) -> FastAPI:
     def delete_note(note_id: str, caller: CallerDep, session: SessionDep) -> None:
         session.execute(text("DELETE FROM notes WHERE id = :id"), {"id": note_id})
 
+    @router.get("/note-search")
+    def find_notes(
+        caller: CallerDep, session: SessionDep, id: Annotated[list[str], Query()]
+    ) -> dict[str, Any]:
+        rows = session.execute(text("SELECT id FROM notes ORDER BY id"))
+        return {"notes": [row.id for row in rows if row.id in id]}
+
     @router.get("/notes")
-    def list_notes(caller: CallerDep, session: SessionDep, limit: int = 10) -> dict[str, Any]:
+    def list_notes(
+        caller: CallerDep, session: SessionDep, limit: Annotated[int, Query(ge=1)] = 10
+    ) -> dict[str, Any]:
         rows = session.execute(text("SELECT id FROM notes ORDER BY id LIMIT :n"), {"n": limit})
         return {"notes": [row.id for row in rows]}
 
@@ -115,12 +124,27 @@ def _direct(app: FastAPI, name: str) -> bool:
     return route.direct is not None
 
 
-def test_only_routes_whose_inputs_cannot_fail_are_served_directly(app: FastAPI) -> None:
+def test_routes_whose_inputs_it_can_validate_are_served_directly(app: FastAPI) -> None:
     assert _direct(app, "put_note")
     assert _direct(app, "show_note")
-    assert not _direct(app, "list_notes")  # a query input, validated by FastAPI
-    assert _direct(app, "show_backup")  # the service's own by-id reads
-    assert not _direct(app, "list_backups")
+    assert _direct(app, "list_notes")
+    assert not _direct(app, "find_notes")  # a list-valued query input: FastAPI's
+    assert _direct(app, "show_backup")  # the service's own routes
+    assert _direct(app, "list_backups")
+
+
+def test_query_values_are_validated_after_the_caller_is_checked(app: FastAPI) -> None:
+    _call(app, "PUT", "/p/p1/notes/n1")
+
+    assert _call(app, "GET", "/p/p1/notes?limit=3&limit=1").json() == {"notes": ["n1"]}
+    assert _call(app, "GET", "/p/p1/notes?limit=many", headers={}).status_code == 401
+    refused = _call(app, "GET", "/p/p1/notes?limit=0")
+    assert refused.status_code == 400
+    assert refused.json()["error_msg"] == (
+        "Invalid request: query.limit: Input should be greater than or equal to 1"
+    )
+    found = _call(app, "GET", "/p/p1/note-search?id=n1")  # FastAPI's own validation
+    assert found.json() == {"notes": ["n1"]}
 
 
 def test_a_direct_write_is_committed_before_its_response(app: FastAPI) -> None:
