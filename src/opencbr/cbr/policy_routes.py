@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
-from opencbr.core.web import JSONRoute, SessionDep
+from opencbr.core.routing import JSONRoute
+from opencbr.core.web import SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import policies

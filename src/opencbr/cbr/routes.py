@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from opencbr.core.errors import ValidationFailed
-from opencbr.core.web import JSONRoute, RuntimeDep, SessionDep, json_response
+from opencbr.core.routing import JSONRoute
+from opencbr.core.web import RuntimeDep, SessionDep, json_response
 from opencbr.evs.models import Disk
 from opencbr.iam.auth import ActorDep
 

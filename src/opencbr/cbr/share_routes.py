@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from opencbr.core.web import JSONRoute, SessionDep
+from opencbr.core.routing import JSONRoute
+from opencbr.core.web import SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import members

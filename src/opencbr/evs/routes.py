@@ -31,7 +31,8 @@ from opencbr.core.jobs import Job
 from opencbr.core.jobs import JobNotFound as CoreJobNotFound
 from opencbr.core.jobs import get_job as core_get_job
 from opencbr.core.numbers import whole_number
-from opencbr.core.web import JSONRoute, RuntimeDep, SessionDep, get_runtime
+from opencbr.core.routing import JSONRoute
+from opencbr.core.web import RuntimeDep, SessionDep, get_runtime
 from opencbr.iam.auth import ActorDep, SignedBodyDep, project_actor
 
 from . import service

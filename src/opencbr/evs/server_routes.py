@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opencbr.core.web import JSONRoute, RuntimeDep, SessionDep
+from opencbr.core.routing import JSONRoute
+from opencbr.core.web import RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import servers, service

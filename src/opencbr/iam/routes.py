@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from opencbr.core.clock import api_time
-from opencbr.core.web import JSONRoute, RuntimeDep, SessionDep
+from opencbr.core.routing import JSONRoute
+from opencbr.core.web import RuntimeDep, SessionDep
 
 from . import agencies, service
 from .auth import PrincipalDep

@@ -10,7 +10,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from opencbr.core.web import JSONRoute, RuntimeDep, SessionDep
+from opencbr.core.routing import JSONRoute
+from opencbr.core.web import RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import grants, keys, service

@@ -20,7 +20,8 @@ from sqlalchemy import text
 from opencbr.api.app import create_app
 from opencbr.core.context import Runtime
 from opencbr.core.errors import ProjectNotFound, Unauthenticated
-from opencbr.core.web import JSONRoute, OnEndpointThread, SessionDep
+from opencbr.core.routing import JSONRoute
+from opencbr.core.web import OnEndpointThread, SessionDep
 
 
 def _caller(project_id: str, request: Request, session: SessionDep) -> str:

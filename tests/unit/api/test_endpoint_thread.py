@@ -14,7 +14,8 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.routing import APIRoute
 
-from opencbr.core.web import JSONRoute, OnEndpointThread
+from opencbr.core.routing import JSONRoute
+from opencbr.core.web import OnEndpointThread
 
 # Set by the caller check. Each hand-off to a worker thread runs in a copy of the event loop's
 # context, so the endpoint sees the value only when the check ran in its own hand-off.
