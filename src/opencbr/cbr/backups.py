@@ -392,6 +392,18 @@ _VISIBLE_BACKUP = select(Backup).where(
     ),
 )
 _VISIBLE_BACKUP_FOR_UPDATE = _VISIBLE_BACKUP.with_for_update()
+# The same backup with the project's member row of it, for a read that shows both.
+_VISIBLE_BACKUP_AND_MEMBER = (
+    select(Backup, Member)
+    .outerjoin(
+        Member,
+        (Member.backup_id == Backup.id) & (Member.dest_project_id == bindparam("project_id")),
+    )
+    .where(
+        Backup.id == bindparam("id"),
+        or_(Backup.project_id == bindparam("project_id"), Member.id.is_not(None)),
+    )
+)
 _MEMBERSHIPS = select(Member).where(
     Member.backup_id.in_(bindparam("backup_ids", expanding=True)),
     Member.dest_project_id == bindparam("project_id"),
@@ -416,6 +428,21 @@ def visible_backup(session: Session, actor: Actor, backup_id: str, *, lock: bool
     if backup is None:
         raise BackupNotFound(id=backup_id)
     return backup
+
+
+def visible_backup_and_membership(
+    session: Session, actor: Actor, backup_id: str
+) -> tuple[Backup, Member | None]:
+    """A backup as `visible_backup` finds it, with the caller's member row of it (None for its
+    owner), in one statement: a recipient's ShowBackup no longer looks its member up apart."""
+    row = None
+    if is_uuid(backup_id):
+        parameters = {"id": backup_id, "project_id": actor.project_id}
+        row = session.execute(_VISIBLE_BACKUP_AND_MEMBER, parameters).first()
+    if row is None:
+        raise BackupNotFound(id=backup_id)
+    backup, member = row
+    return backup, member
 
 
 def owned_backup(session: Session, actor: Actor, backup_id: str, *, lock: bool = False) -> Backup:

@@ -18,7 +18,7 @@ from opencbr.evs.models import Disk
 from opencbr.iam.auth import ActorDep
 
 from . import backups, deletion, oplogs, restore, vaults
-from .models import Backup, BackupStatus, ResourceType, Vault
+from .models import Backup, BackupStatus, Member, ResourceType, Vault
 from .policy_routes import router as policy_router
 from .resources import describe_resource
 from .schemas import (
@@ -227,11 +227,18 @@ def show_checkpoint(checkpoint_id: str, actor: ActorDep, session: SessionDep) ->
     return {"checkpoint": _checkpoint_out(session, actor, checkpoint_id)}
 
 
-def _backups_out(session: Session, actor: Any, found: Sequence[Backup]) -> list[dict[str, Any]]:
-    """Backups as the caller sees them, with their members and children (server backups
-    only have any) loaded in at most two queries for the whole page rather than two per backup."""
-    shared = [b.id for b in found if b.project_id != actor.project_id]
-    members = backups.memberships(session, actor.project_id, shared)
+def _backups_out(
+    session: Session,
+    actor: Any,
+    found: Sequence[Backup],
+    members: dict[str, Member] | None = None,
+) -> list[dict[str, Any]]:
+    """Backups as the caller sees them, with their members (unless the caller's member rows
+    are given) and children (server backups only have any) loaded in at most two queries for
+    the whole page rather than two per backup."""
+    if members is None:
+        shared = [b.id for b in found if b.project_id != actor.project_id]
+        members = backups.memberships(session, actor.project_id, shared)
     children: dict[str, list[Backup]] = {}
     servers = [b.id for b in found if b.resource_type == ResourceType.SERVER]
     for child in (
@@ -323,8 +330,9 @@ def list_backups(
 
 @router.get("/backups/{backup_id}", operation_id="ShowBackup")
 def show_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> JSONResponse:
-    backup = backups.visible_backup(session, actor, backup_id)
-    return json_response({"backup": _backup_out(session, actor, backup)})
+    backup, member = backups.visible_backup_and_membership(session, actor, backup_id)
+    members = {backup.id: member} if member is not None else {}
+    return json_response({"backup": _backups_out(session, actor, [backup], members)[0]})
 
 
 @router.put("/backups/{backup_id}", operation_id="UpdateBackup")
