@@ -71,7 +71,7 @@ SESSION: Source = ("session", None)
 BODY: Source = ("body", None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # a key of the values known in a request: by identity
 class _Query:
     """A query parameter of one value, validated as FastAPI validates it; when absent, its
     default (`inspect.Parameter.empty`: required)."""
@@ -216,7 +216,7 @@ def _direct_call(
     function: Callable[..., Any], path_params: set[str], checks: list[_Call] | None
 ) -> _Call | None:
     """`function` with the source of each of its inputs, and its `OnEndpointThread` checks
-    added to `checks` (None: a check's own inputs, which take no checks and no body); None
+    added to `checks` (None: a check's own inputs, which take no checks, query or body); None
     when an input has no source."""
     arguments: list[tuple[str, Source]] = []
     for param in inspect.signature(function, eval_str=True).parameters.values():
@@ -228,9 +228,9 @@ def _direct_call(
                 return None
             checks.append(check)
             source = ("dependency", check.function)
-        if source is None or (
-            source == BODY and (checks is None or BODY in dict(arguments).values())
-        ):
+        if source is None or (checks is None and source[0] in ("body", "query")):
+            return None  # a check's input is validated before the query and the body
+        if source == BODY and BODY in dict(arguments).values():
             return None
         arguments.append((param.name, source))
     return _Call(function, tuple(arguments))

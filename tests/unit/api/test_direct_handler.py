@@ -208,3 +208,20 @@ def test_a_body_is_validated_after_the_caller_is_checked(app: FastAPI) -> None:
         app, "POST", path, b'{"text": "hi"}', {"x-caller": "a", "content-type": "text/plain"}
     )
     assert plain.status_code == 400  # not declared JSON: not read as JSON
+
+
+def test_a_check_with_a_query_input_leaves_the_route_to_fastapi(runtime: Runtime) -> None:
+    def caller(tenant: str) -> str:  # a query input of the check itself
+        return f"caller of {tenant}"
+
+    router = APIRouter(route_class=JSONRoute)
+
+    @router.get("/r/{thing}")
+    def show_thing(thing: str, who: Annotated[str, OnEndpointThread(caller)]) -> dict[str, str]:
+        return {"thing": thing, "who": who}
+
+    app = create_app(runtime)
+    app.router.routes[:0] = router.routes
+
+    assert not _direct(app, "show_thing")
+    assert _call(app, "GET", "/r/t1?tenant=acme").json() == {"thing": "t1", "who": "caller of acme"}
