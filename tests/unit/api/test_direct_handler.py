@@ -6,7 +6,7 @@ rolled back on an error; routes with other inputs keep FastAPI's handling."""
 # their annotations name local types, which a string annotation could not be resolved to.
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
@@ -93,6 +93,11 @@ def _app(runtime: Runtime) -> FastAPI:
         rows = session.execute(text("SELECT id FROM notes ORDER BY id LIMIT :n"), {"n": limit})
         return {"notes": [row.id for row in rows]}
 
+    return _serving(runtime, router)
+
+
+def _serving(runtime: Runtime, router: APIRouter) -> FastAPI:
+    """The service's app with the router's routes tried first."""
     app = create_app(runtime)
     app.router.routes[:0] = router.routes
     return app
@@ -178,17 +183,21 @@ def test_each_function_takes_its_inputs_from_its_own_declarations(runtime: Runti
     def caller(project_id: Annotated[str, Depends(header_project)]) -> str:
         return f"caller's {project_id}"
 
-    router = APIRouter(route_class=JSONRoute)
-
-    @router.get("/q/{project_id}")
-    def show(project_id: str, who: Annotated[str, OnEndpointThread(caller)]) -> dict[str, str]:
-        return {"project": project_id, "who": who}
-
-    app = create_app(runtime)
-    app.router.routes[:0] = router.routes
+    app = _checked_by(runtime, caller)
 
     assert _direct(app, "show")
     assert _call(app, "GET", "/q/p7").json() == {"project": "p7", "who": "caller's alice"}
+
+
+def _checked_by(runtime: Runtime, check: Callable[..., str]) -> FastAPI:
+    """The app with one more route, `/q/{project_id}`, whose caller `check` checks."""
+    router = APIRouter(route_class=JSONRoute)
+
+    @router.get("/q/{project_id}")
+    def show(project_id: str, who: Annotated[str, OnEndpointThread(check)]) -> dict[str, str]:
+        return {"project": project_id, "who": who}
+
+    return _serving(runtime, router)
 
 
 def test_a_body_is_validated_after_the_caller_is_checked(app: FastAPI) -> None:
@@ -214,14 +223,10 @@ def test_a_check_with_a_query_input_leaves_the_route_to_fastapi(runtime: Runtime
     def caller(tenant: str) -> str:  # a query input of the check itself
         return f"caller of {tenant}"
 
-    router = APIRouter(route_class=JSONRoute)
+    app = _checked_by(runtime, caller)
 
-    @router.get("/r/{thing}")
-    def show_thing(thing: str, who: Annotated[str, OnEndpointThread(caller)]) -> dict[str, str]:
-        return {"thing": thing, "who": who}
-
-    app = create_app(runtime)
-    app.router.routes[:0] = router.routes
-
-    assert not _direct(app, "show_thing")
-    assert _call(app, "GET", "/r/t1?tenant=acme").json() == {"thing": "t1", "who": "caller of acme"}
+    assert not _direct(app, "show")
+    assert _call(app, "GET", "/q/p1?tenant=acme").json() == {
+        "project": "p1",
+        "who": "caller of acme",
+    }
