@@ -288,9 +288,17 @@ def _order(query: Select[Any], sort: str | None) -> Select[Any]:
     return query.order_by(*keys, Backup.id.desc())  # id last: stable pages
 
 
-def list_backups(
-    session: Session, actor: Actor, filters: BackupFilters
-) -> tuple[list[Backup], int]:
+@dataclass(frozen=True)
+class BackupPage:
+    backups: list[Backup]
+    count: int  # in the whole listing
+    members: dict[str, Member]  # the caller's member rows of the page's backups, by backup id
+
+
+def list_backups(session: Session, actor: Actor, filters: BackupFilters) -> BackupPage:
+    """A page of the backups the caller sees, read with the caller's member rows of them in
+    the same statement (an outer join on the member's unique key): a recipient's page of 50
+    no longer looks its members up apart."""
     if filters.member_status and filters.member_status not in set(MemberStatus):
         raise ValidationFailed(reason="member_status must be pending, accepted or rejected")
     if filters.status and filters.status not in set(BackupStatus):
@@ -338,8 +346,15 @@ def list_backups(
     start = filters.offset
     if filters.marker:
         start += _position_after(session, ordered, filters.marker)
-    page = ordered.limit(filters.limit).offset(start)
-    return list(session.scalars(page)), count
+    mine = (Member.backup_id == Backup.id) & (Member.dest_project_id == actor.project_id)
+    page = ordered.add_columns(Member).outerjoin(Member, mine).limit(filters.limit).offset(start)
+    found: list[Backup] = []
+    members: dict[str, Member] = {}
+    for backup, member in session.execute(page):
+        found.append(backup)
+        if member is not None:
+            members[backup.id] = member
+    return BackupPage(found, count, members)
 
 
 # BackupFilters fields that do not narrow the backups themselves: who they belong to, and

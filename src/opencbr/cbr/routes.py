@@ -317,11 +317,11 @@ def list_backups(
         offset=offset,
         marker=marker,
     )
-    found, count = backups.list_backups(session, actor, filters)
+    page = backups.list_backups(session, actor, filters)
     return json_response(
         {
-            "backups": _backups_out(session, actor, found),
-            "count": count,
+            "backups": _backups_out(session, actor, page.backups, page.members),
+            "count": page.count,
             "limit": limit,
             "offset": offset,
         }

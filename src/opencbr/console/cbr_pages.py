@@ -235,7 +235,7 @@ async def vault_backup(request: Request, kind: str, vault_id: str) -> Response:
         )
         started = backups.list_backups(
             ctx.session, ctx.actor, backups.BackupFilters(checkpoint_id=checkpoint.id)
-        )[1]
+        ).count
         text = f"Backup {checkpoint.name} started for {started} {k.resource_label.lower()}(s)."
         if checkpoint.skipped:
             names = ", ".join(str(s.get("name") or s.get("id")) for s in checkpoint.skipped)
@@ -304,10 +304,10 @@ def _my_member(session: Session, ctx: Ctx, backup: Backup) -> Member | None:
         return None
 
 
-def _backup_rows(ctx: Ctx, found: list[Backup]) -> list[dict[str, Any]]:
+def _backup_rows(ctx: Ctx, page: backups.BackupPage) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for backup in found:
-        member = _my_member(ctx.session, ctx, backup)
+    for backup in page.backups:
+        member = page.members.get(backup.id)
         vault_id = member.vault_id if member else backup.vault_id
         rows.append({"backup": backup, "member": member, "vault_id": vault_id or ""})
     names = _vault_names(ctx.session, {r["vault_id"] for r in rows})
@@ -322,7 +322,7 @@ _IN_PROGRESS = set(BackupStatus) - {BackupStatus.AVAILABLE, BackupStatus.ERROR}
 def _backups_page(ctx: Ctx, kind: Kind, status: int = 200, **extra: Any) -> Response:
     shared = query(ctx.request, "tab") == "shared"
     chosen, filters = _filters(ctx, kind, shared)
-    found, count = backups.list_backups(ctx.session, ctx.actor, filters)
+    page = backups.list_backups(ctx.session, ctx.actor, filters)
     vault_list, _ = vaults.list_vaults(
         ctx.session, ctx.actor, vaults.VaultFilters(object_type=kind.slug)
     )
@@ -332,9 +332,9 @@ def _backups_page(ctx: Ctx, kind: Kind, status: int = 200, **extra: Any) -> Resp
         "backups.html",
         status=status,
         tab="shared" if shared else "backups",
-        refresh="dialog" not in extra and any(b.status in _IN_PROGRESS for b in found),
-        rows=_backup_rows(ctx, found),
-        count=count,
+        refresh="dialog" not in extra and any(b.status in _IN_PROGRESS for b in page.backups),
+        rows=_backup_rows(ctx, page),
+        count=page.count,
         chosen=chosen,
         vaults=vault_list,
         statuses=list(BackupStatus),

@@ -30,7 +30,7 @@ def test_marker_incremental_and_literal_names(runtime: Runtime, make_tenant: Ten
 
     def page(**filters: object) -> list[Backup]:
         spec = backups.BackupFilters(vault_id=vault_id, sort="name:asc", **filters)  # type: ignore[arg-type]
-        return run(runtime, backups.list_backups, owner.actor, spec)[0]
+        return run(runtime, backups.list_backups, owner.actor, spec).backups
 
     def listed(**filters: object) -> list[str]:
         return [b.name for b in page(**filters)]

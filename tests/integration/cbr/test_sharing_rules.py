@@ -64,13 +64,16 @@ def _accept_code(runtime: Runtime, who: Party, backup_id: str, vault_id: str) ->
 
 def _shared_list(runtime: Runtime, who: Party, **filters: object) -> list[str]:
     """The ids listed; the listing's count must be their number (it is counted apart)."""
-    found, count = run(
+    page = run(
         runtime,
         backups.list_backups,
         who.actor,
         backups.BackupFilters(own_type="shared", **filters),  # type: ignore[arg-type]
     )
-    assert count == len(found)
+    found = page.backups
+    assert page.count == len(found)
+    # The caller's member row of each shared backup comes with the page.
+    assert sorted(page.members) == sorted(b.id for b in found)
     return [b.id for b in found]
 
 
@@ -437,13 +440,14 @@ def test_s7_accepted_backup_is_listed_in_the_vault_and_copies_no_data(
     assert after == before  # no backup row, no copy job
     assert _shared_list(runtime, recipient, member_status="accepted") == [backup_id]
     assert _shared_list(runtime, recipient, vault_id=vault_id) == [backup_id]
-    found, _ = run(
+    found = run(
         runtime,
         backups.list_backups,
         recipient.actor,
         backups.BackupFilters(own_type="all_granted", vault_id=vault_id),
     )
-    assert [b.id for b in found] == [backup_id]
+    assert [b.id for b in found.backups] == [backup_id]
+    assert found.members[backup_id].vault_id == vault_id
     assert vault_row(runtime, vault_id).used_bytes == 700 * MiB
     assert run(runtime, backups.visible_backup, recipient.actor, backup_id).id == backup_id
 
@@ -502,8 +506,8 @@ def test_s12_recipient_lists_shares_in_every_status(world: SharingWorld) -> None
         assert _shared_list(rt, who, member_status=other) == []
         assert _shared_list(rt, who, resource_type="OS::Cinder::Volume") == [backup_id]
         assert _shared_list(rt, who, name="no such name") == []
-        mine, _ = run(rt, backups.list_backups, who.actor, backups.BackupFilters())
-        assert backup_id not in [b.id for b in mine]  # own_type=private: own backups only
+        mine = run(rt, backups.list_backups, who.actor, backups.BackupFilters())
+        assert backup_id not in [b.id for b in mine.backups]  # own_type=private: own backups only
 
 
 # --- S13 automatic association ----------------------------------------------------------------

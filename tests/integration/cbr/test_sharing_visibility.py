@@ -35,13 +35,13 @@ def test_s14_backup_visibility_matrix(world: SharingWorld) -> None:
     rt, backup_id = world.runtime, world.backup_id
     seen: dict[str, tuple[str, ...]] = {}
     for name, who in world.actors().items():
-        granted, _ = run(
+        granted = run(
             rt, backups.list_backups, who.actor, backups.BackupFilters(own_type="all_granted")
         )
-        private, _ = run(rt, backups.list_backups, who.actor, backups.BackupFilters())
+        private = run(rt, backups.list_backups, who.actor, backups.BackupFilters())
         seen[name] = (
-            _listed([b.id for b in granted], backup_id),
-            _listed([b.id for b in private], backup_id),
+            _listed([b.id for b in granted.backups], backup_id),
+            _listed([b.id for b in private.backups], backup_id),
             attempt(rt, backups.visible_backup, who.actor, backup_id),
             attempt(rt, backups.rename_backup, who.actor, backup_id, "renamed"),
             attempt(rt, deletion.delete_backup, who.actor, backup_id),
@@ -116,21 +116,21 @@ def test_s14_accepted_share_is_listed_in_the_recipients_vault_only(world: Sharin
     rt, backup_id = world.runtime, world.backup_id
     seen = {}
     for name, who in world.actors().items():
-        found, _ = run(
+        found = run(
             rt,
             backups.list_backups,
             who.actor,
             backups.BackupFilters(own_type="all_granted", vault_id=world.accepted_vault),
-        )
+        ).backups
         seen[name] = _listed([b.id for b in found], backup_id)
     assert seen == {name: "ok" if name == "accepted" else "-" for name in ACTORS}
 
 
 def test_s14_recipient_cannot_probe_the_owners_vault_id(world: SharingWorld) -> None:
-    found, _ = run(
+    found = run(
         world.runtime,
         backups.list_backups,
         world.pending.actor,
         backups.BackupFilters(own_type="shared", vault_id=world.owner_vault),
     )
-    assert found == []
+    assert found.backups == []
