@@ -5,7 +5,6 @@ to a thread, without FastAPI's per-request dependency solving."""
 from __future__ import annotations
 
 import email.message
-import functools
 import inspect
 import json
 import types
@@ -42,15 +41,14 @@ class JSONRoute(APIRoute):
     worker thread after the endpoint, one more hand-off per request, taken while the unit of
     work still holds its row locks (requests waiting for those locks could hold every thread).
 
-    A route whose inputs a `DirectHandler` can provide is served by one; any other runs its
-    `OnEndpointThread` dependencies on the endpoint's thread where no other input can fail."""
+    A route whose inputs a `DirectHandler` can provide is served by one; any other is served by
+    FastAPI, where an `OnEndpointThread` check is an ordinary dependency (solved, on a thread of
+    its own, before the route's other inputs are validated)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if isinstance(kwargs.get("response_model"), DefaultPlaceholder):
             kwargs["response_model"] = None
         direct = None if kwargs.get("dependencies") else DirectHandler.plan(path, endpoint)
-        if direct is None:
-            endpoint = _with_dependencies_inline(path, endpoint)
         self.direct = direct
         super().__init__(path, endpoint, **kwargs)
         if direct is not None:
@@ -320,55 +318,3 @@ def _is_json(content_type: str | None) -> bool:
     return message.get_content_maintype() == "application" and (
         subtype == "json" or subtype.endswith("+json")
     )
-
-
-def _with_dependencies_inline(path: str, endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """The endpoint, or a wrapper that calls its `OnEndpointThread` dependencies first, on the
-    same thread, and asks FastAPI for their inputs instead of their results."""
-    if inspect.iscoroutinefunction(endpoint):
-        return endpoint
-    path_params = get_path_param_names(path)
-    own = inspect.signature(endpoint, eval_str=True).parameters.values()
-    inline = {p.name: dependency for p in own if (dependency := _inline_dependency(p))}
-    inputs = {p.name: p for p in own if p.name not in inline}
-    if not inline or not all(_always_valid(p, path_params) for p in inputs.values()):
-        return endpoint
-    needs: dict[str, list[str]] = {}
-    for name, dependency in inline.items():
-        needed = inspect.signature(dependency, eval_str=True).parameters.values()
-        needs[name] = [p.name for p in needed]
-        for param in needed:
-            if not _always_valid(param, path_params):
-                return endpoint
-            _merge_input(inputs, param)
-    endpoint_params = list(inspect.signature(endpoint).parameters)
-
-    @functools.wraps(endpoint)
-    def run_inline(**values: Any) -> Any:
-        for name, dependency in inline.items():
-            values[name] = dependency(**{need: values[need] for need in needs[name]})
-        return endpoint(**{name: values[name] for name in endpoint_params})
-
-    run_inline.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inputs.values()]
-    )
-    return run_inline
-
-
-def _inline_dependency(param: inspect.Parameter) -> Callable[..., Any] | None:
-    marker = dependency_of(param)
-    return marker.dependency if isinstance(marker, OnEndpointThread) else None
-
-
-def _merge_input(inputs: dict[str, inspect.Parameter], param: inspect.Parameter) -> None:
-    known = inputs.setdefault(param.name, param)
-    if (known.annotation, known.default) != (param.annotation, param.default):
-        raise TypeError(f"parameter {param.name!r} is declared twice, differently")
-
-
-def _always_valid(param: inspect.Parameter, path_params: set[str]) -> bool:
-    """Whether FastAPI can never refuse this input: a dependency, the request, or a path
-    segment taken as a string."""
-    if dependency_of(param) is not None or param.annotation is Request:
-        return True
-    return param.name in path_params and param.annotation is str

@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=2, ge=1, description="jobs a process runs at once")
     # A request's work holds the GIL most of the time it runs; threads beyond a few only take
     # turns at it, and past the number of requests in flight they cost throughput and tail
-    # latency (bench/README.md, "Fewer request threads"). A request waiting for a row lock
-    # holds its thread: raise this where many requests wait on the same rows.
+    # latency (bench/README.md, "One hand-off, four request threads"). A request waiting for
+    # a row lock holds its thread: raise this where many requests wait on the same rows.
     request_threads: int = Field(
         default=4, ge=1, description="requests an API process works on at once (its threads)"
     )

@@ -91,8 +91,7 @@ class OnEndpointThread(params.Depends):
     FastAPI runs each sync dependency on a worker thread of its own: one more hand-off per
     request, about a sixth of a simple read's CPU under load. A route served by a
     `DirectHandler` runs it first on the request's one thread, before validating the query and
-    the body; on a route left to FastAPI it runs on the endpoint's thread only where no other
-    input can fail validation, and otherwise stays an ordinary dependency, so that the caller
+    the body; on a route left to FastAPI it stays an ordinary dependency. Either way the caller
     is always checked before its input is validated (an unknown caller gets a 401)."""
 
 

@@ -1,5 +1,5 @@
-"""`OnEndpointThread` dependencies run on their endpoint's thread where no other input can be
-refused, and stay ordinary dependencies (checked before validation) where one can."""
+"""`OnEndpointThread` dependencies run on their endpoint's thread on a route served directly,
+and stay ordinary dependencies (checked before validation) on a route left to FastAPI."""
 
 # No `from __future__ import annotations`: the routes below are made inside functions, and
 # their annotations name local types, which a string annotation could not be resolved to.
@@ -10,8 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 import httpx
-import pytest
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.routing import APIRoute
 
 from opencbr.core.routing import JSONRoute
@@ -103,23 +102,3 @@ def test_a_route_with_query_inputs_checks_the_caller_before_validating_them() ->
     assert listed.json() == {"limit": 3, "caller": "alice in p1"}
     # An ordinary dependency, on a hand-off of its own, before the endpoint's.
     assert calls.seen == [("caller", "p1"), ("caller", "p1"), ("endpoint", None)]
-
-
-def test_an_input_declared_twice_differently_is_refused_when_the_route_is_made() -> None:
-    def header_project(request: Request) -> str:
-        return request.headers.get("x-project-id", "")
-
-    def caller(project_id: Annotated[str, Depends(header_project)]) -> str:
-        return project_id
-
-    def audited() -> None:
-        return None
-
-    # A route-level dependency keeps the route with FastAPI (no `DirectHandler`), where the
-    # check's inputs and the endpoint's are merged into one signature.
-    router = APIRouter(route_class=JSONRoute, dependencies=[Depends(audited)])
-    with pytest.raises(TypeError, match="project_id"):
-
-        @router.get("/p/{project_id}")
-        def show(project_id: str, who: Annotated[str, OnEndpointThread(caller)]) -> None:
-            return None
