@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, TypeVarTuple
+from typing import Any, NamedTuple, TypeVarTuple, cast
 
-from sqlalchemy import Select, bindparam, false, func, or_, select
+from sqlalchemy import Row, Select, bindparam, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
@@ -33,6 +33,7 @@ from .errors import (
 )
 from .models import (
     Backup,
+    BackupRecord,
     BackupStatus,
     Checkpoint,
     Member,
@@ -46,7 +47,9 @@ from .vaults import free_bytes, get_vault, vault_resources
 
 __all__ = [
     "BackupFilters",
+    "BackupPage",
     "CheckpointSpec",
+    "Membership",
     "children_of",
     "create_checkpoint",
     "get_checkpoint",
@@ -55,6 +58,7 @@ __all__ = [
     "owned_backup",
     "rename_backup",
     "visible_backup",
+    "visible_backup_record",
 ]
 
 SORT_KEYS = {"created_at", "updated_at", "name", "status", "protected_at", "id"}
@@ -288,17 +292,40 @@ def _order(query: Select[Any], sort: str | None) -> Select[Any]:
     return query.order_by(*keys, Backup.id.desc())  # id last: stable pages
 
 
+class Membership(NamedTuple):
+    """A recipient's share of a backup: its member status and the vault it accepted it into."""
+
+    status: str
+    vault_id: str | None
+
+
+# A backup's columns, and the caller's member status and vault of it (an outer join on the
+# member's unique (backup, recipient) key; NULL for the owner): what a listing and ShowBackup
+# show. They are read as rows, not ORM objects (see `BackupRecord`).
+_RECORD_COLUMNS = (
+    *Backup.__table__.c,
+    Member.__table__.c.status.label("member_status"),
+    Member.__table__.c.vault_id.label("member_vault_id"),
+)
+
+
+def _as_record(row: Row[Any]) -> tuple[BackupRecord, Membership | None]:
+    status = row.member_status
+    return cast(BackupRecord, row), None if status is None else Membership(
+        status, row.member_vault_id
+    )
+
+
 @dataclass(frozen=True)
 class BackupPage:
-    backups: list[Backup]
+    backups: list[BackupRecord]
     count: int  # in the whole listing
-    members: dict[str, Member]  # the caller's member rows of the page's backups, by backup id
+    memberships: dict[str, Membership]  # the caller's shares of the page's backups, by id
 
 
 def list_backups(session: Session, actor: Actor, filters: BackupFilters) -> BackupPage:
-    """A page of the backups the caller sees, read with the caller's member rows of them in
-    the same statement (an outer join on the member's unique key): a recipient's page of 50
-    no longer looks its members up apart."""
+    """A page of the backups the caller sees, read as rows with the caller's member status
+    and vault of each in the same statement."""
     if filters.member_status and filters.member_status not in set(MemberStatus):
         raise ValidationFailed(reason="member_status must be pending, accepted or rejected")
     if filters.status and filters.status not in set(BackupStatus):
@@ -347,14 +374,11 @@ def list_backups(session: Session, actor: Actor, filters: BackupFilters) -> Back
     if filters.marker:
         start += _position_after(session, ordered, filters.marker)
     mine = (Member.backup_id == Backup.id) & (Member.dest_project_id == actor.project_id)
-    page = ordered.add_columns(Member).outerjoin(Member, mine).limit(filters.limit).offset(start)
-    found: list[Backup] = []
-    members: dict[str, Member] = {}
-    for backup, member in session.execute(page):
-        found.append(backup)
-        if member is not None:
-            members[backup.id] = member
-    return BackupPage(found, count, members)
+    page = ordered.with_only_columns(*_RECORD_COLUMNS).outerjoin(Member, mine)
+    rows = session.connection().execute(page.limit(filters.limit).offset(start))
+    records = [_as_record(row) for row in rows]
+    shares = {backup.id: share for backup, share in records if share is not None}
+    return BackupPage([backup for backup, _ in records], count, shares)
 
 
 # BackupFilters fields that do not narrow the backups themselves: who they belong to, and
@@ -412,20 +436,23 @@ def _visible_by_id(query: Select[*_Ts]) -> Select[*_Ts]:
 # about as much as running it. The lock is on the backup alone.
 _VISIBLE_BACKUP = _visible_by_id(select(Backup))
 _VISIBLE_BACKUP_FOR_UPDATE = _VISIBLE_BACKUP.with_for_update(of=Backup)
-_VISIBLE_BACKUP_AND_MEMBER = _visible_by_id(select(Backup, Member))
-_MEMBERSHIPS = select(Member).where(
+_VISIBLE_RECORD = _visible_by_id(select(*_RECORD_COLUMNS))
+_MEMBERSHIPS = select(Member.backup_id, Member.status, Member.vault_id).where(
     Member.backup_id.in_(bindparam("backup_ids", expanding=True)),
     Member.dest_project_id == bindparam("project_id"),
 )
 
 
-def memberships(session: Session, project_id: str, backup_ids: Sequence[str]) -> dict[str, Member]:
-    """The project's member rows of backups shared with it, by backup id, from a statement
-    built once: building an IN query and its cache key costs about as much as running it."""
+def memberships(
+    session: Session, project_id: str, backup_ids: Sequence[str]
+) -> dict[str, Membership]:
+    """The project's shares of backups shared with it, by backup id, from a statement built
+    once: building an IN query and its cache key costs about as much as running it."""
     if not backup_ids:
         return {}
-    found = session.scalars(_MEMBERSHIPS, {"backup_ids": backup_ids, "project_id": project_id})
-    return {member.backup_id: member for member in found}
+    values = {"backup_ids": backup_ids, "project_id": project_id}
+    rows = session.connection().execute(_MEMBERSHIPS, values)
+    return {backup_id: Membership(status, vault_id) for backup_id, status, vault_id in rows}
 
 
 def visible_backup(session: Session, actor: Actor, backup_id: str, *, lock: bool = False) -> Backup:
@@ -439,19 +466,18 @@ def visible_backup(session: Session, actor: Actor, backup_id: str, *, lock: bool
     return backup
 
 
-def visible_backup_and_membership(
+def visible_backup_record(
     session: Session, actor: Actor, backup_id: str
-) -> tuple[Backup, Member | None]:
-    """A backup as `visible_backup` finds it, with the caller's member row of it (None for its
-    owner), in one statement: a recipient's ShowBackup no longer looks its member up apart."""
+) -> tuple[BackupRecord, Membership | None]:
+    """A backup as `visible_backup` finds it, to show, with the caller's share of it (None for
+    its owner), in one statement."""
     row = None
     if is_uuid(backup_id):
         parameters = {"id": backup_id, "project_id": actor.project_id}
-        row = session.execute(_VISIBLE_BACKUP_AND_MEMBER, parameters).first()
+        row = session.connection().execute(_VISIBLE_RECORD, parameters).first()
     if row is None:
         raise BackupNotFound(id=backup_id)
-    backup, member = row
-    return backup, member
+    return _as_record(row)
 
 
 def owned_backup(session: Session, actor: Actor, backup_id: str, *, lock: bool = False) -> Backup:

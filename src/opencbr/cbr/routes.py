@@ -18,7 +18,7 @@ from opencbr.evs.models import Disk
 from opencbr.iam.auth import ActorDep
 
 from . import backups, deletion, oplogs, restore, vaults
-from .models import Backup, BackupStatus, Member, ResourceType, Vault
+from .models import Backup, BackupRecord, BackupStatus, ResourceType, Vault
 from .policy_routes import router as policy_router
 from .resources import describe_resource
 from .schemas import (
@@ -230,16 +230,16 @@ def show_checkpoint(checkpoint_id: str, actor: ActorDep, session: SessionDep) ->
 def _backups_out(
     session: Session,
     actor: Any,
-    found: Sequence[Backup],
-    members: dict[str, Member] | None = None,
+    found: Sequence[BackupRecord],
+    shares: dict[str, backups.Membership] | None = None,
 ) -> list[dict[str, Any]]:
-    """Backups as the caller sees them, with their members (unless the caller's member rows
-    are given) and children (server backups only have any) loaded in at most two queries for
-    the whole page rather than two per backup."""
-    if members is None:
+    """Backups as the caller sees them, with its shares of them (unless they are given) and
+    their children (server backups only have any) loaded in at most two queries for the whole
+    page rather than two per backup."""
+    if shares is None:
         shared = [b.id for b in found if b.project_id != actor.project_id]
-        members = backups.memberships(session, actor.project_id, shared)
-    children: dict[str, list[Backup]] = {}
+        shares = backups.memberships(session, actor.project_id, shared)
+    children: dict[str, list[BackupRecord]] = {}
     servers = [b.id for b in found if b.resource_type == ResourceType.SERVER]
     for child in (
         session.scalars(
@@ -251,14 +251,14 @@ def _backups_out(
         children.setdefault(child.parent_id or "", []).append(child)
     views = []
     for backup in found:
-        member = members.get(backup.id)
+        share = shares.get(backup.id)
         views.append(
             backup_view(
                 backup,
                 children.get(backup.id, []),
                 viewer_project_id=actor.project_id,
-                member=member,
-                vault_id=member.vault_id if member else None,
+                member_status=share.status if share else None,
+                vault_id=share.vault_id if share else None,
             )
         )
     return views
@@ -320,7 +320,7 @@ def list_backups(
     page = backups.list_backups(session, actor, filters)
     return json_response(
         {
-            "backups": _backups_out(session, actor, page.backups, page.members),
+            "backups": _backups_out(session, actor, page.backups, page.memberships),
             "count": page.count,
             "limit": limit,
             "offset": offset,
@@ -330,9 +330,9 @@ def list_backups(
 
 @router.get("/backups/{backup_id}", operation_id="ShowBackup")
 def show_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> JSONResponse:
-    backup, member = backups.visible_backup_and_membership(session, actor, backup_id)
-    members = {backup.id: member} if member is not None else {}
-    return json_response({"backup": _backups_out(session, actor, [backup], members)[0]})
+    backup, share = backups.visible_backup_record(session, actor, backup_id)
+    shares = {backup.id: share} if share is not None else {}
+    return json_response({"backup": _backups_out(session, actor, [backup], shares)[0]})
 
 
 @router.put("/backups/{backup_id}", operation_id="UpdateBackup")

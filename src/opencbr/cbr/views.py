@@ -6,7 +6,16 @@ from typing import Any
 
 from opencbr.core.clock import api_time
 
-from .models import Backup, Checkpoint, Member, OperationLog, Policy, Vault, VaultResource
+from .models import (
+    Backup,
+    BackupRecord,
+    Checkpoint,
+    Member,
+    OperationLog,
+    Policy,
+    Vault,
+    VaultResource,
+)
 from .resources import PROVIDER_IDS
 
 __all__ = [
@@ -80,11 +89,11 @@ def vault_view(vault: Vault, resources: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def backup_view(
-    backup: Backup,
-    children: list[Backup] | None = None,
+    backup: BackupRecord,
+    children: list[BackupRecord] | None = None,
     *,
     viewer_project_id: str | None = None,
-    member: Member | None = None,
+    member_status: str | None = None,
     vault_id: str | None = None,
 ) -> dict[str, Any]:
     """A backup as `viewer_project_id` sees it: a recipient sees its member status and the vault
@@ -127,7 +136,10 @@ def backup_view(
         },
         "children": [
             backup_view(
-                child, viewer_project_id=viewer_project_id, member=member, vault_id=vault_id
+                child,
+                viewer_project_id=viewer_project_id,
+                member_status=member_status,
+                vault_id=vault_id,
             )
             for child in (children or [])
         ],
@@ -139,8 +151,8 @@ def backup_view(
         "stored_size": round(backup.stored_bytes / MiB, 2),
         "kms_key_id": backup.kms_key_id or None,
     }
-    if shared_view and member is not None:
-        view["member_status"] = member.status
+    if shared_view and member_status is not None:
+        view["member_status"] = member_status
         view["shared"] = True
     return view
 

@@ -307,9 +307,9 @@ def _my_member(session: Session, ctx: Ctx, backup: Backup) -> Member | None:
 def _backup_rows(ctx: Ctx, page: backups.BackupPage) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for backup in page.backups:
-        member = page.members.get(backup.id)
-        vault_id = member.vault_id if member else backup.vault_id
-        rows.append({"backup": backup, "member": member, "vault_id": vault_id or ""})
+        share = page.memberships.get(backup.id)
+        vault_id = share.vault_id if share else backup.vault_id
+        rows.append({"backup": backup, "member": share, "vault_id": vault_id or ""})
     names = _vault_names(ctx.session, {r["vault_id"] for r in rows})
     for row in rows:
         row["vault_name"] = names.get(row["vault_id"], "")

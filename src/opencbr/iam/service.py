@@ -275,7 +275,9 @@ def _enabled_user(credential: Any, user_id: Any) -> Select[Any]:
 
 
 # The lookups of every signed request, built once: building a statement and its cache key
-# costs about as much CPU as running it.
+# costs about as much CPU as running it. They read columns, not objects, so they run on the
+# session's connection: the ORM's handling of a statement (which only passes columns through
+# here) cost 60-90 us of a signed request's CPU.
 _ENABLED_ACCESS_KEY = _enabled_user(AccessKey.secret_sealed, AccessKey.user_id).where(
     AccessKey.access_key == bindparam("access_key"), AccessKey.enabled.is_(True)
 )
@@ -298,7 +300,7 @@ def resolve_access_key(
     session: Session, root_key: RootKey, access_key: str
 ) -> tuple[str, Principal]:
     """The secret key and owner of an enabled access key; LoginFailed when unknown."""
-    row = session.execute(_ENABLED_ACCESS_KEY, {"access_key": access_key}).first()
+    row = session.connection().execute(_ENABLED_ACCESS_KEY, {"access_key": access_key}).first()
     if row is None:
         raise LoginFailed()
     sealed, user_id, user_name, domain_id = row
@@ -315,7 +317,7 @@ def resolve_access_key_in_project(
     if not is_hex32(project_id):
         return *resolve_access_key(session, root_key, access_key), None
     values = {"access_key": access_key, "project_id": project_id}
-    row = session.execute(_ENABLED_ACCESS_KEY_AND_PROJECT, values).first()
+    row = session.connection().execute(_ENABLED_ACCESS_KEY_AND_PROJECT, values).first()
     if row is None:
         raise LoginFailed()
     sealed, user_id, user_name, domain_id, found_id, region = row

@@ -72,8 +72,8 @@ def _shared_list(runtime: Runtime, who: Party, **filters: object) -> list[str]:
     )
     found = page.backups
     assert page.count == len(found)
-    # The caller's member row of each shared backup comes with the page.
-    assert sorted(page.members) == sorted(b.id for b in found)
+    # The caller's share of each shared backup comes with the page.
+    assert sorted(page.memberships) == sorted(b.id for b in found)
     return [b.id for b in found]
 
 
@@ -447,7 +447,7 @@ def test_s7_accepted_backup_is_listed_in_the_vault_and_copies_no_data(
         backups.BackupFilters(own_type="all_granted", vault_id=vault_id),
     )
     assert [b.id for b in found.backups] == [backup_id]
-    assert found.members[backup_id].vault_id == vault_id
+    assert found.memberships == {backup_id: backups.Membership("accepted", vault_id)}
     assert vault_row(runtime, vault_id).used_bytes == 700 * MiB
     assert run(runtime, backups.visible_backup, recipient.actor, backup_id).id == backup_id
 
