@@ -7,10 +7,11 @@ the same transaction. The job (see `engine.py`) moves it to `available` or `erro
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypeVarTuple, cast
+from typing import Any, NamedTuple, TypeVarTuple
 
 from sqlalchemy import Row, Select, bindparam, false, func, or_, select
 from sqlalchemy.orm import Session
@@ -309,11 +310,17 @@ _RECORD_COLUMNS = (
 )
 
 
+# Each view reads about 25 of its fields: a named tuple's field takes 30 ns to read, a
+# `Row`'s 500 ns (a twelfth of a page of 50's CPU).
+_RECORD_FIELDS = [column.key for column in _RECORD_COLUMNS]
+_RecordTuple = namedtuple("_RecordTuple", _RECORD_FIELDS)  # type: ignore[misc]
+
+
 def _as_record(row: Row[Any]) -> tuple[BackupRecord, Membership | None]:
-    status = row.member_status
-    return cast(BackupRecord, row), None if status is None else Membership(
-        status, row.member_vault_id
-    )
+    record: Any = _RecordTuple._make(row)  # its fields are the statement's: a BackupRecord
+    status = record.member_status
+    share = None if status is None else Membership(status, record.member_vault_id)
+    return record, share
 
 
 @dataclass(frozen=True)
@@ -402,8 +409,8 @@ def _count(session: Session, actor: Actor, query: Select[Any], filters: BackupFi
         members = select(func.count()).where(Member.dest_project_id == actor.project_id)
         if filters.member_status:
             members = members.where(Member.status == filters.member_status)
-        return session.scalar(members) or 0
-    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        return session.connection().scalar(members) or 0
+    return session.connection().scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 def _position_after(session: Session, ordered: Select[tuple[Backup]], marker: str) -> int:
