@@ -116,8 +116,8 @@ def _owned_for_sharing(
 def _refuse_if_vault_deleting(session: Session, backup: Backup) -> None:
     """A backup whose vault is being deleted is about to go (with its shares): refuse to share
     or accept it, as for a backup being deleted."""
-    status = session.scalar(select(Vault.status).where(Vault.id == backup.vault_id))
-    if status == VaultStatus.DELETING:
+    vault = session.get(Vault, backup.vault_id)  # `_log_both` then finds it in the session
+    if vault is not None and vault.status == VaultStatus.DELETING:
         raise ShareStatusForbidden(backup_id=backup.id, status="in a vault being deleted")
 
 
@@ -455,6 +455,8 @@ def accept_choices(session: Session, actor: Actor, backup: Backup) -> list[Accep
 def share_size(session: Session, backup: Backup) -> int:
     """What an accepted share counts in the recipient's vault: the backup's full size (S7);
     for a server backup, the larger of its own size and the sum of its disks' backups."""
+    if backup.resource_type != ResourceType.SERVER:  # only a server backup has children
+        return backup.size_bytes
     children = session.scalar(
         select(func.coalesce(func.sum(Backup.size_bytes), 0)).where(Backup.parent_id == backup.id)
     )
