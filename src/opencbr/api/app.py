@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from opencbr.core.context import Runtime
 from opencbr.core.db import is_transient_conflict
 from opencbr.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge, error_body
-from opencbr.core.ids import new_uuid
+from opencbr.core.ids import new_request_id, new_uuid
 from opencbr.core.logging import request_context
 from opencbr.core.metrics import MetricsExposition, record_request
 from opencbr.core.web import FastJSONResponse
@@ -102,7 +102,7 @@ class RequestEnvelope:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = new_uuid()
+        request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         root_path = scope.get("root_path", "")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
 
-__all__ = ["is_hex32", "is_uuid", "new_hex32", "new_uuid"]
+__all__ = ["is_hex32", "is_uuid", "new_hex32", "new_request_id", "new_uuid"]
 
 # Used with fullmatch only: "^...$" with match() also takes a trailing newline ("$" matches
 # before one), so "<uuid>\n" would pass as an id.
@@ -15,6 +16,13 @@ _HEX32 = re.compile(r"[0-9a-f]{32}")
 
 def new_uuid() -> str:
     return str(uuid.uuid4())
+
+
+def new_request_id() -> str:
+    """A UUID naming one request, from Python's own generator: `os.urandom` (behind `uuid4`)
+    lets go of the GIL for its system call, and the event loop, which names each request,
+    then waits for the request threads to hand it back. Nothing is kept secret by it."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def new_hex32() -> str:
