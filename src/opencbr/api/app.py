@@ -25,7 +25,7 @@ from opencbr.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge,
 from opencbr.core.ids import new_request_id, new_uuid
 from opencbr.core.logging import request_context
 from opencbr.core.metrics import MetricsExposition, record_request
-from opencbr.core.web import FastJSONResponse
+from opencbr.core.web import FastJSONResponse, end_request_threads
 
 from .runtime import SLICES
 
@@ -305,10 +305,15 @@ def _include_slice_routes(app: FastAPI) -> None:
 
 def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Sync routes and dependencies run on this event loop's default thread limiter.
-        to_thread.current_default_thread_limiter().total_tokens = runtime.settings.request_threads
-        yield
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The routes FastAPI serves itself run on this event loop's default thread limiter;
+        # the others on the app's request threads (`core.web.request_threads`).
+        threads = runtime.settings.request_threads
+        to_thread.current_default_thread_limiter().total_tokens = threads
+        try:
+            yield
+        finally:
+            end_request_threads(app.state)
 
     app = FastAPI(
         title="OpenCBR",

@@ -4,7 +4,10 @@ to a thread, without FastAPI's per-request dependency solving."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import email.message
+import functools
 import inspect
 import json
 import types
@@ -12,7 +15,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any, Union, cast, get_args, get_origin
 
-from anyio import to_thread
 from fastapi import HTTPException, Request, params
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.encoders import jsonable_encoder
@@ -30,6 +32,7 @@ from .web import (
     dependency_of,
     get_runtime,
     request_session,
+    request_threads,
 )
 
 __all__ = ["DirectHandler", "JSONRoute"]
@@ -160,7 +163,10 @@ class DirectHandler:
             known[("dependency", dependency)] = await dependency(request)
         if self.body is not None:
             known[BODY] = await request.body()
-        return await to_thread.run_sync(self._run, request, known)
+        work = functools.partial(self._run, request, known)
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()  # the request's id, for its log lines
+        return await loop.run_in_executor(request_threads(request), context.run, work)
 
     def _run(self, request: Request, known: dict[Source, Any]) -> Response:
         for dependency in self.on_thread:

@@ -6,6 +6,7 @@ rolled back on an error; routes with other inputs keep FastAPI's handling."""
 # their annotations name local types, which a string annotation could not be resolved to.
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ from sqlalchemy import text
 from opencbr.api.app import create_app
 from opencbr.core.context import Runtime
 from opencbr.core.errors import ProjectNotFound, Unauthenticated
+from opencbr.core.logging import current_request_id
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import OnEndpointThread, SessionDep
 
@@ -78,6 +80,10 @@ def _app(runtime: Runtime) -> FastAPI:
     @router.delete("/notes/{note_id}", status_code=204)
     def delete_note(note_id: str, caller: CallerDep, session: SessionDep) -> None:
         session.execute(text("DELETE FROM notes WHERE id = :id"), {"id": note_id})
+
+    @router.get("/whoami")
+    def whoami(caller: CallerDep) -> dict[str, Any]:
+        return {"request_id": current_request_id(), "thread": threading.current_thread().name}
 
     @router.get("/note-search")
     def find_notes(
@@ -230,3 +236,19 @@ def test_a_check_with_a_query_input_leaves_the_route_to_fastapi(runtime: Runtime
         "project": "p1",
         "who": "caller of acme",
     }
+
+
+def test_the_endpoint_runs_on_a_request_thread_in_the_request_s_context(
+    runtime: Runtime, app: FastAPI
+) -> None:
+    """The work runs on the app's request threads (as many as the settings say), and sees the
+    request's id, which its log lines carry."""
+    answers = [
+        _call(app, "GET", "/p/p1/whoami") for _ in range(2 * runtime.settings.request_threads)
+    ]
+    for answer in answers:
+        assert answer.status_code == 200
+        assert answer.json()["request_id"] == answer.headers["x-request-id"]
+    threads = {answer.json()["thread"] for answer in answers}
+    assert all(name.startswith("request") for name in threads)
+    assert len({a.headers["x-request-id"] for a in answers}) == len(answers)
