@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import re
@@ -310,6 +311,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         # the others on the app's request threads (`core.web.request_threads`).
         threads = runtime.settings.request_threads
         to_thread.current_default_thread_limiter().total_tokens = threads
+        # What the process holds once started (modules, the app, the mappers: 170,000
+        # objects) lives as long as it does: the collector's full passes no longer walk it.
+        # Each such pass stopped every request of the process for 40-90 ms.
+        gc.freeze()
         try:
             yield
         finally:
