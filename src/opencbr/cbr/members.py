@@ -496,10 +496,11 @@ def _transition(
 
 
 def _release(session: Session, member: Member) -> None:
-    """Give back what an accepted member holds in its vault (idempotent within a call)."""
+    """Give back what an accepted member holds in its vault, once per call: the member's next
+    change (`_transition`'s compare-and-swap, or its deletion) sets what it holds anew, in the
+    same statement (marking it here was one more UPDATE of the member)."""
     if member.status == MemberStatus.ACCEPTED and member.vault_id and member.reserved_bytes:
         release(session, member.vault_id, member.reserved_bytes)
-        member.reserved_bytes = 0
 
 
 # --- the audit trail (S15) --------------------------------------------------------------------
