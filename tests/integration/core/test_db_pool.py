@@ -81,3 +81,17 @@ def test_a_read_only_unit_of_work_leaves_sqlites_write_lock_free(tmp_path: Path)
             assert reader.execute(text("SELECT n FROM t")).scalar_one() == 1  # its snapshot
     finally:
         database.dispose()
+
+
+def test_the_service_plans_without_parallel_workers_on_postgresql(pg_database: str) -> None:
+    """Its statements are short index walks; starting parallel workers for one (a page of
+    backups ordered by date) took most of its time while other requests kept the CPUs busy."""
+    database = Database(pg_database)
+    show = text("SHOW max_parallel_workers_per_gather")
+    try:
+        with database.read_sessions() as session:
+            assert session.execute(show).scalar_one() == "0"
+        with database.unit_of_work() as session:
+            assert session.execute(show).scalar_one() == "0"
+    finally:
+        database.dispose()
