@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor
+from opencbr.core.db import rows_of
 from opencbr.core.errors import ValidationFailed
 from opencbr.core.ids import is_uuid, new_uuid
 from opencbr.core.jobs import enqueue
@@ -388,7 +389,7 @@ def list_backups(session: Session, actor: Actor, filters: BackupFilters) -> Back
     if filters.marker:
         start += _position_after(session, ordered, filters.marker)
     page = ordered.with_only_columns(*_RECORD_COLUMNS).limit(filters.limit).offset(start)
-    rows = session.connection().execute(page)
+    rows = rows_of(session).execute(page)
     records = [_as_record(row) for row in rows]
     shares = {backup.id: share for backup, share in records if share is not None}
     return BackupPage([backup for backup, _ in records], count, shares)
@@ -415,8 +416,8 @@ def _count(session: Session, actor: Actor, query: Select[Any], filters: BackupFi
         members = select(func.count()).where(Member.dest_project_id == actor.project_id)
         if filters.member_status:
             members = members.where(Member.status == filters.member_status)
-        return session.connection().scalar(members) or 0
-    return session.connection().scalar(select(func.count()).select_from(query.subquery())) or 0
+        return rows_of(session).scalar(members) or 0
+    return rows_of(session).scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 def _position_after(session: Session, ordered: Select[tuple[Backup]], marker: str) -> int:
@@ -464,7 +465,7 @@ def memberships(
     if not backup_ids:
         return {}
     values = {"backup_ids": backup_ids, "project_id": project_id}
-    rows = session.connection().execute(_MEMBERSHIPS, values)
+    rows = rows_of(session).execute(_MEMBERSHIPS, values)
     return {backup_id: Membership(status, vault_id) for backup_id, status, vault_id in rows}
 
 
@@ -487,7 +488,7 @@ def visible_backup_record(
     row = None
     if is_uuid(backup_id):
         parameters = {"id": backup_id, "project_id": actor.project_id}
-        row = session.connection().execute(_VISIBLE_RECORD, parameters).first()
+        row = rows_of(session).execute(_VISIBLE_RECORD, parameters).first()
     if row is None:
         raise BackupNotFound(id=backup_id)
     return _as_record(row)

@@ -14,11 +14,18 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-__all__ = ["Base", "Database", "is_transient_conflict", "migrate", "migration_config"]
+__all__ = [
+    "Base",
+    "Database",
+    "is_transient_conflict",
+    "migrate",
+    "migration_config",
+    "rows_of",
+]
 
 # PostgreSQL aborts one transaction to break a deadlock (40P01) or a serialization conflict
 # (40001); the aborted transaction changed nothing and may simply run again.
@@ -45,6 +52,15 @@ def is_transient_conflict(error: BaseException) -> bool:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def rows_of(session: Session) -> Connection:
+    """The connection of the session's transaction, for a statement read as plain rows: the
+    ORM's handling of a statement costs more CPU than a short one takes to run, and is of no
+    use when no object comes back. As the ORM's own reads do, it first writes what the
+    session holds unwritten, so the rows show it."""
+    session.flush()
+    return session.connection()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
+from opencbr.core.db import rows_of
 from opencbr.core.errors import Conflict, ProjectNotFound, ValidationFailed
 from opencbr.core.ids import is_hex32, new_hex32
 from opencbr.core.secrets import RootKey
@@ -300,7 +301,7 @@ def resolve_access_key(
     session: Session, root_key: RootKey, access_key: str
 ) -> tuple[str, Principal]:
     """The secret key and owner of an enabled access key; LoginFailed when unknown."""
-    row = session.connection().execute(_ENABLED_ACCESS_KEY, {"access_key": access_key}).first()
+    row = rows_of(session).execute(_ENABLED_ACCESS_KEY, {"access_key": access_key}).first()
     if row is None:
         raise LoginFailed()
     sealed, user_id, user_name, domain_id = row
@@ -317,7 +318,7 @@ def resolve_access_key_in_project(
     if not is_hex32(project_id):
         return *resolve_access_key(session, root_key, access_key), None
     values = {"access_key": access_key, "project_id": project_id}
-    row = session.connection().execute(_ENABLED_ACCESS_KEY_AND_PROJECT, values).first()
+    row = rows_of(session).execute(_ENABLED_ACCESS_KEY_AND_PROJECT, values).first()
     if row is None:
         raise LoginFailed()
     sealed, user_id, user_name, domain_id, found_id, region = row

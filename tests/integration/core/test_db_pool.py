@@ -1,5 +1,6 @@
-"""The connection pool on real PostgreSQL: a connection that died while idle is replaced; and
-read-only units of work on both databases."""
+"""The connection pool on real PostgreSQL: a connection that died while idle is replaced, and
+statements are planned without parallel workers; read-only units of work and reads of plain
+rows on both databases."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import InternalError
 
 from opencbr.core import db
-from opencbr.core.db import Database
+from opencbr.core.context import Runtime
+from opencbr.core.db import Database, rows_of
+from opencbr.core.ids import new_hex32
+from opencbr.iam.models import Domain
 
 
 def _backend_pid(database: Database) -> int:
@@ -95,3 +99,17 @@ def test_the_service_plans_without_parallel_workers_on_postgresql(pg_database: s
             assert session.execute(show).scalar_one() == "0"
     finally:
         database.dispose()
+
+
+def test_rows_read_on_the_connection_show_what_the_session_holds_unwritten(
+    runtime: Runtime,
+) -> None:
+    """`rows_of` reads past the ORM, as the ORM's own reads do: after the session's pending
+    changes are written, in its transaction (then rolled back)."""
+    domain_id = new_hex32()
+    named = select(Domain.name).where(Domain.id == domain_id)
+    with runtime.database.sessions() as session:
+        session.add(Domain(id=domain_id, name=f"rows-{domain_id[:8]}"))
+        assert rows_of(session).execute(named).scalar_one() == f"rows-{domain_id[:8]}"
+        session.rollback()
+        assert rows_of(session).execute(named).first() is None
