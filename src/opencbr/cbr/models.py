@@ -200,57 +200,33 @@ class Backup(Base):
 
 class BackupRecord(Protocol):
     """What a backup's views read: a `Backup`, or a row of its table's columns. Listings and
-    ShowBackup read rows (`backups.as_record`): making ORM objects of them, which no one
-    changes, cost more CPU than the rest of a page of backups."""
+    ShowBackup read rows (see `backups._as_record`): making ORM objects of them, which nothing
+    changes, took a fifth of the CPU of a page of 50 backups."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def project_id(self) -> str: ...
-    @property
-    def vault_id(self) -> str: ...
-    @property
-    def checkpoint_id(self) -> str: ...
-    @property
-    def parent_id(self) -> str | None: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def description(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def resource_id(self) -> str: ...
-    @property
-    def resource_name(self) -> str: ...
-    @property
-    def resource_type(self) -> str: ...
-    @property
-    def resource_az(self) -> str: ...
-    @property
-    def resource_size_gb(self) -> int: ...
-    @property
-    def bootable(self) -> bool: ...
-    @property
-    def size_bytes(self) -> int: ...
-    @property
-    def stored_bytes(self) -> int: ...
-    @property
-    def incremental(self) -> bool: ...
-    @property
-    def encrypted(self) -> bool: ...
-    @property
-    def kms_key_id(self) -> str: ...
-    @property
-    def auto_trigger(self) -> bool: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def updated_at(self) -> datetime: ...
-    @property
-    def protected_at(self) -> datetime | None: ...
-    @property
-    def expired_at(self) -> datetime | None: ...
+    id: str
+    project_id: str
+    vault_id: str
+    checkpoint_id: str
+    parent_id: str | None
+    name: str
+    description: str
+    status: str
+    resource_id: str
+    resource_name: str
+    resource_type: str
+    resource_az: str
+    resource_size_gb: int
+    bootable: bool
+    size_bytes: int
+    stored_bytes: int
+    incremental: bool
+    encrypted: bool
+    kms_key_id: str
+    auto_trigger: bool
+    created_at: datetime
+    updated_at: datetime
+    protected_at: datetime | None
+    expired_at: datetime | None
 
 
 class Member(Base):
