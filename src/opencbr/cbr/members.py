@@ -32,12 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor
+from opencbr.core.db import rows_of
 from opencbr.core.errors import ValidationFailed
 from opencbr.core.ids import is_hex32, is_uuid, new_uuid
 from opencbr.iam.models import Project
@@ -113,23 +114,31 @@ def _owned_for_sharing(
     return backup
 
 
+# Lookups of every share call, built once: `Session.get` builds its statement anew at each
+# call, which took longer than running it (Vault: 360-420 us of CPU against 210-250).
+_VAULT = select(Vault).where(Vault.id == bindparam("id"))
+_PROJECT = select(Project.id, Project.enabled, Project.region).where(Project.id == bindparam("id"))
+
+
 def _refuse_if_vault_deleting(session: Session, backup: Backup) -> None:
     """A backup whose vault is being deleted is about to go (with its shares): refuse to share
     or accept it, as for a backup being deleted."""
-    vault = session.get(Vault, backup.vault_id)  # `_log_both` then finds it in the session
+    vault = session.scalar(_VAULT, {"id": backup.vault_id})  # then `_log_both` has it at hand
     if vault is not None and vault.status == VaultStatus.DELETING:
         raise ShareStatusForbidden(backup_id=backup.id, status="in a vault being deleted")
 
 
 def _named_project(session: Session, backup: Backup, project_id: str) -> str:
-    project = session.get(Project, project_id) if is_hex32(project_id) else None
+    project = None
+    if is_hex32(project_id):
+        project = rows_of(session).execute(_PROJECT, {"id": project_id}).first()
     if project is None or not project.enabled or project.region != backup.region:
         raise RecipientProjectInvalid(
             project_id=project_id, reason=f"no such project in region {backup.region}"
         )
-    if project.id == backup.project_id:
+    if project_id == backup.project_id:
         raise RecipientProjectInvalid(project_id=project_id, reason="it owns the backup")
-    return project.id
+    return project_id
 
 
 def _account_projects(session: Session, backup: Backup, domain_id: str) -> list[str]:
