@@ -533,17 +533,10 @@ def _log_both(
     owner_vault = session.get(Vault, backup.vault_id)
     oplogs.record(
         session,
-        backup.project_id,
-        "share",
-        vault=owner_vault,
-        resource=resource,
-        extra={"share": share},
-    )
-    oplogs.record(
-        session,
-        member.dest_project_id,
-        "share",
-        vault=vault,
-        resource=resource,
-        extra={"share": share},
+        oplogs.completed(
+            backup.project_id, "share", vault=owner_vault, resource=resource, extra={"share": share}
+        ),
+        oplogs.completed(
+            member.dest_project_id, "share", vault=vault, resource=resource, extra={"share": share}
+        ),
     )

@@ -10,18 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor
+from opencbr.core.db import rows_of
 from opencbr.core.ids import is_uuid, new_uuid
 
 from .errors import OperationLogNotFound
 from .models import OperationLog, Vault
 from .resources import PROVIDER_IDS
 
-__all__ = ["OpLogFilters", "finish", "get_oplog", "list_oplogs", "record", "start"]
+__all__ = ["OpLogFilters", "completed", "finish", "get_oplog", "list_oplogs", "record", "start"]
 
 
 def start(
@@ -36,32 +37,65 @@ def start(
     extra: dict[str, Any] | None = None,
     status: str = "running",
 ) -> OperationLog:
-    resource_id, resource_type, resource_name = resource or ("", "", "")
-    now = utcnow()
+    """The log of an action a job carries on; `finish` ends it."""
     log = OperationLog(
-        id=new_uuid(),
-        project_id=project_id,
-        operation_type=operation_type,
-        status=status,
-        provider_id=PROVIDER_IDS.get(vault.object_type, "") if vault else "",
-        vault_id=vault.id if vault else "",
-        vault_name=vault.name if vault else "",
-        checkpoint_id=checkpoint_id,
-        policy_id=policy_id,
-        resource_id=resource_id,
-        resource_type=resource_type,
-        resource_name=resource_name,
-        extra_info=extra or {},
-        started_at=now,
-        ended_at=now if status != "running" else None,
+        **_values(
+            project_id,
+            operation_type,
+            vault=vault,
+            checkpoint_id=checkpoint_id,
+            policy_id=policy_id,
+            resource=resource,
+            extra=extra,
+            status=status,
+        )
     )
     session.add(log)  # inserted with the unit of work's next flush, batched with the others
     return log
 
 
-def record(session: Session, project_id: str, operation_type: str, **kwargs: Any) -> OperationLog:
-    """A log of an action that completed within the request (share add, accept, ...)."""
-    return start(session, project_id, operation_type, status="success", **kwargs)
+def completed(project_id: str, operation_type: str, **kwargs: Any) -> dict[str, Any]:
+    """A log of an action that completed within the request (a share added, accepted, ...),
+    for `record`."""
+    return _values(project_id, operation_type, status="success", **kwargs)
+
+
+def record(session: Session, *logs: dict[str, Any]) -> None:
+    """Write `completed` logs now, in one statement. Nothing reads them back or changes them
+    in the request, so no ORM objects: the ORM's unit of work took twice the CPU for two."""
+    rows_of(session).execute(insert(OperationLog), list(logs))
+
+
+def _values(
+    project_id: str,
+    operation_type: str,
+    *,
+    vault: Vault | None = None,
+    checkpoint_id: str = "",
+    policy_id: str = "",
+    resource: tuple[str, str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+    status: str = "running",
+) -> dict[str, Any]:
+    resource_id, resource_type, resource_name = resource or ("", "", "")
+    now = utcnow()
+    return {
+        "id": new_uuid(),
+        "project_id": project_id,
+        "operation_type": operation_type,
+        "status": status,
+        "provider_id": PROVIDER_IDS.get(vault.object_type, "") if vault else "",
+        "vault_id": vault.id if vault else "",
+        "vault_name": vault.name if vault else "",
+        "checkpoint_id": checkpoint_id,
+        "policy_id": policy_id,
+        "resource_id": resource_id,
+        "resource_type": resource_type,
+        "resource_name": resource_name,
+        "extra_info": extra or {},
+        "started_at": now,
+        "ended_at": now if status != "running" else None,
+    }
 
 
 def finish(
