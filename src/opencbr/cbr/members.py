@@ -128,10 +128,17 @@ _RECIPIENT_MEMBER_FOR_UPDATE = (
 )
 
 
+def _vault(session: Session, vault_id: str) -> Vault | None:
+    """A vault as `Session.get` finds it: the session's own if it holds it, else read (with a
+    statement built once)."""
+    held = session.identity_map.get(session.identity_key(Vault, vault_id))
+    return held if isinstance(held, Vault) else session.scalar(_VAULT, {"id": vault_id})
+
+
 def _refuse_if_vault_deleting(session: Session, backup: Backup) -> None:
     """A backup whose vault is being deleted is about to go (with its shares): refuse to share
     or accept it, as for a backup being deleted."""
-    vault = session.scalar(_VAULT, {"id": backup.vault_id})  # then `_log_both` has it at hand
+    vault = _vault(session, backup.vault_id)
     if vault is not None and vault.status == VaultStatus.DELETING:
         raise ShareStatusForbidden(backup_id=backup.id, status="in a vault being deleted")
 
@@ -329,7 +336,7 @@ def revoke_all_members(session: Session, backup: Backup, reason: str) -> int:
 
 
 def _remove(session: Session, backup: Backup, member: Member, action: str) -> None:
-    vault = session.get(Vault, member.vault_id) if member.vault_id else None
+    vault = _vault(session, member.vault_id) if member.vault_id else None
     _release(session, member)
     _log_both(session, backup, member, action, vault)
     session.delete(member)
@@ -537,7 +544,7 @@ def _log_both(
         "vault_id": vault.id if vault else (member.vault_id or ""),
     }
     resource = (backup.resource_id, backup.resource_type, backup.resource_name)
-    owner_vault = session.get(Vault, backup.vault_id)
+    owner_vault = _vault(session, backup.vault_id)
     oplogs.record(
         session,
         oplogs.completed(
