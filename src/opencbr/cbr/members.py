@@ -500,22 +500,33 @@ def _transition(
         raise MemberUpdateFailed(backup_id=backup.id, status=expected)
     if expected == MemberStatus.ACCEPTED and vault is None:
         _release(session, member)
-    changed = session.execute(
-        update(Member)
-        .where(Member.id == member.id, Member.status == expected)
-        .values(
-            status=status,
-            vault_id=vault.id if vault else None,
-            reserved_bytes=reserved,
-            updated_at=utcnow(),
-        )
-        .returning(Member)  # refreshes `member` in the same statement
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).scalar_one_or_none()
-    if changed is None:
+    values = {
+        "member_id": member.id,
+        "expected": expected,
+        "new_status": status,
+        "new_vault_id": vault.id if vault else None,
+        "reserved": reserved,
+        "now": utcnow(),
+    }
+    if session.execute(_MEMBER_STATUS_SWAP, values).scalar_one_or_none() is None:
         session.refresh(member)
         raise MemberUpdateFailed(backup_id=backup.id, status=member.status)
     _log_both(session, backup, member, LOG_ACTIONS[status], vault)
+
+
+# Built once (see `_VAULT`). RETURNING refreshes the member in the same statement.
+_MEMBER_STATUS_SWAP = (
+    update(Member)
+    .where(Member.id == bindparam("member_id"), Member.status == bindparam("expected"))
+    .values(
+        status=bindparam("new_status"),
+        vault_id=bindparam("new_vault_id"),
+        reserved_bytes=bindparam("reserved"),
+        updated_at=bindparam("now"),
+    )
+    .returning(Member)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
 
 
 def _release(session: Session, member: Member) -> None:

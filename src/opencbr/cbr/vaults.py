@@ -293,23 +293,34 @@ def has_room(vault: Vault, nbytes: int, *, strictly_more: bool = False) -> bool:
     return free > nbytes if strictly_more else free >= nbytes
 
 
+# The capacity updates of every backup, share and deletion, built once: building one took
+# longer than running it. BIGINT arithmetic: INTEGER size_gb * GiB overflows 32 bits on
+# PostgreSQL. RETURNING refreshes the vault in the same statement (no reload after).
+_ROOM = cast(Vault.size_gb, BigInteger) * GiB - Vault.used_bytes
+_TAKE = (
+    update(Vault)
+    .values(used_bytes=Vault.used_bytes + bindparam("nbytes"))
+    .returning(Vault)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+_RESERVE = _TAKE.where(Vault.id == bindparam("vault_id"), bindparam("nbytes") <= _ROOM)
+_RESERVE_STRICTLY_MORE = _TAKE.where(Vault.id == bindparam("vault_id"), bindparam("nbytes") < _ROOM)
+_RELEASE = (
+    update(Vault)
+    .where(Vault.id == bindparam("vault_id"))
+    .values(used_bytes=Vault.used_bytes - bindparam("nbytes"))
+    .execution_options(synchronize_session=False)
+)
+
+
 def reserve(session: Session, vault: Vault, nbytes: int, *, strictly_more: bool = False) -> None:
     """Take `nbytes` of the vault's capacity atomically, or raise VaultCapacityInsufficient.
 
     `strictly_more` asks for free space *greater than* `nbytes` (accepting a share, S6).
     """
-    # BIGINT arithmetic: INTEGER size_gb * GiB overflows 32 bits on PostgreSQL.
-    room = cast(Vault.size_gb, BigInteger) * GiB - Vault.used_bytes
-    fits = room > nbytes if strictly_more else room >= nbytes
-    # RETURNING refreshes `vault` in the same statement (no reload after the update).
-    changed = session.execute(
-        update(Vault)
-        .where(Vault.id == vault.id, fits)
-        .values(used_bytes=Vault.used_bytes + nbytes)
-        .returning(Vault)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).scalar_one_or_none()
-    if changed is None:
+    statement = _RESERVE_STRICTLY_MORE if strictly_more else _RESERVE
+    values = {"vault_id": vault.id, "nbytes": nbytes}
+    if session.execute(statement, values).scalar_one_or_none() is None:
         session.refresh(vault)
         needed = nbytes + 1 if strictly_more else nbytes
         raise VaultCapacityInsufficient(
@@ -332,12 +343,7 @@ def lock_vaults(session: Session, vault_ids: Sequence[str | None]) -> None:
 
 
 def release(session: Session, vault_id: str, nbytes: int) -> None:
-    session.execute(
-        update(Vault)
-        .where(Vault.id == vault_id)
-        .values(used_bytes=Vault.used_bytes - nbytes)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_RELEASE, {"vault_id": vault_id, "nbytes": nbytes})
 
 
 def delete_vault(session: Session, actor: Actor, vault_id: str) -> Vault:
