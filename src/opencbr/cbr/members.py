@@ -129,18 +129,17 @@ _RECIPIENT_MEMBER_FOR_UPDATE = (
 
 
 def _vault(session: Session, vault_id: str) -> Vault | None:
-    """A vault as `Session.get` finds it: the session's own if it holds it, else read (with a
-    statement built once)."""
-    held = session.identity_map.get(session.identity_key(Vault, vault_id))
-    return held if isinstance(held, Vault) else session.scalar(_VAULT, {"id": vault_id})
+    return session.scalar(_VAULT, {"id": vault_id})
 
 
-def _refuse_if_vault_deleting(session: Session, backup: Backup) -> None:
+def _refuse_if_vault_deleting(session: Session, backup: Backup) -> Vault | None:
     """A backup whose vault is being deleted is about to go (with its shares): refuse to share
-    or accept it, as for a backup being deleted."""
+    or accept it, as for a backup being deleted. Returns the vault, for the owner's log (the
+    session holds what it reads only as long as the caller does)."""
     vault = _vault(session, backup.vault_id)
     if vault is not None and vault.status == VaultStatus.DELETING:
         raise ShareStatusForbidden(backup_id=backup.id, status="in a vault being deleted")
+    return vault
 
 
 def _named_project(session: Session, backup: Backup, project_id: str) -> str:
@@ -224,7 +223,7 @@ def add_members(
         raise ShareTypeUnsupported(resource_type=backup.resource_type)
     if backup.status != BackupStatus.AVAILABLE:
         raise ShareStatusForbidden(backup_id=backup.id, status=backup.status)
-    _refuse_if_vault_deleting(session, backup)
+    owner_vault = _refuse_if_vault_deleting(session, backup)
     # Read under the backup's row lock: no other add for this backup can run meanwhile.
     existing = set(
         rows_of(session).scalars(
@@ -244,7 +243,7 @@ def add_members(
     except IntegrityError as exc:  # the unique constraint, should the lock ever be bypassed
         raise MemberExists(backup_id=backup.id, project_id=", ".join(targets)) from exc
     for member in members:
-        _log_both(session, backup, member, "add")
+        _log_both(session, backup, member, "add", owner_vault=owner_vault)
     return members
 
 
@@ -412,7 +411,7 @@ def _accept(
 ) -> Member:
     if backup.status not in ACCEPTABLE:
         raise ShareStatusForbidden(backup_id=backup.id, status=backup.status)
-    _refuse_if_vault_deleting(session, backup)
+    owner_vault = _refuse_if_vault_deleting(session, backup)
     if member.status == MemberStatus.ACCEPTED:  # a move between vaults changes both
         lock_vaults(session, [member.vault_id, vault_id if is_uuid(vault_id or "") else None])
     vault = _accepting_vault(session, actor, backup, vault_id)
@@ -426,7 +425,9 @@ def _accept(
     reserve(session, vault, size, strictly_more=True)
     if auto_bind and not vault.auto_bind:
         vault.auto_bind = True
-    _transition(session, backup, member, MemberStatus.ACCEPTED, vault, size)
+    _transition(
+        session, backup, member, MemberStatus.ACCEPTED, vault, size, owner_vault=owner_vault
+    )
     return member
 
 
@@ -493,6 +494,8 @@ def _transition(
     status: str,
     vault: Vault | None,
     reserved: int,
+    *,
+    owner_vault: Vault | None = None,
 ) -> None:
     """Move a member along `TRANSITIONS` with a compare-and-swap on its current status."""
     expected = member.status
@@ -511,7 +514,7 @@ def _transition(
     if session.execute(_MEMBER_STATUS_SWAP, values).scalar_one_or_none() is None:
         session.refresh(member)
         raise MemberUpdateFailed(backup_id=backup.id, status=member.status)
-    _log_both(session, backup, member, LOG_ACTIONS[status], vault)
+    _log_both(session, backup, member, LOG_ACTIONS[status], vault, owner_vault=owner_vault)
 
 
 # Built once (see `_VAULT`). RETURNING refreshes the member in the same statement.
@@ -541,9 +544,16 @@ def _release(session: Session, member: Member) -> None:
 
 
 def _log_both(
-    session: Session, backup: Backup, member: Member, action: str, vault: Vault | None = None
+    session: Session,
+    backup: Backup,
+    member: Member,
+    action: str,
+    vault: Vault | None = None,
+    *,
+    owner_vault: Vault | None = None,
 ) -> None:
-    """One operation log in the owner's project and one in the recipient's (S15)."""
+    """One operation log in the owner's project and one in the recipient's (S15). `vault` is
+    the recipient's, `owner_vault` the backup's (read here unless the caller has it)."""
     share = {
         "action": action,
         "backup_id": backup.id,
@@ -555,7 +565,7 @@ def _log_both(
         "vault_id": vault.id if vault else (member.vault_id or ""),
     }
     resource = (backup.resource_id, backup.resource_type, backup.resource_name)
-    owner_vault = _vault(session, backup.vault_id)
+    owner_vault = owner_vault or _vault(session, backup.vault_id)
     oplogs.record(
         session,
         oplogs.completed(
