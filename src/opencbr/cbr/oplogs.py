@@ -37,7 +37,8 @@ def start(
     extra: dict[str, Any] | None = None,
     status: str = "running",
 ) -> OperationLog:
-    """The log of an action a job carries on; `finish` ends it."""
+    """A log added to the unit of work as an ORM object, which its caller may still change (a
+    job that carries the action on ends it with `finish`)."""
     log = OperationLog(
         **_values(
             project_id,
