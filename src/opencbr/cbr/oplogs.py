@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -22,43 +22,43 @@ from .errors import OperationLogNotFound
 from .models import OperationLog, Vault
 from .resources import PROVIDER_IDS
 
-__all__ = ["OpLogFilters", "completed", "finish", "get_oplog", "list_oplogs", "record", "start"]
+__all__ = [
+    "LogFields",
+    "OpLogFilters",
+    "completed",
+    "finish",
+    "get_oplog",
+    "list_oplogs",
+    "record",
+    "start",
+]
+
+
+class LogFields(TypedDict, total=False):
+    """What a log may say besides its project and operation (each has a default)."""
+
+    vault: Vault | None
+    checkpoint_id: str
+    policy_id: str
+    resource: tuple[str, str, str] | None  # id, type, name
+    extra: dict[str, Any] | None
+    status: str  # "running" unless said
 
 
 def start(
-    session: Session,
-    project_id: str,
-    operation_type: str,
-    *,
-    vault: Vault | None = None,
-    checkpoint_id: str = "",
-    policy_id: str = "",
-    resource: tuple[str, str, str] | None = None,
-    extra: dict[str, Any] | None = None,
-    status: str = "running",
+    session: Session, project_id: str, operation_type: str, **fields: Unpack[LogFields]
 ) -> OperationLog:
     """A log added to the unit of work as an ORM object, which its caller may still change (a
     job that carries the action on ends it with `finish`)."""
-    log = OperationLog(
-        **_values(
-            project_id,
-            operation_type,
-            vault=vault,
-            checkpoint_id=checkpoint_id,
-            policy_id=policy_id,
-            resource=resource,
-            extra=extra,
-            status=status,
-        )
-    )
+    log = OperationLog(**_values(project_id, operation_type, fields))
     session.add(log)  # inserted with the unit of work's next flush, batched with the others
     return log
 
 
-def completed(project_id: str, operation_type: str, **kwargs: Any) -> dict[str, Any]:
+def completed(project_id: str, operation_type: str, **fields: Unpack[LogFields]) -> dict[str, Any]:
     """A log of an action that completed within the request (a share added, accepted, ...),
     for `record`."""
-    return _values(project_id, operation_type, status="success", **kwargs)
+    return _values(project_id, operation_type, {"status": "success", **fields})
 
 
 def record(session: Session, *logs: dict[str, Any]) -> None:
@@ -67,18 +67,10 @@ def record(session: Session, *logs: dict[str, Any]) -> None:
     rows_of(session).execute(insert(OperationLog), list(logs))
 
 
-def _values(
-    project_id: str,
-    operation_type: str,
-    *,
-    vault: Vault | None = None,
-    checkpoint_id: str = "",
-    policy_id: str = "",
-    resource: tuple[str, str, str] | None = None,
-    extra: dict[str, Any] | None = None,
-    status: str = "running",
-) -> dict[str, Any]:
-    resource_id, resource_type, resource_name = resource or ("", "", "")
+def _values(project_id: str, operation_type: str, fields: LogFields) -> dict[str, Any]:
+    vault = fields.get("vault")
+    status = fields.get("status", "running")
+    resource_id, resource_type, resource_name = fields.get("resource") or ("", "", "")
     now = utcnow()
     return {
         "id": new_uuid(),
@@ -88,12 +80,12 @@ def _values(
         "provider_id": PROVIDER_IDS.get(vault.object_type, "") if vault else "",
         "vault_id": vault.id if vault else "",
         "vault_name": vault.name if vault else "",
-        "checkpoint_id": checkpoint_id,
-        "policy_id": policy_id,
+        "checkpoint_id": fields.get("checkpoint_id", ""),
+        "policy_id": fields.get("policy_id", ""),
         "resource_id": resource_id,
         "resource_type": resource_type,
         "resource_name": resource_name,
-        "extra_info": extra or {},
+        "extra_info": fields.get("extra") or {},
         "started_at": now,
         "ended_at": now if status != "running" else None,
     }
