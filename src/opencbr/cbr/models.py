@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -164,9 +165,12 @@ class StoreScope(Base):
 
 class Backup(Base):
     __tablename__ = "cbr_backups"
+    # A project's backups newest first (its listing's order): a short walk of this index, not
+    # a walk of every project's backups by date.
+    __table_args__ = (Index("ix_cbr_backups_project_id_created_at", "project_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"))
     region: Mapped[str] = mapped_column(String(64), index=True)
     vault_id: Mapped[str] = mapped_column(ForeignKey("cbr_vaults.id"), index=True)
     checkpoint_id: Mapped[str] = mapped_column(String(36), index=True)
