@@ -67,9 +67,10 @@ def _verify(
             secret, principal, project = service.resolve_access_key_in_project(
                 session, runtime.root_key, auth.access_key, project_id
             )
+        raw_path: bytes | None = request.scope.get("raw_path")  # the path as it was sent
         canonical = signing.canonical_request(
             request.method,
-            request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),
+            request.url.path if raw_path is None else raw_path.decode("latin-1"),
             request.scope.get("query_string", b"").decode("latin-1"),
             {k: v or "" for k, v in headers.items()},
             auth.signed_headers,
