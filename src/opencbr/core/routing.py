@@ -26,11 +26,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from .web import (
-    SAFE_METHODS,
     FastJSONResponse,
     OnEndpointThread,
     dependency_of,
-    get_runtime,
+    open_unit_of_work,
     request_session,
     request_threads,
 )
@@ -173,13 +172,11 @@ class DirectHandler:
             known[("dependency", dependency)] = dependency(request)
         if not self.uses_session:
             return self._respond(request, known)
-        database = get_runtime(request).database
-        read_only = request.method in SAFE_METHODS
-        session = (database.read_sessions if read_only else database.sessions)()
+        session, transactional = open_unit_of_work(request)
         known[SESSION] = session
         try:
             response = self._respond(request, known)
-            if not (read_only and database.reads_autocommit):
+            if transactional:
                 session.commit()
             return response
         finally:

@@ -29,6 +29,7 @@ __all__ = [
     "end_request_threads",
     "get_runtime",
     "json_response",
+    "open_unit_of_work",
     "request_session",
     "request_threads",
 ]
@@ -76,24 +77,29 @@ _ending_limiter: RunVar[CapacityLimiter] = RunVar("opencbr_unit_of_work_ends")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def request_session(request: Request) -> AsyncIterator[Session]:
-    """One unit of work per request: commits before the response is sent, or rolls back.
-    A request with a safe method gets a read-only one.
-
-    Opening a session does no I/O, so only its end (commit or rollback, which talk to the
-    database) is handed to a thread, unless it ran without a transaction."""
+def open_unit_of_work(request: Request) -> tuple[Session, bool]:
+    """The session of the request's unit of work, and whether it has a transaction to end. A
+    request with a safe method gets a read-only one, which runs without a transaction where
+    the database allows it (see `Database`). Opening a session does no I/O."""
     database = get_runtime(request).database
     read_only = request.method in SAFE_METHODS
     session = (database.read_sessions if read_only else database.sessions)()
+    return session, not (read_only and database.reads_autocommit)
+
+
+async def request_session(request: Request) -> AsyncIterator[Session]:
+    """One unit of work per request: commits before the response is sent, or rolls back.
+    Only its end (commit or rollback, which talk to the database) is handed to a thread."""
+    session, transactional = open_unit_of_work(request)
     committed = False
     try:
         yield session
         committed = True
     finally:
-        if read_only and database.reads_autocommit:
-            session.close()  # no transaction to end: giving the connection back does no I/O
-        else:
+        if transactional:
             await to_thread.run_sync(_end, session, committed, limiter=_ending_threads())
+        else:
+            session.close()  # no transaction to end: giving the connection back does no I/O
 
 
 def _ending_threads() -> CapacityLimiter:
