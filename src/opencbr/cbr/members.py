@@ -118,6 +118,7 @@ def _owned_for_sharing(
 # each call) took longer than running it (a vault: 360-420 us of CPU against 210-250).
 _VAULT = select(Vault).where(Vault.id == bindparam("id"))
 _PROJECT = select(Project.id, Project.enabled, Project.region).where(Project.id == bindparam("id"))
+_RECIPIENTS = select(Member.dest_project_id).where(Member.backup_id == bindparam("backup_id"))
 _RECIPIENT_MEMBER_FOR_UPDATE = (
     select(Member)
     .where(
@@ -225,11 +226,7 @@ def add_members(
         raise ShareStatusForbidden(backup_id=backup.id, status=backup.status)
     owner_vault = _refuse_if_vault_deleting(session, backup)
     # Read under the backup's row lock: no other add for this backup can run meanwhile.
-    existing = set(
-        rows_of(session).scalars(
-            select(Member.dest_project_id).where(Member.backup_id == backup.id)
-        )
-    )
+    existing = set(rows_of(session).scalars(_RECIPIENTS, {"backup_id": backup.id}))
     targets = _recipients(session, backup, project_ids, domain_ids, existing)
     if len(existing) + len(targets) > MAX_MEMBERS:
         raise MemberLimitReached(limit=MAX_MEMBERS, current=len(existing), adding=len(targets))

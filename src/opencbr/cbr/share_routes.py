@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 
 from opencbr.core.routing import JSONRoute
-from opencbr.core.web import SessionDep
+from opencbr.core.web import SessionDep, json_response
 from opencbr.iam.auth import ActorDep
 
 from . import members
@@ -27,9 +28,9 @@ router = APIRouter(prefix="/v3/{project_id}", tags=["cbr", "cbr-sharing"], route
 @router.post("/backups/{backup_id}/members", operation_id="AddMember")
 def add_member(
     backup_id: str, body: AddMembersBody, actor: ActorDep, session: SessionDep
-) -> dict[str, Any]:
+) -> JSONResponse:
     added = members.add_members(session, actor, backup_id, body.members, body.domains)
-    return {"members": [member_view(m) for m in added], "count": len(added)}
+    return json_response({"members": [member_view(m) for m in added], "count": len(added)})
 
 
 @router.get("/backups/{backup_id}/members", operation_id="ShowMembersDetail")
@@ -70,11 +71,11 @@ def show_member(
 @router.put("/backups/{backup_id}/members/{member_id}", operation_id="UpdateMemberStatus")
 def update_member(
     backup_id: str, member_id: str, body: UpdateMemberBody, actor: ActorDep, session: SessionDep
-) -> dict[str, Any]:
+) -> JSONResponse:
     member = members.update_member_status(
         session, actor, backup_id, member_id, body.status, body.vault_id, body.auto_bind
     )
-    return {"member": member_view(member)}
+    return json_response({"member": member_view(member)})
 
 
 @router.delete(
