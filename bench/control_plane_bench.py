@@ -1,13 +1,14 @@
 """Control-plane benchmark: signed API calls against `opencbr serve --workers 2 --no-jobs` on
-PostgreSQL with 100,000 backups and 10,000 share members (records only, bulk-inserted).
+PostgreSQL with 100,000 backups and 11,000 share members (records only, bulk-inserted).
 
     uv run python bench/control_plane_bench.py [--seconds 8] [--clients 16] [--workers 2]
 
-Prints p50/p99 latency and throughput of ListBackups (own_type=shared, first page of 50),
-ShowBackup, AddMember and UpdateMemberStatus at N concurrent clients, and the CPU each request
-cost the API processes, PostgreSQL and the load generator. The clients are wrk (Debian's
-package, installed when missing) with one keep-alive connection per thread, replaying requests
-signed just before the run; they share the machine with the server. Needs the PostgreSQL
+Prints p50/p99 latency and throughput of ListBackups (own_type=shared, first page of 50; by
+a recipient of the newest backups and by one of the oldest), ShowBackup, AddMember and
+UpdateMemberStatus at N concurrent clients, and the CPU each request cost the API processes,
+PostgreSQL and the load generator. The clients are wrk (Debian's package, installed when
+missing) with one keep-alive connection per thread, replaying requests signed just before the
+run; they share the machine with the server. Needs the PostgreSQL
 server of the tests (127.0.0.1:5432); makes and drops a fresh database.
 """
 
@@ -49,7 +50,8 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BACKUPS = 100_000
 OWNERS = 20  # projects owning the backups (5,000 each)
 RECIPIENTS = 10
-SHARED = 1_000  # backups shared with every recipient: 10,000 members
+SHARED = 1_000  # the newest backups, shared with every recipient: 10,000 members (and the
+# oldest, with one more recipient: 1,000)
 REQUESTS_PER_CLIENT = 200  # distinct signed reads per connection, sent over again
 MiB = 1024 * 1024
 
@@ -64,7 +66,7 @@ def _free_port() -> int:
 
 
 def populate(settings: Settings) -> dict[str, Any]:
-    """Tenants, one vault each, 100k available disk backups and 10k members, in bulk SQL."""
+    """Tenants, one vault each, 100k available disk backups and 11k members, in bulk SQL."""
     runtime = build_runtime(settings)
     regions = settings.regions
 
@@ -76,9 +78,10 @@ def populate(settings: Settings) -> dict[str, Any]:
 
     owners = [tenant("owner") for _ in range(OWNERS)]
     recipients = [tenant("recipient") for _ in range(RECIPIENTS)]
+    later = tenant("later-recipient")
     vaults: dict[str, str] = {}
     with runtime.database.unit_of_work() as session:
-        for creds in [*owners, *recipients]:
+        for creds in [*owners, *recipients, later]:
             project = creds.projects["region-1"]
             vault = Vault(
                 id=str(uuid.uuid4()),
@@ -122,8 +125,8 @@ def populate(settings: Settings) -> dict[str, Any]:
         )
         # The newest SHARED backups are shared with every recipient (half accepted).
         conn.execute(
-            "CREATE TEMP TABLE shared AS SELECT id, row_number() OVER (ORDER BY id) AS k "
-            "FROM cbr_backups ORDER BY created_at DESC LIMIT %s",
+            "CREATE TEMP TABLE shared AS SELECT id, created_at, row_number() OVER "
+            "(ORDER BY id) AS k FROM cbr_backups ORDER BY created_at DESC LIMIT %s",
             (SHARED,),
         )
         with conn.cursor().copy("COPY owners FROM STDIN") as copy:
@@ -132,15 +135,27 @@ def populate(settings: Settings) -> dict[str, Any]:
                 copy.write_row((1000 + n, project, vaults[project]))
         conn.execute(
             """
-            INSERT INTO cbr_members (id, backup_id, dest_project_id, status, vault_id,
-                image_id, reserved_bytes, created_at, updated_at)
-            SELECT gen_random_uuid()::text, s.id, r.project_id,
+            INSERT INTO cbr_members (id, backup_id, backup_created_at, dest_project_id, status,
+                vault_id, image_id, reserved_bytes, created_at, updated_at)
+            SELECT gen_random_uuid()::text, s.id, s.created_at, r.project_id,
                 CASE WHEN s.k % 2 = 0 THEN 'accepted' ELSE 'pending' END,
                 CASE WHEN s.k % 2 = 0 THEN r.vault_id END, NULL,
                 CASE WHEN s.k % 2 = 0 THEN 4 * 1048576 ELSE 0 END,
                 now() at time zone 'utc', now() at time zone 'utc'
             FROM shared s CROSS JOIN owners r WHERE r.n >= 1000
             """
+        )
+        # One more recipient was given the oldest SHARED backups (pending): its listing must
+        # not walk the newer backups of the region to find them.
+        conn.execute(
+            """
+            INSERT INTO cbr_members (id, backup_id, backup_created_at, dest_project_id, status,
+                vault_id, image_id, reserved_bytes, created_at, updated_at)
+            SELECT gen_random_uuid()::text, b.id, b.created_at, %s, 'pending', NULL, NULL, 0,
+                now() at time zone 'utc', now() at time zone 'utc'
+            FROM (SELECT id, created_at FROM cbr_backups ORDER BY created_at LIMIT %s) b
+            """,
+            (later.projects["region-1"], SHARED),
         )
         conn.execute(
             """
@@ -169,6 +184,7 @@ def populate(settings: Settings) -> dict[str, Any]:
     return {
         "owners": owners,
         "recipients": recipients,
+        "later": later,
         "vaults": vaults,
         "shared": shared_ids,
         "fresh": fresh,
@@ -381,7 +397,7 @@ def main() -> None:
     try:
         world = populate(settings)
         print(
-            f"loaded {BACKUPS:,} backups and {SHARED * RECIPIENTS:,} members "
+            f"loaded {BACKUPS:,} backups and {SHARED * (RECIPIENTS + 1):,} members "
             f"in {world['load_seconds']:.1f} s"
         )
         port = _free_port()
@@ -426,6 +442,11 @@ def main() -> None:
             sign, path = signer(host, creds), f"/v3/{project_of(creds)}/backups"
             return [sign("GET", path, params={"own_type": "shared", "limit": 50})]
 
+        def list_older_shares(i: int) -> list[Signed]:
+            creds: TenantCredentials = world["later"]
+            sign, path = signer(host, creds), f"/v3/{project_of(creds)}/backups"
+            return [sign("GET", path, params={"own_type": "shared", "limit": 50})]
+
         def show(i: int) -> list[Signed]:
             creds = owners[i % 4]
             sign, ids = signer(host, creds), fresh[project_of(creds)]
@@ -466,6 +487,7 @@ def main() -> None:
 
         calls = [
             ("ListBackups own_type=shared limit=50", list_shared),
+            ("ListBackups, the oldest backups shared", list_older_shares),
             ("ShowBackup (owner)", show),
             ("ShowBackup (recipient)", show_shared),
             ("AddMember", add_member),

@@ -296,15 +296,26 @@ def _visible_clause(own_type: str, member_status: bool) -> ColumnElement[bool]:
     raise ValidationFailed(reason="own_type must be private, shared or all_granted")
 
 
-def _order(query: Select[Any], sort: str | None) -> Select[Any]:
+# What a listing of shared backups orders by instead of the backup's own columns: its members'
+# copies of them, which the members' index holds in the listing's order.
+_MEMBER_KEYS = {"created_at": Member.backup_created_at, "id": Member.backup_id}
+
+
+def _order(query: Select[Any], sort: str | None, *, by_member: bool) -> Select[Any]:
+    """`query` in the order `sort` asks, the backup's id last (stable pages). A listing of
+    shared backups only (`by_member`) orders by its member rows: its first page is then the
+    first entries of the recipient's index, however old the backups shared with it are
+    (ordered by the backups, PostgreSQL walked the region's backups newest first until it met
+    50 shared ones: 158 ms when they were the oldest of 100,000)."""
     keys = []
     for part in (sort or "created_at:desc").split(","):
         key, _, direction = part.strip().partition(":")
         if key not in SORT_KEYS or direction not in ("", "asc", "desc"):
             raise ValidationFailed(reason=f"cannot sort by {part!r}")
-        column = getattr(Backup, key)
+        column = _MEMBER_KEYS[key] if by_member and key in _MEMBER_KEYS else getattr(Backup, key)
         keys.append(column.asc() if direction == "asc" else column.desc())
-    return query.order_by(*keys, Backup.id.desc())  # id last: stable pages
+    last = Member.backup_id if by_member else Backup.id
+    return query.order_by(*keys, last.desc())
 
 
 class Membership(NamedTuple):
@@ -425,7 +436,7 @@ def _listing(own_type: str, given: frozenset[str], sort: str | None) -> _Listing
             count = count.where(Member.status == bindparam("member_status"))
     else:
         count = select(func.count()).select_from(query.subquery())
-    ordered = _order(query, sort)
+    ordered = _order(query, sort, by_member=own_type == "shared")
     listing_count = count.correlate(None).scalar_subquery().label("listing_count")
     page = (
         ordered.with_only_columns(*_RECORD_COLUMNS, listing_count)

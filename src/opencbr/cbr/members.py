@@ -231,7 +231,13 @@ def add_members(
     if len(existing) + len(targets) > MAX_MEMBERS:
         raise MemberLimitReached(limit=MAX_MEMBERS, current=len(existing), adding=len(targets))
     members = [
-        Member(id=new_uuid(), backup_id=backup.id, dest_project_id=p, status=MemberStatus.PENDING)
+        Member(
+            id=new_uuid(),
+            backup_id=backup.id,
+            backup_created_at=backup.created_at,
+            dest_project_id=p,
+            status=MemberStatus.PENDING,
+        )
         for p in targets
     ]
     session.add_all(members)

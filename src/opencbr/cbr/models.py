@@ -237,11 +237,23 @@ class Member(Base):
     """One share of one backup with one destination project (S1-S9)."""
 
     __tablename__ = "cbr_members"
-    __table_args__ = (UniqueConstraint("backup_id", "dest_project_id"),)
+    __table_args__ = (
+        UniqueConstraint("backup_id", "dest_project_id"),
+        # A recipient's shares in the order of its listing of them (newest backup first).
+        Index(
+            "ix_cbr_members_dest_project_id_backup_created_at",
+            "dest_project_id",
+            "backup_created_at",
+            "backup_id",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     backup_id: Mapped[str] = mapped_column(ForeignKey("cbr_backups.id"), index=True)
-    dest_project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), index=True)
+    dest_project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"))
+    # The backup's `created_at`, which never changes: a recipient's listing walks its members
+    # in the backups' order instead of every backup of the region (see `backups._listing`).
+    backup_created_at: Mapped[datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16), default=MemberStatus.PENDING, index=True)
     vault_id: Mapped[str | None] = mapped_column(
         ForeignKey("cbr_vaults.id"), nullable=True, index=True
