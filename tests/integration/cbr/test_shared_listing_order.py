@@ -69,3 +69,47 @@ def test_members_made_before_learn_their_backups_dates(
     spec = backups.BackupFilters(own_type="shared")
     page = run(runtime, backups.list_backups, recipient.actor, spec)
     assert [b.id for b in page.backups] == [backup_id]
+
+
+def test_own_and_shared_backups_are_paged_together(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    """`all_granted`: the caller's own backups and those shared with it, in one order, whose
+    pages (offset or marker) add up to the whole listing, counted whole on every page."""
+    me, other = party(runtime, make_tenant()), party(runtime, make_tenant())
+    mine = [stored_backup(runtime, me, make_vault(runtime, me)) for _ in range(3)]
+    theirs = [stored_backup(runtime, other, make_vault(runtime, other)) for _ in range(3)]
+    start = datetime(2026, 2, 1)
+    made_at = {b: start + timedelta(days=n) for n, b in enumerate(interleave(mine, theirs))}
+    with runtime.database.unit_of_work() as session:
+        for backup_id, when in made_at.items():
+            named = {"created_at": when, "name": f"n{9 - (when - start).days}"}
+            session.execute(update(Backup).where(Backup.id == backup_id).values(**named))
+    for backup_id in theirs:
+        run(runtime, members.add_members, other.actor, backup_id, [me.project_id])
+
+    def page(**filters: object) -> backups.BackupPage:
+        spec = backups.BackupFilters(own_type="all_granted", **filters)  # type: ignore[arg-type]
+        return run(runtime, backups.list_backups, me.actor, spec)
+
+    def listed(**filters: object) -> list[str]:
+        return [b.id for b in page(**filters).backups]
+
+    everything = sorted(made_at, key=made_at.__getitem__, reverse=True)
+    assert listed() == everything
+    assert listed(limit=2) + listed(limit=2, offset=2) + listed(limit=2, offset=4) == everything
+    assert [page(limit=2, offset=n).count for n in (0, 2, 4, 5, 6)] == [6] * 5
+    assert listed(offset=5) == everything[5:]
+    assert listed(marker=everything[2], limit=2) == everything[3:5]
+    assert listed(sort="name:asc") == everything  # names run backwards with the dates
+    assert listed(sort="created_at:asc", limit=4) == everything[::-1][:4]
+    own_and_accepted = page(member_status="accepted")  # none of the shares is accepted
+    assert ([b.id for b in own_and_accepted.backups], own_and_accepted.count) == (
+        sorted(mine, key=made_at.__getitem__, reverse=True),
+        3,
+    )
+    assert page().memberships.keys() == set(theirs)
+
+
+def interleave(first: list[str], second: list[str]) -> list[str]:
+    return [item for pair in zip(first, second, strict=True) for item in pair]
