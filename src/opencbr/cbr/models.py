@@ -252,7 +252,7 @@ class Member(Base):
     backup_id: Mapped[str] = mapped_column(ForeignKey("cbr_backups.id"), index=True)
     dest_project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"))
     # The backup's `created_at`, which never changes: a recipient's listing walks its members
-    # in the backups' order instead of every backup of the region (see `backups._listing`).
+    # in the backups' order instead of every backup of the region (see `backups._side`).
     backup_created_at: Mapped[datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16), default=MemberStatus.PENDING, index=True)
     vault_id: Mapped[str | None] = mapped_column(
