@@ -289,9 +289,9 @@ class Membership(NamedTuple):
     vault_id: str | None
 
 
-# A backup's columns, and the caller's member status and vault of it (an outer join on the
-# member's unique (backup, recipient) key; NULL for the owner): what a listing and ShowBackup
-# show. They are read as rows, not ORM objects (see `BackupRecord`).
+# A backup's columns, and the caller's member status and vault of it (NULL for the owner):
+# what a listing (see `_side`) and ShowBackup (an outer join on the member's unique (backup,
+# recipient) key) show. They are read as rows, not ORM objects (see `BackupRecord`).
 _RECORD_COLUMNS = (
     *Backup.__table__.c,
     Member.__table__.c.status.label("member_status"),
