@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVarTuple
 
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     ColumnElement,
     Integer,
@@ -458,7 +459,7 @@ def _listing(own_type: str, given: frozenset[str], sort: str | None) -> _Listing
     if len(sides) == 1:
         listed = everything = sides[0][1].subquery()
     else:
-        reach = bindparam("reach", type_=Integer)
+        reach = bindparam("reach", type_=BigInteger)  # the largest offset plus a limit
         firsts = [
             select(side.order_by(*_sort_keys(side.selected_columns, sort)).limit(reach).subquery())
             for _, side in sides

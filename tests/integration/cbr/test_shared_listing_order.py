@@ -99,6 +99,8 @@ def test_own_and_shared_backups_are_paged_together(
     assert listed() == everything
     assert listed(limit=2) + listed(limit=2, offset=2) + listed(limit=2, offset=4) == everything
     assert [page(limit=2, offset=n).count for n in (0, 2, 4, 5, 6)] == [6] * 5
+    farthest = page(offset=2**31 - 1, limit=1000)  # the largest the API takes: past 32 bits
+    assert (farthest.backups, farthest.count) == ([], 6)
     assert listed(offset=5) == everything[5:]
     assert listed(marker=everything[2], limit=2) == everything[3:5]
     assert listed(sort="name:asc") == everything  # names run backwards with the dates
