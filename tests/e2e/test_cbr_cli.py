@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -81,11 +82,13 @@ def test_vault_verbs(cli: Cli, workers: WorkerPool) -> None:
     assert cli.json("vault", "add-resource", vault["id"], disk) == {"add_resource_ids": [disk]}
     table = cli.run("vault", "list").stdout
     assert "vault-cli" in table
-    assert "10 GiB" in table
+    assert "10 GB" in table
     assert cli.json("vault", "update", vault["id"], "--size-gb", "20")["billing"]["size"] == 20
     cli.json("vault", "remove-resource", vault["id"], disk)
     assert cli.json("vault", "show", vault["id"])["resources"] == []
     cli.run("vault", "delete", vault["id"])
+    made = cli.run("vault", "create", "--name", "vault-cli-2", "--size-gb", "10").stdout
+    assert re.search(r"^vault id: [0-9a-f-]{36}$", made, re.MULTILINE), made
     missing = cli.run("vault", "show", str(uuid.uuid4()), expect=4)
     assert "BackupService.6105" in missing.stderr
 
@@ -106,7 +109,9 @@ def test_backup_restore_and_disk_from_backup(cli: Cli, workers: WorkerPool) -> N
     assert cli.json("backup", "list", "--own-type", "shared", "--member-status", "pending") == []
     table = cli.run("backup", "list", "--resource", disk).stdout
     assert "first" in table
-    assert "2 MiB" in table
+    assert "2 MB" in table
+    assert backup in table  # the whole id
+    assert "1-1 of 1" in table
     assert cli.json("backup", "rename", backup, "renamed")["name"] == "renamed"
 
     logs = cli.json("oplog", "list", "--type", "backup", "--vault", vault["id"])

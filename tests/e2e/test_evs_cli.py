@@ -94,6 +94,10 @@ def test_import_export_round_trip(
         assert handle.read(4 * MiB).count(0) == 4 * MiB
     assert os.stat(target).st_blocks * 512 < 16 * MiB  # the export stayed sparse
 
+    trimmed = tmp_path / "trimmed.img"
+    cli("disk", "export", disk_id, str(trimmed), "--length", str(len(original)), "--json")
+    assert trimmed.read_bytes() == original  # the imported image, not the whole disk
+
 
 def test_ranged_write_and_read(cli: Any, workers: WorkerPool, tmp_path: Path) -> None:
     made = cli("disk", "create", "--name", "ranged", "--size-gb", "1", "--json")

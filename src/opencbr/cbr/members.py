@@ -217,7 +217,8 @@ def add_members(
     `domain_ids` (Account IDs) share with every project of that account in the backup's
     region that exists now; each becomes a pending member that may accept on its own.
     """
-    if not 1 <= len(project_ids) + len(domain_ids) <= MAX_MEMBERS:
+    asked = len(project_ids) + len(domain_ids)
+    if asked == 0:
         raise ValidationFailed(reason=f"name 1 to {MAX_MEMBERS} projects or accounts")
     backup = _owned_for_sharing(session, actor, backup_id, "share")
     if backup.resource_type not in SHAREABLE or backup.parent_id is not None:
@@ -227,6 +228,8 @@ def add_members(
     owner_vault = _refuse_if_vault_deleting(session, backup)
     # Read under the backup's row lock: no other add for this backup can run meanwhile.
     existing = set(rows_of(session).scalars(_RECIPIENTS, {"backup_id": backup.id}))
+    if len(existing) + asked > MAX_MEMBERS:
+        raise MemberLimitReached(limit=MAX_MEMBERS, current=len(existing), adding=asked)
     targets = _recipients(session, backup, project_ids, domain_ids, existing)
     if len(existing) + len(targets) > MAX_MEMBERS:
         raise MemberLimitReached(limit=MAX_MEMBERS, current=len(existing), adding=len(targets))

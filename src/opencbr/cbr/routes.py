@@ -70,7 +70,9 @@ def _vault_out(session: Session, vault: Vault) -> dict[str, Any]:
                 Backup.status == BackupStatus.AVAILABLE,
             )
         ).one()
-        resources.append(resource_view(held, size, int(count), int(stored) // 2**20))
+        # Rounded up: a backup smaller than 1 MB still holds data, and 0 would say it holds none.
+        stored_mb = -(-int(stored) // 2**20)
+        resources.append(resource_view(held, size, int(count), stored_mb))
     return vault_view(vault, resources)
 
 

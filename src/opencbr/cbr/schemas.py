@@ -118,8 +118,9 @@ class UpdateBackupBody(_Body):
 
 
 class AddMembersBody(_Body):
-    members: list[str] = Field(default_factory=list, max_length=10)
-    domains: list[str] = Field(default_factory=list, max_length=10)
+    # More than 10 is the service's 6701 (S3), not a schema error; the bound only caps the body.
+    members: list[str] = Field(default_factory=list, max_length=1000)
+    domains: list[str] = Field(default_factory=list, max_length=1000)
 
 
 class UpdateMemberBody(_Body):

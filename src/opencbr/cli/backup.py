@@ -13,11 +13,20 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TaskProgressColumn, TimeElapsedColumn
 
 from .client import ApiError, Client
 from .common import JsonOpt, client, edge_errors
-from .output import console, err_console, print_json, print_record, print_rows
+from .output import (
+    console,
+    err_console,
+    print_json,
+    print_new_id,
+    print_page_note,
+    print_record,
+    print_rows,
+)
+from .progress import ProgressLike, progress
 from .vault import human_size
 
 __all__ = ["backup_app", "job_app", "oplog_app", "restore"]
@@ -40,6 +49,8 @@ TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds --wait wai
 BACKUP_COLUMNS = ["id", "name", "status", "resource", "type", "size", "stored", "incremental"]
 OPLOG_COLUMNS = ["id", "type", "status", "progress", "resource", "vault", "started_at", "error"]
 FINAL_BACKUP = ("available", "error")
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=1000, help="Rows per page.")]
+OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="Rows to skip (paging).")]
 
 
 # ---------------------------------------------------------------------------- presentation
@@ -90,14 +101,12 @@ def _oplog_row(log: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _bar() -> Progress:
-    return Progress(
+def _bar() -> ProgressLike:
+    return progress(
         "[progress.description]{task.description}",
         BarColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
     )
 
 
@@ -217,12 +226,15 @@ def create(
         resources = ", ".join(r["name"] or r["id"] for r in checkpoint["vault"]["resources"])
         record = {"checkpoint_id": checkpoint["id"], "status": checkpoint["status"]}
         print_record({**record, "vault_id": vault_id, "resources": resources}, False)
+        print_new_id("checkpoint", checkpoint["id"])
         return
     backups = wait_checkpoint(api, checkpoint, timeout)
     if as_json:
         print_json(backups)
     else:
         print_rows([_backup_row(b) for b in backups], BACKUP_COLUMNS, False, title="Backups")
+        for backup in backups:
+            print_new_id("backup", backup["id"])
     failed = [b for b in backups if b["status"] == "error"]
     if failed:
         err_console.print(f"[red]error[/red] {len(failed)} backup(s) failed")
@@ -250,9 +262,11 @@ def list_backups(
         str | None,
         typer.Option("--member-status", help="Shared backups: pending, accepted or rejected."),
     ] = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """List backups."""
+    """List backups, newest first, a page at a time."""
     api = client()
     params = {
         "vault_id": vault,
@@ -262,13 +276,17 @@ def list_backups(
         "checkpoint_id": checkpoint,
         "own_type": own_type,
         "member_status": member_status,
+        "limit": limit,
+        "offset": offset,
     }
-    found = api.request("GET", _cbr(api, "/backups"), params=params)["backups"]
+    page = api.request("GET", _cbr(api, "/backups"), params=params)
+    found = page["backups"]
     if as_json:
         print_json(found)
         return
     columns = BACKUP_COLUMNS + (["member_status"] if own_type in ("shared", "all_granted") else [])
     print_rows([_backup_row(b) for b in found], [*columns, "created_at"], False, title="Backups")
+    print_page_note(len(found), offset, int(page["count"]))
 
 
 def _show_backup(backup: dict[str, Any], as_json: bool) -> None:
@@ -340,6 +358,8 @@ def to_disk(
     if wait:
         wait_job(api, answer["job_id"], "disk from backup", timeout)
     _report(result, as_json, f"disk {result['volume_id']} from backup {backup_id}", wait)
+    if not as_json:
+        print_new_id("disk", result["volume_id"])
 
 
 @backup_app.command("to-server")
@@ -368,6 +388,8 @@ def to_server(
     if wait:
         wait_job(api, answer["job_id"], "server from backup", timeout)
     _report(result, as_json, f"server {answer['server_id']} from backup {backup_id}", wait)
+    if not as_json:
+        print_new_id("server", answer["server_id"])
 
 
 def _report(result: dict[str, Any], as_json: bool, message: str, done: bool) -> None:
@@ -440,10 +462,11 @@ def oplog_list(
     ] = None,
     vault: Annotated[str | None, typer.Option("--vault", help="Only this vault's.")] = None,
     resource: Annotated[str | None, typer.Option("--resource", help="Resource id.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """List operation logs, newest first."""
+    """List operation logs, newest first, a page at a time."""
     api = client()
     params = {
         "operation_type": operation_type,
@@ -451,12 +474,15 @@ def oplog_list(
         "vault_id": vault,
         "resource_id": resource,
         "limit": limit,
+        "offset": offset,
     }
-    found = api.request("GET", _cbr(api, "/operation-logs"), params=params)["operation_logs"]
+    page = api.request("GET", _cbr(api, "/operation-logs"), params=params)
+    found = page["operation_logs"]
     if as_json:
         print_json(found)
         return
     print_rows([_oplog_row(log) for log in found], OPLOG_COLUMNS, False, title="Operation logs")
+    print_page_note(len(found), offset, int(page["count"]))
 
 
 @oplog_app.command("show")

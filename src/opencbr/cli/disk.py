@@ -18,14 +18,14 @@ import typer
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    Progress,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
 
 from .client import ApiError, Client
 from .common import JsonOpt, client, edge_errors
-from .output import err_console, print_json, print_record, print_rows
+from .output import err_console, print_json, print_new_id, print_record, print_rows
+from .progress import ProgressLike, progress
 
 __all__ = ["disk_app", "wait_job"]
 
@@ -54,15 +54,13 @@ def _volumes(api: Client, suffix: str = "") -> str:
     return f"/v2/{api.project()}/cloudvolumes{suffix}"
 
 
-def _progress() -> Progress:
-    return Progress(
+def _progress() -> ProgressLike:
+    return progress(
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
     )
 
 
@@ -150,6 +148,8 @@ def create(
     api = client()
     made = _create(api, name, size_gb, az, volume_type, encrypted, kms_key, wait)
     print_record(_row(api.request("GET", _volumes(api, f"/{made['id']}"))["volume"]), as_json)
+    if not as_json:
+        print_new_id("disk", made["id"])
 
 
 @disk_app.command("list")
@@ -259,6 +259,8 @@ def import_file(
         os.close(fd)
     result = {"id": made["id"], "job_id": made["job_id"], "bytes": size}
     _done(result, as_json, f"imported {size} bytes into {made['id']}")
+    if not as_json:
+        print_new_id("disk", made["id"])
 
 
 def _is_zero(data: bytes) -> bool:
@@ -270,22 +272,31 @@ def _is_zero(data: bytes) -> bool:
 def export_file(
     disk_id: str,
     file: Annotated[Path, typer.Argument(dir_okay=False, writable=True)],
+    length: Annotated[
+        int | None,
+        typer.Option(
+            "--length",
+            min=1,
+            help="Only the first LENGTH bytes (e.g. the imported image's size); "
+            "default: the whole disk, which is a whole number of GB.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a disk's contents to a (sparse) raw image file."""
     api = client()
     answer = api.request("GET", _volumes(api, f"/{disk_id}/extents"))
-    size, extents = int(answer["size_bytes"]), answer["extents"]
-    total = sum(int(e["length"]) for e in extents)
+    size = min(int(answer["size_bytes"]), length or int(answer["size_bytes"]))
+    extents = _clipped(answer["extents"], size)
+    total = sum(piece for _, piece in extents)
     path = _volumes(api, f"/{disk_id}/data")
     fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.ftruncate(fd, size)
         with _progress() as bar:
             task = bar.add_task("export", total=total)
-            for extent in extents:
-                position = int(extent["offset"])
-                params = {"offset": position, "length": int(extent["length"])}
+            for position, extent_length in extents:
+                params = {"offset": position, "length": extent_length}
                 for chunk in api.download(path, params):
                     if not _is_zero(chunk):
                         os.pwrite(fd, chunk, position)
@@ -298,10 +309,20 @@ def export_file(
     _done(result, as_json, f"exported {disk_id} to {file}")
 
 
-def _file_chunks(file: Path, progress: Progress, task: Any) -> Iterator[bytes]:
+def _clipped(extents: list[dict[str, Any]], size: int) -> list[tuple[int, int]]:
+    """The (offset, length) of each data extent, cut at `size`."""
+    clipped = []
+    for extent in extents:
+        offset, length = int(extent["offset"]), int(extent["length"])
+        if offset < size:
+            clipped.append((offset, min(length, size - offset)))
+    return clipped
+
+
+def _file_chunks(file: Path, bar: ProgressLike, task: Any) -> Iterator[bytes]:
     with open(file, "rb") as handle:
         while chunk := handle.read(PIECE):
-            progress.advance(task, len(chunk))
+            bar.advance(task, len(chunk))
             yield chunk
 
 

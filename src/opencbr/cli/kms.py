@@ -9,7 +9,7 @@ import typer
 
 from .client import ApiError, Client
 from .common import JsonOpt, client, edge_errors
-from .output import console, print_json, print_record, print_rows
+from .output import console, print_json, print_new_id, print_record, print_rows
 
 __all__ = ["kms_app"]
 
@@ -60,6 +60,8 @@ def key_create(
     """Create an AES-256 master key."""
     info = _call(client(), "create-key", {"key_alias": alias, "key_description": description})
     print_record(info["key_info"], as_json)
+    if not as_json:
+        print_new_id("key", info["key_info"]["key_id"])
 
 
 @key_app.command("list")
@@ -155,7 +157,10 @@ def grant_create(
     }
     if name:
         body["name"] = name
-    print_record(_call(client(), "create-grant", body), as_json)
+    made = _call(client(), "create-grant", body)
+    print_record(made, as_json)
+    if not as_json:
+        print_new_id("grant", made["grant_id"])
 
 
 @grant_app.command("list")

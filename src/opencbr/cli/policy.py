@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from .common import JsonOpt, client, edge_errors
-from .output import console, print_json, print_record, print_rows
+from .output import console, print_json, print_new_id, print_record, print_rows
 
 __all__ = ["policy_app"]
 
@@ -101,7 +101,10 @@ def create(
             "trigger": {"properties": properties},
         }
     }
-    _show(client().request("POST", _path("/policies"), body)["policy"], as_json)
+    made = client().request("POST", _path("/policies"), body)["policy"]
+    _show(made, as_json)
+    if not as_json:
+        print_new_id("policy", made["id"])
 
 
 @policy_app.command("list")

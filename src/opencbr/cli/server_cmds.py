@@ -9,7 +9,7 @@ import typer
 
 from .client import ApiError, Client
 from .common import JsonOpt, client, edge_errors
-from .output import print_json, print_record, print_rows
+from .output import print_json, print_new_id, print_record, print_rows
 
 __all__ = ["server_app"]
 
@@ -90,6 +90,8 @@ def create(
     if wait:
         server = _wait_built(api, server["id"])
     _show(server, as_json)
+    if not as_json:
+        print_new_id("server", server["id"])
 
 
 @server_app.command("list")

@@ -182,7 +182,7 @@ def _print_demo(tenants: dict[str, Any], endpoint: str, path: Path) -> None:
         f"  export OPENCBR_ENDPOINT={endpoint} OPENCBR_ACCESS_KEY={first['access_key']} "
         f"OPENCBR_SECRET_KEY={first['secret_key']} "
         f"OPENCBR_PROJECT_ID={next(iter(first['projects'].values()))}\n"
-        "  opencbr whoami"
+        "  uv run opencbr whoami        # in this checkout; `opencbr whoami` where it is installed"
     )
 
 

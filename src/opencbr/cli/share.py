@@ -27,12 +27,12 @@ MEMBER_COLUMNS = ["dest_project_id", "status", "vault_id", "created_at", "update
 SHARED_COLUMNS = [
     "id",
     "name",
+    "member_status",
     "resource_name",
     "resource_type",
     "size_mb",
     "encrypted",
     "owner_project_id",
-    "member_status",
     "vault_id",
 ]
 
@@ -85,17 +85,25 @@ def share_list(
 @edge_errors
 def share_cancel(
     backup_id: BackupArg,
-    project: Annotated[list[str], typer.Argument(help="Recipient project id(s) to cancel.")],
+    positional: Annotated[
+        list[str] | None, typer.Argument(metavar="[PROJECT]...", help="Recipient project id(s).")
+    ] = None,
+    project: Annotated[
+        list[str] | None, typer.Option("--project", "-p", help="Recipient project id; repeat.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Stop sharing with projects; an accepted copy leaves the recipient's vault."""
+    projects = list(dict.fromkeys([*(positional or []), *(project or [])]))
+    if not projects:
+        raise typer.BadParameter("name at least one project (-p PROJECT_ID)")
     api = client()
-    for member in project:
+    for member in projects:
         api.request("DELETE", _members_path(api, backup_id, member))
     if as_json:
-        print_json({"backup_id": backup_id, "cancelled": list(project)})
+        print_json({"backup_id": backup_id, "cancelled": projects})
         return
-    console.print(f"cancelled sharing of {backup_id} with {', '.join(project)}")
+    console.print(f"cancelled sharing of {backup_id} with {', '.join(projects)}")
 
 
 def _shared_row(backup: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import typer
 
 from .client import Client
 from .common import JsonOpt, client, edge_errors
-from .output import console, print_json, print_record, print_rows
+from .output import console, print_json, print_new_id, print_record, print_rows
 
 __all__ = ["RESOURCE_TYPES", "human_size", "vault_app"]
 
@@ -21,7 +21,8 @@ RESOURCE_TYPES = {"disk": "OS::Cinder::Volume", "server": "OS::Nova::Server"}
 """The resource type a vault of each object type protects."""
 
 MiB = 1 << 20
-UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+"""The product's units, as capacities are sold and as the console shows them: 1 GB = 2^30 bytes."""
 
 VaultArg = Annotated[str, typer.Argument(help="Vault id (UUID).")]
 ResourcesArg = Annotated[list[str], typer.Argument(help="Disk or server id(s).")]
@@ -29,7 +30,7 @@ VAULT_COLUMNS = ["id", "name", "type", "size", "used", "free", "resources", "sta
 
 
 def human_size(size_bytes: float | None) -> str:
-    """Bytes as people read them: `0 B`, `512 B`, `1.5 MiB`, `10 GiB`."""
+    """Bytes as people read them: `0 B`, `512 B`, `1.5 MB`, `10 GB` (1 GB = 2^30 bytes)."""
     if size_bytes is None:
         return ""
     value, unit = float(size_bytes), 0
@@ -126,7 +127,10 @@ def create(
     if policy is not None:
         vault["backup_policy_id"] = policy
     api = client()
-    _show(api.request("POST", _path(api), {"vault": vault})["vault"], as_json)
+    made = api.request("POST", _path(api), {"vault": vault})["vault"]
+    _show(made, as_json)
+    if not as_json:
+        print_new_id("vault", made["id"])
 
 
 @vault_app.command("list")

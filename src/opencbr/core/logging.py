@@ -138,8 +138,15 @@ def logging_config(log_format: LogFormat = "text", level: str = "INFO") -> dict[
             "uvicorn": {"handlers": [], "level": level.upper(), "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level.upper(), "propagate": True},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            # A line per migration step at every start buries what `serve` prints (the
+            # demo credentials); OPENCBR_LOG_LEVEL=DEBUG shows them.
+            "alembic": {"handlers": [], "level": _quieter(level), "propagate": True},
         },
     }
+
+
+def _quieter(level: str) -> str:
+    return "DEBUG" if level.upper() == "DEBUG" else "WARNING"
 
 
 def configure_logging(log_format: LogFormat = "text", level: str = "INFO") -> None:

@@ -39,8 +39,9 @@ class EvsValidationFailed(ValidationFailed):
 class AgencyMissing(Forbidden):
     code = "EVS.0403"
     template = (
-        "Encrypted disks need the agency {agency} in account {domain_id}: create it "
-        "(trust_domain_name op_svc_evs) so that the disk service may use KMS keys."
+        "Encrypted disks need the agency {agency} in account {domain_id}, so that the disk "
+        "service may use KMS keys: run `opencbr kms agency enable`, or use the console's "
+        "KMS Keys page, or create it through IAM (trust_domain_name op_svc_evs)."
     )
 
 
