@@ -343,6 +343,6 @@ async def task_list(request: Request) -> Response:
                 common = (log.extra_info or {}).get("common", {})
                 progress[log.id] = int(common.get("progress", 100))
         running = any(log.status == "running" for log in logs)
-        return _page(ctx, "tasks.html", "tasks", logs=logs, progress=progress, running=running)
+        return _page(ctx, "tasks.html", "tasks", logs=logs, percent=progress, running=running)
 
     return await get(request, body)

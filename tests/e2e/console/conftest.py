@@ -79,11 +79,21 @@ class Tenant:
         return Actor(self.creds.domain_id, "", self.project_id, REGION)
 
 
+WIDE, NARROW = 1440, 800
+
+
 def shot(page: Page, name: str) -> Path:
-    """Keep a screenshot of the page as a test artifact (test-artifacts/console/)."""
+    """Keep screenshots of the page as test artifacts (test-artifacts/console/): `name.png`
+    at 1440 px wide and `name-800.png` at 800 px (a tablet, or half a laptop's screen)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    height = page.viewport_size["height"] if page.viewport_size else 900
+    page.set_viewport_size({"width": NARROW, "height": height})
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{NARROW}.png"), full_page=True)
+    finally:
+        page.set_viewport_size({"width": WIDE, "height": height})
     return path
 
 
@@ -113,7 +123,7 @@ def signed_in(runtime: Runtime, console: LiveServer, browser: Browser) -> Iterat
                 ["region-1", "region-2"],
                 password=PASSWORD,
             )
-        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        context = browser.new_context(viewport={"width": WIDE, "height": 900})
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()

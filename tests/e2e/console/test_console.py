@@ -450,6 +450,10 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     page.get_by_label("System disk (GB)").fill("1")
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator("h1")).to_contain_text("succeeded", timeout=20_000)
+    # A finished job's bar is green (not the red of a full vault).
+    done = page.get_by_role("progressbar", name="Progress")
+    expect(done).to_have_class(re.compile(r"\bprogress-done\b"))
+    expect(done.locator(".capacity-fill")).to_have_css("background-color", "rgb(26, 127, 75)")
     shot(page, "job")
     create_disk(page, base, "spare-disk", size_gb=1)
     image = tmp_path / "image.raw"
