@@ -76,6 +76,7 @@ def create_disk(
         page.get_by_label("KMS key").select_option(label=key_alias)
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator("h1")).to_contain_text("succeeded", timeout=20_000)
+    expect(page.locator("h1")).to_contain_text(f"Create disk {name}")
     page.get_by_role("link", name="view disks").click()
     row = page.locator(f"tr[data-disk='{name}']")
     expect(row).to_contain_text("available")
@@ -90,12 +91,15 @@ def open_share_dialog(page: Page, base: str, backup_name: str) -> Locator:
     return page.get_by_role("dialog", name="Share Backup")
 
 
-def disk_from_backup(page: Page, name: str) -> str:
+def disk_from_backup(page: Page, name: str, backup_name: str) -> str:
     """On the Create Disk form opened from a backup: name the disk, create it, wait for the
-    job, and find the new disk (available) in the list; its id."""
+    job (its page is titled for people, not by the job's internal kind), and find the new
+    disk (available) in the list; its id."""
     page.get_by_label("Name").fill(name)
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator("h1")).to_contain_text("succeeded", timeout=30_000)
+    expect(page.locator("h1")).to_contain_text(f"Create disk from backup {backup_name}")
+    expect(page).to_have_title(f"Create disk from backup {backup_name} · OpenCBR")
     page.get_by_role("link", name="view disks").click()
     row = page.locator(f"tr[data-disk='{name}']")
     expect(row).to_contain_text("available")
@@ -225,7 +229,7 @@ def test_sharing_a_backup_both_sides(
     mine.goto(f"{base}/console/cbr/disk/backups")
     mine.locator("tr[data-backup='db-disk-backup']").get_by_role("link", name="Create Disk").click()
     expect(mine.locator(".flash-info")).to_contain_text("From backup db-disk-backup")
-    copy_id = disk_from_backup(mine, "db-copy")
+    copy_id = disk_from_backup(mine, "db-copy", "db-disk-backup")
     expect(mine.locator("tr[data-disk='db-copy']")).to_contain_text(backup_id)
     shot(mine, "disks-recipient")
     original = disk_bytes(runtime, owner, disk_id, 4 * MiB)
@@ -354,7 +358,7 @@ def test_encrypted_backup_shared_with_a_kms_grant(
     # own default key (so that it outlives the grant).
     other.goto(f"{base}/console/disks/new?backup_id={backup_id}")
     expect(other.get_by_label("KMS key")).to_contain_text("Default key (evs/default)")
-    copy_id = disk_from_backup(other, "secret-copy")
+    copy_id = disk_from_backup(other, "secret-copy", "secret-backup")
     copy = other.locator("tr[data-disk='secret-copy']")
     expect(copy).to_contain_text("Yes")
     expect(copy).not_to_contain_text(key_id)
@@ -450,6 +454,8 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     page.get_by_label("System disk (GB)").fill("1")
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator("h1")).to_contain_text("succeeded", timeout=20_000)
+    expect(page.locator("h1")).to_contain_text("Create server web-1")
+    expect(page.locator("main")).to_contain_text("evs.create_server")  # as the job's type
     # A finished job's bar is green (not the red of a full vault).
     done = page.get_by_role("progressbar", name="Progress")
     expect(done).to_have_class(re.compile(r"\bprogress-done\b"))
@@ -487,6 +493,7 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     shot(page, "server-from-backup")
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator("h1")).to_contain_text("succeeded", timeout=30_000)
+    expect(page.locator("h1")).to_contain_text("Create server from backup web-1-backup")
     page.get_by_role("link", name="view servers").click()
     copy = page.locator("tr[data-server='web-2']")
     for disk in ("/dev/vda web-2-vda", "/dev/vdb web-2-vdb"):
