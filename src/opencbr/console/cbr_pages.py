@@ -11,8 +11,10 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from opencbr.cbr import backups, deletion, members, vaults
+from opencbr.cbr.errors import RecipientProjectInvalid
 from opencbr.cbr.models import Backup, BackupStatus, Member, ResourceType, Vault
 from opencbr.core.errors import AppError, NotFound, ValidationFailed
+from opencbr.core.ids import HEX32_PATTERN
 from opencbr.core.numbers import whole_number
 from opencbr.evs import service as evs
 from opencbr.evs.models import Disk, Server
@@ -395,6 +397,8 @@ async def backup_delete(request: Request, kind: str, backup_id: str) -> Response
 
 # --- the Share Backup dialog ------------------------------------------------------------------
 
+_ID_SLOT = "{id}"  # where the dialog's script puts the ID it refuses
+
 
 def _share_dialog(
     ctx: Ctx, kind: Kind, backup_id: str, added: list[str], status: int = 200, entry: str = ""
@@ -414,6 +418,11 @@ def _share_dialog(
             "shares": shares,
             "tab": query(ctx.request, "dialog_tab", "share"),
             "max": members.MAX_MEMBERS,
+            # The service's format rule and message, for the check as each ID is added.
+            "pattern": HEX32_PATTERN,
+            "malformed": RecipientProjectInvalid(
+                project_id=_ID_SLOT, reason=members.MALFORMED_RECIPIENT
+            ).message,
         },
     )
 
@@ -437,6 +446,7 @@ async def share(request: Request, kind: str, backup_id: str) -> Response:
         if step == "add":
             entry = form.get("project_id")
             if entry and entry not in added:
+                members.check_recipient_format(entry)  # the page's script checks it first
                 added.append(entry)
             return _share_dialog(ctx, k, backup_id, added)
         if step.startswith("remove:"):

@@ -25,6 +25,7 @@ from opencbr.core.context import Runtime
 from tests.conftest import LiveServer
 
 from .conftest import (
+    REGION,
     TenantMaker,
     back_up_now,
     disk_bytes,
@@ -397,27 +398,60 @@ def test_share_dialog_by_keyboard_only(
     field = dialog.get_by_label("Project ID of the recipient")
     expect(field).to_be_focused()
 
-    # Enter in the field is Add; a wrong ID and a right one are listed.
-    page.keyboard.type("0123456789abcdef0123456789abcdef")
-    page.keyboard.press("Enter")
-    expect(field).to_be_focused()
-    page.keyboard.type(friend_project)
-    page.keyboard.press("Enter")
+    # Enter in the field is Add. A malformed ID is refused at once, in the page, with the
+    # service's message; nothing is listed and the focus stays in the field.
     listed = dialog.get_by_role("listitem")
-    expect(listed).to_have_count(2)
+    page.keyboard.type("not-a-project")
+    page.keyboard.press("Enter")
+    malformed = dialog.get_by_role("alert")
+    expect(malformed).to_have_text(
+        "Project not-a-project cannot receive this backup: "
+        "a project ID is 32 lower-case hexadecimal characters."
+    )
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_be_focused()
+    expect(listed).to_have_count(0)
+    shot(page, "share-dialog-malformed")
+    # Without the script, the same rule refuses it at Add (the service checks the format).
+    refused = page.request.post(
+        page.url,
+        form={
+            "csrf": dialog.locator("input[name=csrf]").first.input_value(),
+            "step": "add",
+            "project_id": "not-a-project",
+        },
+    )
+    assert refused.status == 400
+    assert "Project not-a-project cannot receive this backup" in refused.text()
 
-    # OK shares with nobody when one listed project is wrong, and says which.
+    # Two well-formed IDs of no project and a right one are listed.
+    missing = ("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210")
+    page.keyboard.press("Control+A")
+    page.keyboard.type(missing[0])
+    expect(malformed).to_be_hidden()
+    page.keyboard.press("Enter")
+    expect(listed).to_have_count(1)
+    expect(field).to_be_focused()
+    for count, project_id in enumerate((missing[1], friend_project), start=2):
+        page.keyboard.type(project_id)
+        page.keyboard.press("Enter")
+        expect(listed).to_have_count(count)
+        expect(field).to_be_focused()
+
+    # OK shares with nobody when listed projects are wrong, and names every one of them.
     tab_to(page, dialog.get_by_role("button", name="OK"))
     page.keyboard.press("Enter")
-    expect(dialog.get_by_role("alert")).to_contain_text(
-        "Project 0123456789abcdef0123456789abcdef cannot receive this backup"
+    expect(dialog.get_by_role("alert")).to_have_text(
+        f"Projects {missing[0]}, {missing[1]} cannot receive this backup: "
+        f"no such project in region {REGION}."
     )
-    expect(listed).to_have_count(2)
+    expect(listed).to_have_count(3)
     shot(page, "share-dialog-refused")
 
-    # Remove it with the keyboard, then OK.
-    tab_to(page, dialog.get_by_role("button", name="Remove 0123456789abcdef0123456789abcdef"))
-    page.keyboard.press("Enter")
+    # Remove them with the keyboard, then OK.
+    for project_id in missing:
+        tab_to(page, dialog.get_by_role("button", name=f"Remove {project_id}"))
+        page.keyboard.press("Enter")
     expect(listed).to_have_count(1)
     tab_to(page, dialog.get_by_role("button", name="OK"))
     page.keyboard.press("Space")

@@ -31,6 +31,31 @@
       });
     });
 
+    // Share Backup: each project ID's format is checked as it is added, with the service's
+    // pattern and message (rendered into the field); existence and region are checked on OK.
+    each("form[data-recipients]", function (form) {
+      var field = form.querySelector("input[pattern]");
+      var note = form.querySelector(".field-error");
+      var rule = new RegExp("^(?:" + field.getAttribute("pattern") + ")$");
+      form.addEventListener("submit", function (event) {
+        var value = field.value.trim();
+        if (!event.submitter || event.submitter.value !== "add" || rule.test(value)) { return; }
+        event.preventDefault();
+        if (value) {
+          note.textContent = field.getAttribute("data-malformed").replace("{id}", function () {
+            return value;
+          });
+          note.hidden = false;
+          field.setAttribute("aria-invalid", "true");
+        }
+        field.focus();
+      });
+      field.addEventListener("input", function () {
+        note.hidden = true;
+        field.removeAttribute("aria-invalid");
+      });
+    });
+
     // "More" menus: one open at a time; Escape closes.
     each("details.more", function (details) {
       details.addEventListener("toggle", function () {
