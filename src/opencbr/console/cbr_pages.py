@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from opencbr.cbr import backups, deletion, members, vaults
 from opencbr.cbr.errors import RecipientProjectInvalid
-from opencbr.cbr.models import Backup, BackupStatus, Member, ResourceType, Vault
+from opencbr.cbr.models import Backup, BackupStatus, Member, MemberStatus, ResourceType, Vault
 from opencbr.core.errors import AppError, NotFound, ValidationFailed
 from opencbr.core.ids import HEX32_PATTERN
 from opencbr.core.numbers import whole_number
@@ -278,18 +278,18 @@ def _vault_names(session: Session, ids: set[str]) -> dict[str, str]:
 
 
 def _filters(ctx: Ctx, kind: Kind, shared: bool) -> tuple[dict[str, str], backups.BackupFilters]:
-    """Backups tab: own backups and shares accepted into a vault (S7); Shared with Me: every
-    share of any status (S12)."""
-    names = ("name", "status", "vault_id", "resource", "start", "end")
+    """My Backups: own backups and shares accepted into a vault (S7); Backups Shared with Me:
+    every share, or those of the chosen share status (S12)."""
+    names = ("name", "status", "share_status", "vault_id", "resource", "start", "end")
     chosen = {n: query(ctx.request, n) for n in names}
     filters = backups.BackupFilters(
         name=chosen["name"] or None,
-        status=chosen["status"] or None,
+        status=None if shared else chosen["status"] or None,
         vault_id=chosen["vault_id"] or None,
         resource_name=chosen["resource"] or None,
         resource_type=kind.resource_type,
         own_type="shared" if shared else "all_granted",
-        member_status=None if shared else "accepted",
+        member_status=(chosen["share_status"] or None) if shared else "accepted",
         start_time=_time(chosen["start"]),
         end_time=_time(chosen["end"], end=True),
         limit=200,
@@ -340,6 +340,7 @@ def _backups_page(ctx: Ctx, kind: Kind, status: int = 200, **extra: Any) -> Resp
         chosen=chosen,
         vaults=vault_list,
         statuses=list(BackupStatus),
+        share_statuses=list(MemberStatus),
         **extra,
     )
 

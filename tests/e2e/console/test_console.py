@@ -185,9 +185,24 @@ def test_sharing_a_backup_both_sides(
     shot(page, "share-list")
 
     # Recipient: Backups Shared with Me; without a vault, accepting is refused clearly.
+    # It is under the Backups tab; its Status filter is the share's status.
     mine = first.page
-    mine.goto(f"{base}/console/cbr/disk/backups")
-    mine.get_by_role("link", name="Backups Shared with Me").click()
+    mine.goto(f"{base}/console/cbr/disk/vaults")
+    mine.get_by_role("navigation", name="Cloud Disk Backups").get_by_role(
+        "link", name="Backups", exact=True
+    ).click()
+    mine.get_by_role("navigation", name="Backups", exact=True).get_by_role(
+        "link", name="Backups Shared with Me"
+    ).click()
+    status = mine.get_by_label("Status")
+    expect(status.locator("option")).to_have_text(
+        ["All share statuses", "pending", "accepted", "rejected"]
+    )
+    status.select_option("accepted")
+    mine.get_by_role("button", name="Search").click()
+    expect(mine.locator("main")).to_contain_text("No shared backups match these criteria.")
+    mine.get_by_label("Status").select_option("pending")
+    mine.get_by_role("button", name="Search").click()
     shared = mine.locator("tr[data-backup='db-disk-backup']")
     expect(shared).to_contain_text("pending")
     expect(shared).to_contain_text(owner.project_id)
@@ -242,6 +257,10 @@ def test_sharing_a_backup_both_sides(
     other.goto(f"{base}/console/cbr/disk/backups?tab=shared")
     other.locator("tr[data-backup='db-disk-backup']").get_by_role("button", name="Reject").click()
     expect(flash(other)).to_contain_text("Shared backup rejected.")
+    expect(other.locator("tr[data-backup='db-disk-backup']")).to_contain_text("rejected")
+    other.goto(f"{base}/console/cbr/disk/backups?tab=shared&share_status=pending")
+    expect(other.locator("tr[data-backup='db-disk-backup']")).to_have_count(0)
+    other.goto(f"{base}/console/cbr/disk/backups?tab=shared&share_status=rejected")
     expect(other.locator("tr[data-backup='db-disk-backup']")).to_contain_text("rejected")
 
     # Sharer: the Share List shows both answers; Cancel Sharing for the one that rejected.
