@@ -402,12 +402,20 @@ _ID_SLOT = "{id}"  # where the dialog's script puts the ID it refuses
 
 
 def _share_dialog(
-    ctx: Ctx, kind: Kind, backup_id: str, added: list[str], status: int = 200, entry: str = ""
+    ctx: Ctx,
+    kind: Kind,
+    backup_id: str,
+    added: list[str],
+    status: int = 200,
+    entry: str = "",
+    cancelling: list[str] | None = None,
 ) -> Response:
+    """The dialog; `cancelling` (projects chosen under Cancel Sharing) asks to confirm."""
     backup = _backup_of_kind(ctx, kind, backup_id)
     shares, _ = members.list_members(
         ctx.session, ctx.actor, backup.id, members.MemberFilters(sort="created_at:asc")
     )
+    statuses = {m.dest_project_id: str(m.status) for m in shares}
     return _backups_page(
         ctx,
         kind,
@@ -417,7 +425,8 @@ def _share_dialog(
             "added": added,
             "entry": entry,
             "shares": shares,
-            "tab": query(ctx.request, "dialog_tab", "share"),
+            "tab": "cancel" if cancelling else query(ctx.request, "dialog_tab", "share"),
+            "cancelling": [(p, statuses.get(p, "")) for p in cancelling or []],
             "max": members.MAX_MEMBERS,
             # The service's format rule and message, for the check as each ID is added.
             "pattern": HEX32_PATTERN,
@@ -476,10 +485,15 @@ async def share(request: Request, kind: str, backup_id: str) -> Response:
 
 @router.post("/backups/{backup_id}/unshare")
 async def unshare(request: Request, kind: str, backup_id: str) -> Response:
+    """OK first asks to confirm, naming the recipients that had accepted the backup (it
+    leaves their vaults); the confirmation's own button cancels the sharing."""
+
     def action(ctx: Ctx, form: Form) -> Response:
         chosen = form.all("project")
         if not chosen:
             raise ValidationFailed(reason="select at least one project to cancel sharing with")
+        if form.get("confirmed") != "yes":
+            return _share_dialog(ctx, _kind(ctx, kind), backup_id, [], cancelling=chosen)
         for project_id in chosen:
             members.delete_member(ctx.session, ctx.actor, backup_id, project_id)
         return redirect(

@@ -266,12 +266,26 @@ def test_sharing_a_backup_both_sides(
     # Sharer: the Share List shows both answers; Cancel Sharing for the one that rejected.
     expect(share_list_row(page, base, backup_id, first_project)).to_contain_text("accepted")
     expect(page.locator(f"tr[data-member='{second_project}']")).to_contain_text("rejected")
+    # OK first asks to confirm, naming the recipient that had accepted; Back changes nothing.
     dialog = open_share_dialog(page, base, "db-disk-backup")
     dialog.get_by_role("tab", name="Cancel Sharing").click()
     dialog = page.get_by_role("dialog", name="Share Backup")
+    dialog.locator(f"input[value='{first_project}']").check()
     dialog.locator(f"input[value='{second_project}']").check()
     shot(page, "cancel-sharing")
     dialog.get_by_role("button", name="OK").click()
+    confirm = dialog.get_by_role("alert")
+    expect(confirm).to_contain_text("Cancel sharing with 2 projects?")
+    expect(confirm).to_contain_text(
+        f"This recipient had accepted the backup: {first_project}. It leaves its vault"
+    )
+    shot(page, "cancel-sharing-confirm")
+    dialog.get_by_role("link", name="Back").click()
+    expect(dialog.locator(f"input[value='{first_project}']")).not_to_be_checked()
+    dialog.locator(f"input[value='{second_project}']").check()
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("None of them had accepted the backup.")
+    dialog.get_by_role("button", name="Yes, cancel sharing").click()
     expect(flash(page)).to_contain_text("Sharing cancelled for 1 project(s).")
     expect(share_list_row(page, base, backup_id, second_project)).to_have_count(0)
     expect(page.locator(f"tr[data-member='{first_project}']")).to_contain_text("accepted")
