@@ -107,6 +107,25 @@ def disk_from_backup(page: Page, name: str, backup_name: str) -> str:
     return row.locator(".sub.mono").first.inner_text().strip()
 
 
+def check_narrow(page: Page, table: str, row: Locator, one_line: str) -> None:
+    """At 768 px wide the page itself does not scroll sideways: the table scrolls inside its
+    box, the row's Operation cell stays in view, and `one_line` (a size) does not wrap."""
+    page.set_viewport_size({"width": 768, "height": 900})
+    try:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        wrap = page.get_by_role("table", name=table).locator("xpath=..")
+        assert wrap.evaluate("w => w.scrollWidth > w.clientWidth"), "the table fits: no test"
+        expect(row.locator("td.ops")).to_be_in_viewport(ratio=1)
+        cell = row.locator("td", has_text=re.compile(f"^{re.escape(one_line)}$"))
+        lines = cell.evaluate(
+            "td => { const r = document.createRange(); r.selectNodeContents(td);"
+            " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }"
+        )
+        assert lines == 1, f"{one_line!r} wraps"
+    finally:
+        page.set_viewport_size({"width": 1440, "height": 900})
+
+
 def share_list_row(page: Page, base: str, backup_id: str, project_id: str) -> Locator:
     page.goto(f"{base}/console/cbr/disk/backups/{backup_id}")
     page.get_by_role("link", name="Share List").click()
@@ -160,9 +179,15 @@ def test_sharing_a_backup_both_sides(
     row = page.locator("tr[data-backup='db-disk-backup']")
     expect(row).to_contain_text("available")
     shot(page, "backups")
+    check_narrow(page, "Backups", row, "4.0 MB")
 
-    # More > Share Backup: name, disk name, backup ID and type; add two projects; OK.
+    # More > Share Backup: name, disk name, backup ID and type; add two projects; OK. (At
+    # 768 px the menu opens over the table that scrolls, not clipped by it.)
+    page.set_viewport_size({"width": 768, "height": 900})
     row.locator("summary", has_text="More").click()
+    expect(row.get_by_role("menuitem", name="Share List")).to_be_in_viewport(ratio=1)
+    shot(page, "backups-more")
+    page.set_viewport_size({"width": 1440, "height": 900})
     row.get_by_role("menuitem", name="Share Backup").click()
     dialog = page.get_by_role("dialog", name="Share Backup")
     for fact in ("db-disk-backup", "db-disk", backup_id, "Disk backup"):
@@ -567,6 +592,7 @@ def test_sign_in_servers_disks_credentials_and_refusals(
         expect(copy).to_contain_text(disk)
     shot(page, "servers")
     page.goto(f"{base}/console/disks")
+    check_narrow(page, "Disks", page.locator("tr[data-disk='web-2-vdb']"), "1 GB")
     copied = page.locator("tr[data-disk='web-2-vdb'] .sub.mono").first.inner_text().strip()
     expect(page.locator("tr[data-disk='web-2-vdb']")).to_contain_text("in-use")
     assert disk_bytes(runtime, user, copied, len(image.read_bytes())) == image.read_bytes()

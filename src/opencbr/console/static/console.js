@@ -56,10 +56,23 @@
       });
     });
 
-    // "More" menus: one open at a time; Escape closes.
+    // "More" menus: one open at a time; Escape closes. An open menu floats over the page
+    // beside its button, so a table that scrolls sideways does not clip it.
+    function place(details) {
+      var menu = details.querySelector(".menu");
+      var at = details.querySelector("summary").getBoundingClientRect();
+      menu.classList.add("floating");
+      var below = at.bottom + 4 + menu.offsetHeight <= window.innerHeight;
+      menu.style.top = (below ? at.bottom + 4 : Math.max(4, at.top - 4 - menu.offsetHeight)) + "px";
+      menu.style.left = Math.max(4, at.right - menu.offsetWidth) + "px";
+    }
+    ["scroll", "resize"].forEach(function (name) {
+      window.addEventListener(name, function () { each("details.more[open]", place); }, true);
+    });
     each("details.more", function (details) {
       details.addEventListener("toggle", function () {
         if (!details.open) { return; }
+        place(details);
         each("details.more[open]", function (other) {
           if (other !== details) { other.open = false; }
         });
