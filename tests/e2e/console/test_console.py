@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
@@ -29,6 +30,7 @@ from .conftest import (
     TenantMaker,
     back_up_now,
     disk_bytes,
+    expire_sessions,
     import_image,
     leave_free,
     login,
@@ -628,6 +630,32 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     assert forged.status == 403
     assert "did not come from the console" in forged.text()
     assert "Traceback" not in forged.text()
+
+    # When the session expires, the sign-in page says so and then comes back to the page
+    # (with its query), or, for a form sent, to the page the form was on.
+    expire_sessions(runtime, user.creds.user_name)
+    page.goto(f"{base}/console/cbr/disk/backups?tab=shared&share_status=pending")
+    expect(page).to_have_url(re.compile(r"/console/login\?next="))
+    expect(page.get_by_role("status")).to_have_text(
+        "Your session expired. Sign in again to continue where you were."
+    )
+    shot(page, "login-expired")
+    login(page, base, user.creds.user_name, goto=False)
+    expect(page).to_have_url(f"{base}/console/cbr/disk/backups?tab=shared&share_status=pending")
+    expect(page.get_by_label("Status")).to_have_value("pending")
+    page.goto(f"{base}/console/kms")
+    expire_sessions(runtime, user.creds.user_name)
+    page.get_by_label("Alias").fill("late-key")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.get_by_role("status")).to_contain_text("Your session expired.")
+    login(page, base, user.creds.user_name, goto=False)
+    expect(page).to_have_url(f"{base}/console/kms")
+    expect(page.locator("tr[data-key='late-key']")).to_have_count(0)
+    # The page to come back to is only ever this site's: anything else lands on the home page.
+    for elsewhere in ("https://evil.example/", "//evil.example/console/kms"):
+        page.goto(f"{base}/console/login?next={quote(elsewhere)}")
+        login(page, base, user.creds.user_name, goto=False)
+        expect(page).to_have_url(f"{base}/console/cbr/server/vaults")
 
     # Log out; pages then ask to sign in, even with the old session cookie put back (its
     # token is revoked); a wrong password is refused.
