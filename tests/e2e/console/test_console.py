@@ -601,8 +601,24 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     page.locator("tr[data-disk='spare-disk']").get_by_role("button", name="Detach").click()
     expect(flash(page)).to_contain_text("Disk spare-disk detached.")
 
+    # My Credentials, also from the menu on the user name: resting the pointer on the name
+    # opens it (and leaving closes it); so do Enter and a click.
+    account = page.get_by_role("navigation", name="Account")
+    item = account.get_by_role("menuitem", name="My Credentials")
+    account.get_by_text(user.creds.user_name, exact=True).hover()
+    expect(item).to_be_visible()
+    expect(account.get_by_role("menuitem", name="API Credentials")).to_be_visible()
+    shot(page, "user-menu")
+    page.mouse.move(600, 600)
+    expect(item).to_be_hidden()
+    account.get_by_text(user.creds.user_name, exact=True).focus()
+    page.keyboard.press("Enter")
+    expect(item).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{base}/console/credentials")
+    expect(page.get_by_role("heading", name="API Credentials")).to_be_visible()
+
     # My Credentials: the secret key is shown once.
-    page.goto(f"{base}/console/credentials")
     page.get_by_role("button", name="Create access key").click()
     secret = page.locator("#new-sk").inner_text().strip()
     assert len(secret) == 40

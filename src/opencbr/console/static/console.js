@@ -77,12 +77,29 @@
           if (other !== details) { other.open = false; }
         });
         var first = details.querySelector("[role=menuitem], button");
-        if (first) { first.focus(); }
+        if (first && !details.hasAttribute("data-hovered")) { first.focus(); }
       });
       details.addEventListener("keydown", function (event) {
         if (event.key === "Escape") {
           details.open = false;
           details.querySelector("summary").focus();
+        }
+      });
+    });
+
+    // The menu on the user name also opens while the pointer rests on it; a click keeps it.
+    each("details[data-hover-open]", function (details) {
+      details.addEventListener("mouseenter", function () {
+        if (!details.open) { details.setAttribute("data-hovered", ""); details.open = true; }
+      });
+      details.addEventListener("mouseleave", function () {
+        if (details.hasAttribute("data-hovered")) { details.open = false; }
+        details.removeAttribute("data-hovered");
+      });
+      details.querySelector("summary").addEventListener("click", function (event) {
+        if (details.hasAttribute("data-hovered")) {
+          event.preventDefault();
+          details.removeAttribute("data-hovered");
         }
       });
     });
