@@ -25,7 +25,6 @@ from .web import Ctx, Form, get, post, query, redirect, render, url
 __all__ = ["KINDS", "router"]
 
 router = APIRouter(prefix="/cbr/{kind}")
-GiB = 1024**3
 
 
 @dataclass(frozen=True)
@@ -60,14 +59,6 @@ def _backup_of_kind(ctx: Ctx, kind: Kind, backup_id: str) -> Backup:
     return backup
 
 
-def human_bytes(value: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
-
-
 def _page(ctx: Ctx, kind: Kind, template: str, status: int = 200, **values: Any) -> Response:
     return render(
         ctx,
@@ -77,7 +68,6 @@ def _page(ctx: Ctx, kind: Kind, template: str, status: int = 200, **values: Any)
         kind=kind,
         kinds=KINDS,
         nav=kind.slug,
-        human_bytes=human_bytes,
         **values,
     )
 

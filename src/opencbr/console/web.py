@@ -41,6 +41,8 @@ from opencbr.iam import service as iam
 from opencbr.iam.errors import LoginFailed
 from opencbr.iam.models import Domain, Project
 
+from .sizes import UNITS_NOTE, size_markup
+
 __all__ = [
     "PREFIX",
     "SESSION_COOKIE",
@@ -66,6 +68,8 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+templates.filters["size"] = size_markup  # "{{ n|size }}": see sizes.py
+templates.globals["units_note"] = UNITS_NOTE
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

@@ -59,7 +59,9 @@ def create_vault(
     page.goto(f"{base}/console/cbr/{kind}/vaults")
     page.get_by_role("link", name="Create Vault").click()
     page.get_by_label("Name").fill(name)
-    page.get_by_label("Capacity (GB)").fill(str(size_gb))
+    capacity = page.get_by_label("Capacity (GB)")
+    expect(capacity).to_have_accessible_description("1 GB = 1,024 MB = 2^30 bytes (1,073,741,824).")
+    capacity.fill(str(size_gb))
     for resource_id in resources:
         page.locator(f"input[name=resource][value='{resource_id}']").check()
     page.get_by_role("button", name="Create", exact=True).click()
@@ -182,6 +184,8 @@ def test_sharing_a_backup_both_sides(
     expect(row).to_contain_text("available")
     shot(page, "backups")
     check_narrow(page, "Backups", row, "4.0 MB")
+    # Sizes are in the product's units (GB = 2^30 bytes); each carries its exact bytes.
+    expect(row.locator(".size")).to_have_attribute("title", f"{4 * MiB:,} bytes")
 
     # More > Share Backup: name, disk name, backup ID and type; add two projects; OK. (At
     # 768 px the menu opens over the table that scrolls, not clipped by it.)
