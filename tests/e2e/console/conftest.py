@@ -86,12 +86,16 @@ class Tenant:
 WIDE, NARROW = 1440, 800
 
 
-def shot(page: Page, name: str) -> Path:
-    """Keep screenshots of the page as test artifacts (test-artifacts/console/): `name.png`
-    at 1440 px wide and `name-800.png` at 800 px (a tablet, or half a laptop's screen)."""
+def shot(page: Page, name: str, narrow: bool = False) -> Path:
+    """Keep a screenshot of the page as a test artifact (test-artifacts/console/): `name.png`
+    at the page's width (1440 px), and with `narrow` also `name-800.png` at 800 px (a tablet,
+    or half a laptop's screen; each costs a relayout and a second image, so only pages whose
+    narrow layout matters take it)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    if not narrow:
+        return path
     height = page.viewport_size["height"] if page.viewport_size else 900
     page.set_viewport_size({"width": NARROW, "height": height})
     try:

@@ -162,7 +162,7 @@ def test_sharing_a_backup_both_sides(
     expect(page.locator("tr[data-vault='owner-vault']")).to_contain_text(
         re.compile(r"4\.\d MB / 50 GB")
     )
-    shot(page, "vaults")
+    shot(page, "vaults", narrow=True)
 
     # Each recipient reads its project ID under My Credentials and passes it on.
     first_project = read_project_id(first.page, base)
@@ -182,7 +182,7 @@ def test_sharing_a_backup_both_sides(
     page.get_by_role("button", name="Search").click()
     row = page.locator("tr[data-backup='db-disk-backup']")
     expect(row).to_contain_text("available")
-    shot(page, "backups")
+    shot(page, "backups", narrow=True)
     check_narrow(page, "Backups", row, "4.0 MB")
     # Sizes are in the product's units (GB = 2^30 bytes); each carries its exact bytes.
     expect(row.locator(".size")).to_have_attribute("title", f"{4 * MiB:,} bytes")
@@ -203,7 +203,7 @@ def test_sharing_a_backup_both_sides(
         dialog.get_by_role("button", name="Add").click()
     listed = dialog.get_by_role("list", name="Projects to share with").get_by_role("listitem")
     expect(listed).to_have_count(2)
-    shot(page, "share-dialog")
+    shot(page, "share-dialog", narrow=True)
     dialog.get_by_role("button", name="OK").click()
     expect(flash(page)).to_contain_text("Backup shared with 2 project(s).")
 
@@ -237,7 +237,7 @@ def test_sharing_a_backup_both_sides(
     shared = mine.locator("tr[data-backup='db-disk-backup']")
     expect(shared).to_contain_text("pending")
     expect(shared).to_contain_text(owner.project_id)
-    shot(mine, "shared-with-me")
+    shot(mine, "shared-with-me", narrow=True)
     shared.get_by_role("link", name="Accept").click()
     expect(mine.locator(".flash-warn")).to_contain_text("no disk backup vault")
     expect(mine.get_by_role("button", name="OK")).to_be_disabled()
@@ -263,7 +263,7 @@ def test_sharing_a_backup_both_sides(
     accepted = mine.locator("tr[data-backup='db-disk-backup']")
     expect(accepted).to_contain_text("shared")
     expect(accepted).to_contain_text("big-vault")
-    shot(mine, "backups-recipient")
+    shot(mine, "backups-recipient", narrow=True)
     wrong_kind = mine.goto(f"{base}/console/cbr/server/backups/{backup_id}/accept")
     assert wrong_kind is not None
     assert wrong_kind.status == 404  # a disk backup has no server-backup pages
@@ -310,7 +310,7 @@ def test_sharing_a_backup_both_sides(
     expect(confirm).to_contain_text(
         f"This recipient had accepted the backup: {first_project}. It leaves its vault"
     )
-    shot(page, "cancel-sharing-confirm")
+    shot(page, "cancel-sharing-confirm", narrow=True)
     dialog.get_by_role("link", name="Back").click()
     expect(dialog.locator(f"input[value='{first_project}']")).not_to_be_checked()
     dialog.locator(f"input[value='{second_project}']").check()
@@ -337,7 +337,7 @@ def test_sharing_a_backup_both_sides(
     assert disk_bytes(runtime, first, copy_id, 4 * MiB) == original
     mine.goto(f"{base}/console/tasks")
     expect(mine.get_by_role("table", name="Tasks")).to_contain_text("cascade-delete")
-    shot(mine, "tasks")
+    shot(mine, "tasks", narrow=True)
 
 
 def test_encrypted_backup_shared_with_a_kms_grant(
@@ -475,7 +475,7 @@ def test_share_dialog_by_keyboard_only(
     expect(field).to_have_attribute("aria-invalid", "true")
     expect(field).to_be_focused()
     expect(listed).to_have_count(0)
-    shot(page, "share-dialog-malformed")
+    shot(page, "share-dialog-malformed", narrow=True)
     # Without the script, the same rule refuses it at Add (the service checks the format).
     refused = page.request.post(
         page.url,
@@ -510,7 +510,7 @@ def test_share_dialog_by_keyboard_only(
         f"no such project in region {REGION}."
     )
     expect(listed).to_have_count(3)
-    shot(page, "share-dialog-refused")
+    shot(page, "share-dialog-refused", narrow=True)
 
     # Remove them with the keyboard, then OK.
     for project_id in missing:
@@ -558,7 +558,7 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     done = page.get_by_role("progressbar", name="Progress")
     expect(done).to_have_class(re.compile(r"\bprogress-done\b"))
     expect(done.locator(".capacity-fill")).to_have_css("background-color", "rgb(26, 127, 75)")
-    shot(page, "job")
+    shot(page, "job", narrow=True)
     create_disk(page, base, "spare-disk", size_gb=1)
     image = tmp_path / "image.raw"
     image.write_bytes(os.urandom(256 * 1024))
@@ -596,7 +596,7 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     copy = page.locator("tr[data-server='web-2']")
     for disk in ("/dev/vda web-2-vda", "/dev/vdb web-2-vdb"):
         expect(copy).to_contain_text(disk)
-    shot(page, "servers")
+    shot(page, "servers", narrow=True)
     page.goto(f"{base}/console/disks")
     check_narrow(page, "Disks", page.locator("tr[data-disk='web-2-vdb']"), "1 GB")
     copied = page.locator("tr[data-disk='web-2-vdb'] .sub.mono").first.inner_text().strip()
@@ -612,7 +612,7 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     account.get_by_text(user.creds.user_name, exact=True).hover()
     expect(item).to_be_visible()
     expect(account.get_by_role("menuitem", name="API Credentials")).to_be_visible()
-    shot(page, "user-menu")
+    shot(page, "user-menu", narrow=True)
     page.mouse.move(600, 600)
     expect(item).to_be_hidden()
     account.get_by_text(user.creds.user_name, exact=True).focus()
@@ -659,7 +659,7 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     expect(page.get_by_role("status")).to_have_text(
         "Your session expired. Sign in again to continue where you were."
     )
-    shot(page, "login-expired")
+    shot(page, "login-expired", narrow=True)
     login(page, base, user.creds.user_name, goto=False)
     expect(page).to_have_url(f"{base}/console/cbr/disk/backups?tab=shared&share_status=pending")
     expect(page.get_by_label("Status")).to_have_value("pending")
