@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from opencbr.cbr import backups, oplogs
+from opencbr.cbr import jobs as cbr_jobs
 from opencbr.cbr import restore as cbr_restore
 from opencbr.core.errors import AppError, ValidationFailed
 from opencbr.core.jobs import JobStatus, get_job
 from opencbr.core.numbers import whole_number
+from opencbr.evs import jobs as evs_jobs
 from opencbr.evs import servers as evs_servers
 from opencbr.evs import service as evs
 from opencbr.evs.errors import FromBackupUnavailable
@@ -323,7 +325,19 @@ async def job_progress(request: Request, job_id: str) -> Response:
         server = ctx.session.get(Server, payload.get("server_id") or "")
         if server is not None and server.project_id != ctx.project.id:
             server = None
-        return _page(ctx, "job.html", "tasks", job=job, running=running, disks=disks, server=server)
+        title = (
+            cbr_jobs.job_title(ctx.session, job) or evs_jobs.job_title(ctx.session, job) or job.kind
+        )
+        return _page(
+            ctx,
+            "job.html",
+            "tasks",
+            job=job,
+            title=title,
+            running=running,
+            disks=disks,
+            server=server,
+        )
 
     return await get(request, body)
 
@@ -343,6 +357,6 @@ async def task_list(request: Request) -> Response:
                 common = (log.extra_info or {}).get("common", {})
                 progress[log.id] = int(common.get("progress", 100))
         running = any(log.status == "running" for log in logs)
-        return _page(ctx, "tasks.html", "tasks", logs=logs, progress=progress, running=running)
+        return _page(ctx, "tasks.html", "tasks", logs=logs, percent=progress, running=running)
 
     return await get(request, body)

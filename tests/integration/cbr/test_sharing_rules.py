@@ -6,11 +6,13 @@ Every refusal is checked for its reference error code and for having changed not
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from opencbr.cbr import backups, deletion, members, oplogs, vaults
 from opencbr.cbr.models import Backup, GiB, Member, OperationLog
 from opencbr.core.context import Runtime
+from opencbr.core.errors import AppError
 from opencbr.core.jobs import Job
 from tests.conftest import TenantFactory
 from tests.integration.cbr.sharing_fixtures import (
@@ -266,6 +268,60 @@ def test_s4_existing_member_and_repeated_project_are_refused(
     )
     assert code == "BackupService.9900"
     assert _member_count(runtime, backup_id) == 1
+
+
+def _refusal(runtime: Runtime, fn: object, *args: object) -> AppError:
+    with pytest.raises(AppError) as caught:
+        run(runtime, fn, *args)  # type: ignore[arg-type]
+    return caught.value
+
+
+def test_s4_a_refusal_names_every_bad_project_not_only_the_first(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    owner, backup_id = _shared(runtime, make_tenant)
+    good, member = party(runtime, make_tenant()), party(runtime, make_tenant())
+    far = make_tenant().projects["region-2"]
+    missing = "0" * 32
+    add = members.add_members
+
+    # Several bad projects among good ones: one 6704 names each, grouped by reason.
+    error = _refusal(
+        runtime, add, owner.actor, backup_id, [missing, good.project_id, "not-a-project", far]
+    )
+    assert error.code == "BackupService.6704"
+    assert error.message == (
+        f"Projects {missing}, not-a-project, {far} cannot receive this backup: "
+        f"{missing}, {far}: no such project in region region-1; "
+        f"not-a-project: {members.MALFORMED_RECIPIENT}."
+    )
+    # Two for one reason read as one sentence; a single one as the error's own template.
+    error = _refusal(runtime, add, owner.actor, backup_id, [missing, far])
+    assert error.message == (
+        f"Projects {missing}, {far} cannot receive this backup: no such project in region region-1."
+    )
+    error = _refusal(runtime, add, owner.actor, backup_id, [owner.project_id])
+    assert error.message == (
+        f"Project {owner.project_id} cannot receive this backup: it owns the backup."
+    )
+
+    # Every project that is a member already is named too (6703).
+    _add(runtime, owner, backup_id, member.project_id)
+    error = _refusal(runtime, add, owner.actor, backup_id, [member.project_id, good.project_id])
+    assert error.code == "BackupService.6703"
+    assert member.project_id in error.message
+    assert _member_count(runtime, backup_id) == 1
+
+
+def test_s4_a_recipient_format_is_checked_without_reading_anything() -> None:
+    members.check_recipient_format("0123456789abcdef0123456789abcdef")
+    for malformed in ("not-a-project", "0123456789ABCDEF0123456789ABCDEF", "0" * 31, ""):
+        with pytest.raises(AppError) as caught:
+            members.check_recipient_format(malformed)
+        assert caught.value.code == "BackupService.6704"
+        assert caught.value.message == (
+            f"Project {malformed} cannot receive this backup: {members.MALFORMED_RECIPIENT}."
+        )
 
 
 def test_s4_sharing_with_an_account_reaches_its_projects_in_the_region(
