@@ -36,6 +36,7 @@ from opencbr.core.context import Actor, Runtime
 from opencbr.core.jobs import JobContext, Permanent
 from opencbr.core.metrics import record_backup_bytes, record_restore_bytes, record_store_write
 from opencbr.evs import service as evs
+from opencbr.evs.external_volumes import record_backup_read
 from opencbr.evs.models import Disk, DiskStatus, Server, ServerStatus
 from opencbr.evs.volumes import BackupView
 from opencbr.iam.models import Project
@@ -230,7 +231,7 @@ class BackupJob:
                 }
             views.extend(volume.begin_backup() for volume in volumes)
             results = self._store_all(ctx, store, tasks, views, scopes)
-            self._complete(runtime, ctx, backup_id, tasks, results)
+            self._complete(runtime, ctx, backup_id, tasks, results, views)
         except BaseException:
             for view in views:
                 view.abort()
@@ -281,6 +282,7 @@ class BackupJob:
         backup_id: str,
         tasks: list[DiskTask],
         results: list[BackupResult],
+        views: list[BackupView],
     ) -> None:
         now = utcnow()
         with runtime.database.unit_of_work() as session:
@@ -290,7 +292,7 @@ class BackupJob:
             assert vault is not None
             added = sum(r.new_bytes for r in results)
             reserve(session, vault, added)
-            for task, result in zip(tasks, results, strict=True):
+            for task, result, view in zip(tasks, results, views, strict=True):
                 row = session.get(Backup, task.backup_id)
                 assert row is not None
                 row.manifest_id, row.size_bytes, row.stored_bytes = (
@@ -300,6 +302,9 @@ class BackupJob:
                 )
                 row.status, row.protected_at = BackupStatus.AVAILABLE, now
                 session.execute(update(Disk).where(Disk.id == task.disk_id).values(cbt_base=row.id))
+                # An external disk's backup keeps what its source's bitmap marked (the next
+                # backup's check) and whether it read through it.
+                record_backup_read(session, row.id, view)
             if tasks[0].backup_id != backup.id:  # a server backup: the parent sums its disks
                 backup.size_bytes = sum(r.data_bytes for r in results)
                 backup.stored_bytes = added

@@ -25,6 +25,7 @@ naming the source; the engine then fails the backup and stores nothing.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -114,6 +115,28 @@ def uncovered_bytes(old: list[Extent], new: list[Extent]) -> int:
     return missing
 
 
+class _StatusReply:
+    """Collects one block-status reply: the matching extents of one context, and how far the
+    server's answer for that context reached."""
+
+    def __init__(self, context: str, flag: int, when_set: bool) -> None:
+        self.context, self.flag, self.when_set = context, flag, when_set
+        self.seen: list[Extent] = []
+        self.covered = -1
+
+    def __call__(self, context: str, offset: int, entries: list[int], _error: object) -> int:
+        if context != self.context:
+            return 0
+        start = offset
+        for i in range(0, len(entries) - 1, 2):
+            length, flags = entries[i], entries[i + 1]
+            if bool(flags & self.flag) == self.when_set:
+                self.seen.append((start, length))
+            start += length
+        self.covered = max(self.covered, start)
+        return 0
+
+
 class NbdConnection:
     """One libnbd handle on a source; every libnbd error becomes `NbdSourceFailed`."""
 
@@ -143,6 +166,10 @@ class NbdConnection:
             raise NbdSourceFailed(uri=self.source.uri, reason=str(exc)) from exc
 
     @property
+    def read_only(self) -> bool:
+        return bool(self._call(self._h.is_read_only))
+
+    @property
     def has_bitmap(self) -> bool:
         return bool(self.source.bitmap) and bool(
             self._call(self._h.can_meta_context, self.source.bitmap_context)
@@ -153,26 +180,12 @@ class NbdConnection:
         found: list[Extent] = []
         pos = 0
         while pos < self.size:
-            seen: list[Extent] = []
-
-            def collect(ctx: str, offset: int, entries: list[int], _err: object) -> int:
-                if ctx == context:
-                    start = offset
-                    for i in range(0, len(entries) - 1, 2):
-                        length, flags = entries[i], entries[i + 1]
-                        if bool(flags & flag) == when_set:
-                            seen.append((start, length))
-                        start += length
-                    covered.append(start)
-                return 0
-
-            covered: list[int] = []
-            span = min(STATUS_SPAN, self.size - pos)
-            self._call(self._h.block_status, span, pos, collect)
-            if not covered or covered[-1] <= pos:
+            status = _StatusReply(context, flag, when_set)
+            self._call(self._h.block_status, min(STATUS_SPAN, self.size - pos), pos, status)
+            if status.covered <= pos:
                 raise NbdSourceFailed(uri=self.source.uri, reason=f"no block status for {context}")
-            end = min(covered[-1], self.size)
-            found.extend((o, min(o + n, end) - o) for o, n in seen if o < end)
+            end = min(status.covered, self.size)
+            found.extend((o, min(o + n, end) - o) for o, n in status.seen if o < end)
             pos = end
         return _merged(found)
 
@@ -195,7 +208,7 @@ class NbdConnection:
             parts.append(data)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def write_at(self, offset: int, data: bytes | memoryview) -> None:
+    def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         for pos in range(0, len(view), MAX_REQUEST):
             self._call(self._h.pwrite, bytes(view[pos : pos + MAX_REQUEST]), offset + pos)
@@ -217,10 +230,8 @@ class NbdConnection:
             self._call(self._h.flush)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(self._nbd.Error):  # a server already gone has nothing to flush
             self._h.shutdown()
-        except self._nbd.Error:
-            pass  # the server is already gone; nothing to flush
 
 
 @dataclass(frozen=True)
