@@ -17,7 +17,7 @@ from opencbr.core.web import RuntimeDep, SessionDep, json_response
 from opencbr.evs.models import Disk
 from opencbr.iam.auth import ActorDep
 
-from . import backups, deletion, oplogs, restore, vaults
+from . import backups, deletion, nbd_restore, oplogs, restore, vaults
 from .models import Backup, BackupRecord, BackupStatus, ResourceType, Vault
 from .policy_routes import router as policy_router
 from .resources import describe_resource
@@ -398,6 +398,11 @@ def restore_backup(
     backup_id: str, body: RestoreBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
     spec = body.restore
+    if spec.nbd_uri is not None:
+        nbd_restore.restore_to_nbd(
+            session, runtime, actor, backup_id, spec.nbd_uri, spec.tls_psk_file
+        )
+        return Response(status_code=202)
     targets = [restore.RestoreTarget(m.backup_id, m.volume_id) for m in spec.mappings]
     if spec.volume_id:
         targets.append(restore.RestoreTarget(backup_id, spec.volume_id))

@@ -204,6 +204,9 @@ class RestoreIn(_Body):
     server_id: str | None = None
     mappings: list[RestoreMappingIn] = Field(default_factory=list, max_length=64)
     power_on: bool = True
+    nbd_uri: str | None = Field(default=None, min_length=1, max_length=1024)
+    """Our extension: restore a disk backup onto this NBD export instead of a disk."""
+    tls_psk_file: str = Field(default="", max_length=1024)
 
 
 class RestoreBody(_Body):

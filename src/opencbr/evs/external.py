@@ -31,6 +31,7 @@ __all__ = [
     "ExternalDiskSpec",
     "backup_reads",
     "external_sources",
+    "list_external_disks",
     "probe_target",
     "register_external_disk",
 ]
@@ -113,6 +114,17 @@ def external_sources(session: Session, disk_ids: list[str]) -> dict[str, Externa
         return {}
     rows = session.scalars(select(ExternalDisk).where(ExternalDisk.disk_id.in_(disk_ids)))
     return {row.disk_id: row for row in rows}
+
+
+def list_external_disks(session: Session, project_id: str) -> list[tuple[Disk, ExternalDisk]]:
+    """The project's external disks with their sources, newest first (scoped in SQL)."""
+    query = (
+        select(Disk, ExternalDisk)
+        .join(ExternalDisk, ExternalDisk.disk_id == Disk.id)
+        .where(Disk.project_id == project_id)
+        .order_by(Disk.created_at.desc(), Disk.id)
+    )
+    return [(disk, row) for disk, row in session.execute(query)]
 
 
 def backup_reads(session: Session, backup_ids: list[str]) -> dict[str, ExternalRead]:
