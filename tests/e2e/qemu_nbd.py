@@ -4,6 +4,7 @@ server sends (what a backup read) and can kill the server after a given number o
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -137,10 +138,8 @@ class CountingProxy:
             pass
         finally:
             for end in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def _counted(self, n: int) -> None:
         with self._lock:

@@ -15,8 +15,8 @@ import pytest
 from huaweicloudsdkcbr.v1 import model as cbr
 from typer.testing import CliRunner
 
-from opencbr.cli.main import app
 from opencbr.cbr.models import Backup
+from opencbr.cli.main import app
 from opencbr.core.context import Runtime
 from opencbr.core.jobs import WorkerPool
 from opencbr.evs.external_models import ExternalRead
@@ -74,7 +74,7 @@ def test_external_disk_backup_incremental_restore_share_and_faults(
 ) -> None:
     q.need_qemu()
     creds = make_tenant()
-    project, evs_client, cbr_client, _ = flows.tenant_clients(server.url, creds)
+    _, _, cbr_client, _ = flows.tenant_clients(server.url, creds)
     cli = Cli(server, creds, tmp_path)
     image = q.create(tmp_path / "vm.qcow2", "1G")
     q.write(image, (0xAB, 0, 24 * MiB), (0xCD, 300 * MiB, 8 * MiB))
@@ -84,8 +84,9 @@ def test_external_disk_backup_incremental_restore_share_and_faults(
     proxy = q.CountingProxy(tmp_path / "proxy.sock", upstream)
     served = q.QemuNbd(image, upstream, "b0")
     try:
-        disk = cli("disk", "register", "--nbd", proxy.uri, "--bitmap", "b0", "--name", "vm",
-                   "--json")
+        disk = cli(
+            "disk", "register", "--nbd", proxy.uri, "--bitmap", "b0", "--name", "vm", "--json"
+        )
         assert (disk["size_bytes"], disk["source"], disk["bitmap"]) == (1 << 30, proxy.uri, "b0")
         listed = cli("disk", "sources", "--json")
         assert [d["id"] for d in listed] == [disk["id"]]
@@ -128,6 +129,10 @@ def test_external_disk_backup_incremental_restore_share_and_faults(
         record = _read_record(runtime, after_reset.id)
         assert record.mode == "full"
         assert "no longer marks" in record.reason
+        shown = cli("backup", "show", after_reset.id, "--json")["extend_info"]["external_source"]
+        assert (shown["bitmap"], shown["read"]) == ("b0", "full")
+        assert shown["full_read_reason"].startswith("dirty bitmap b0 no longer marks")
+        assert "no longer marks" in cli("backup", "show", after_reset.id)
     finally:
         served.stop()
     _restore_and_compare(cli, tmp_path, after_reset.id, tmp_path / "t2.qcow2", "r2")
@@ -157,7 +162,7 @@ def test_external_disk_backup_incremental_restore_share_and_faults(
 
     # Shared with another project, accepted, turned into an OpenCBR disk: the same bytes.
     other = make_tenant()
-    other_project, other_evs, other_cbr, other_data = flows.tenant_clients(server.url, other)
+    other_project, other_evs, other_cbr, _ = flows.tenant_clients(server.url, other)
     cbr_client.add_member(
         cbr.AddMemberRequest(
             backup_id=incremental.id, body=cbr.AddMembersReq(members=[other_project])

@@ -66,6 +66,20 @@ def _backup_row(backup: dict[str, Any]) -> dict[str, Any]:
         "created_at": backup["created_at"],
         "protected_at": backup.get("protected_at"),
         "disks": len(backup.get("children") or []) or None,
+        **_external_read(backup),
+    }
+
+
+def _external_read(backup: dict[str, Any]) -> dict[str, Any]:
+    """How a backup of an external disk read its source (ShowBackup only)."""
+    read = backup["extend_info"].get("external_source")
+    if not read:
+        return {}
+    return {
+        "source_bitmap": read["bitmap"] or None,
+        "source_read": read["read"],
+        "full_read_reason": read["full_read_reason"] or None,
+        "bitmap_marked": human_size(read["marked_bytes"]),
     }
 
 
