@@ -26,6 +26,7 @@ naming the source; the engine then fails the backup and stores nothing.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -53,6 +54,8 @@ MAX_REQUEST = 32 << 20
 STATUS_SPAN = 1 << 30
 """Bytes asked of one block-status request (servers may answer for fewer)."""
 _T = TypeVar("_T")
+CONNECT_SECONDS = 30.0
+"""How long connecting and the NBD handshake may take."""
 BITMAP_GRANULARITY = 64 << 10
 """qemu's default bitmap granularity, reported as the view's block size."""
 
@@ -137,6 +140,20 @@ class _StatusReply:
         return 0
 
 
+def _connect_within(handle: NbdHandle, uri: str, seconds: float) -> None:
+    """Connect and finish the handshake, or `TimeoutError`: a server that accepts but never
+    answers (or serves another client first) must not hold a backup job for ever."""
+    handle.aio_connect_uri(uri)
+    deadline = time.monotonic() + seconds
+    while not handle.aio_is_ready():
+        if handle.aio_is_dead() or handle.aio_is_closed():
+            raise ConnectionError("the server closed the connection during the handshake")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(uri)
+        handle.poll(max(1, int(left * 1000)))
+
+
 class NbdConnection:
     """One libnbd handle on a source; every libnbd error becomes `NbdSourceFailed`."""
 
@@ -154,9 +171,16 @@ class NbdConnection:
                 handle.add_meta_context(source.bitmap_context)
             if source.tls_psk_file:
                 handle.set_tls_psk_file(source.tls_psk_file)
-            handle.connect_uri(source.uri)
-        except module.Error as exc:
+            _connect_within(handle, source.uri, CONNECT_SECONDS)
+        except (module.Error, ConnectionError) as exc:
             raise NbdSourceFailed(uri=source.uri, reason=f"cannot connect: {exc}") from exc
+        except TimeoutError as exc:
+            raise NbdSourceFailed(
+                uri=source.uri,
+                reason=f"cannot connect: no NBD handshake within {CONNECT_SECONDS:.0f} s "
+                "(a server that takes one client at a time, such as qemu-nbd without -e, may "
+                "be busy with another)",
+            ) from exc
         return cls(source, module, handle)
 
     def _call(self, fn: Callable[..., _T], *args: object) -> _T:
