@@ -39,7 +39,6 @@ from backup_bench import (  # bench/backup_bench.py
     median_incremental,
     run,
     run_measured,
-    tree_size,
     warm,
 )
 
@@ -70,9 +69,8 @@ class Served:
 def make_vm_images(work: Path, base: Path, mutated: Path) -> tuple[Path, Path, int]:
     """vm0.qcow2 (the base, bitmap b0 added) and vm1.qcow2 (the mutation written through NBD);
     the bytes the mutation wrote."""
-    import nbd  # noqa: PLC0415 - Debian's binding, on the path appended above
-
-    from backup_bench import changed_extents  # noqa: PLC0415
+    import nbd
+    from backup_bench import changed_extents
 
     vm0, vm1 = work / "vm0.qcow2", work / "vm1.qcow2"
     for path in (vm0, vm1):
@@ -112,8 +110,9 @@ def bench_opencbr(work: Path, vm0: Path, vm1: Path) -> dict[str, tuple[Run, dict
             infos: list[dict[str, object]] = []
 
             def once(bitmap: list[str] = bitmap, infos: list[dict[str, object]] = infos) -> Run:
-                run_, info = external_op(str(store), served.uri, *bitmap, "--parent", parent,
-                                         "--previous", str(record))
+                run_, info = external_op(
+                    str(store), served.uri, *bitmap, "--parent", parent, "--previous", str(record)
+                )
                 infos.append(info)
                 return run_
 
@@ -136,24 +135,32 @@ def bench_restic(work: Path, vm0: Path, vm1: Path) -> dict[str, Run]:
     os.link(vm1, disk)
     repo.rename(after_full)
     incr = median_incremental(
-        repo, after_full, True,
-        lambda: run_measured(["restic", "-r", str(repo), "backup", "--quiet", str(disk)]))
+        repo,
+        after_full,
+        True,
+        lambda: run_measured(["restic", "-r", str(repo), "backup", "--quiet", str(disk)]),
+    )
     shutil.rmtree(after_full, ignore_errors=True)
     return {"full": full, "incremental": incr}
 
 
-def print_table(size: int, changed: int, ours: dict[str, tuple[Run, dict[str, object]]],
-                restic: dict[str, Run]) -> None:
+def print_table(
+    size: int, changed: int, ours: dict[str, tuple[Run, dict[str, object]]], restic: dict[str, Run]
+) -> None:
     def row(tool: str, what: str, r: Run, read: str) -> str:
         return f"| {tool} | {what} | {r.seconds:.2f} | {r.cpu:.2f} | {r.rss_mb:.0f} | {read} |"
 
-    print(f"\nimage {size / MiB:.0f} MiB, mutation {changed / MiB:.1f} MiB "
-          f"({100 * changed / size:.2f} %)\n")
+    print(
+        f"\nimage {size / MiB:.0f} MiB, mutation {changed / MiB:.1f} MiB "
+        f"({100 * changed / size:.2f} %)\n"
+    )
     print("| tool | backup | wall s | CPU s | peak RSS MB | bytes read |")
     print("| --- | --- | ---: | ---: | ---: | --- |")
-    for key, what in (("full", "full (allocated extents)"),
-                      ("bitmap", "incremental, dirty bitmap"),
-                      ("no bitmap", "incremental, no bitmap (reads all)")):
+    for key, what in (
+        ("full", "full (allocated extents)"),
+        ("bitmap", "incremental, dirty bitmap"),
+        ("no bitmap", "incremental, no bitmap (reads all)"),
+    ):
         r, info = ours[key]
         print(row("OpenCBR via NBD", what, r, f"{int(info['nbd_read_bytes']) / MiB:.1f} MiB"))
     print(row("restic", "full (image file)", restic["full"], "whole file"))

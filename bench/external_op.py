@@ -15,10 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
+from opencbr_op import bench_scope  # bench/opencbr_op.py: the same scope as the file benchmark
+
 from opencbr.chunkstore import ChunkStore, LocalDirBackend, keep_freed_buffers
 from opencbr.evs.volumes.nbd_source import NbdSource, NbdVolume, ReadRecord
-
-from opencbr_op import bench_scope  # bench/opencbr_op.py: the same scope as the file benchmark
 
 
 def main() -> None:
@@ -57,8 +57,16 @@ def main() -> None:
         view.commit()
     if args.record:
         args.record.write_text(json.dumps({"bitmap": record.bitmap, "marked": record.marked}))
-    print(json.dumps({**result.__dict__, "nbd_read_bytes": read, "mode": record.mode,
-                      "reason": record.reason}))
+    print(
+        json.dumps(
+            {
+                **result.__dict__,
+                "nbd_read_bytes": read,
+                "mode": record.mode,
+                "reason": record.reason,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -54,6 +54,13 @@ def identical(a: Path, b: Path, fmt_b: str = "qcow2") -> bool:
     return done.returncode == 0
 
 
+def wait_for_socket(path: Path, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.02)
+
+
 class QemuNbd:
     """`qemu-nbd` serving one image (export `vm`), stopped with SIGTERM so that persistent
     bitmaps are written back, or killed."""

@@ -181,3 +181,38 @@ def test_external_disk_backup_incremental_restore_share_and_faults(
     exported = tmp_path / "copy.raw"
     Cli(server, other, tmp_path)("disk", "export", copy, str(exported))
     assert q.identical(tmp_path / "t1.qcow2", exported, "raw")
+
+
+def test_restore_onto_the_external_disk_itself(
+    runtime: Runtime,
+    server: LiveServer,
+    make_tenant: TenantFactory,
+    workers: WorkerPool,
+    tmp_path: Path,
+) -> None:
+    """RestoreBackup onto the backed-up external disk writes into its NBD source."""
+    q.need_qemu()
+    creds = make_tenant()
+    _, _, cbr_client, _ = flows.tenant_clients(server.url, creds)
+    cli = Cli(server, creds, tmp_path)
+    image = q.create(tmp_path / "vm.qcow2", "128M")
+    q.write(image, (0xAB, 0, 4 * MiB), (0xCD, 90 * MiB, MiB))
+    shutil.copy(image, tmp_path / "t0.qcow2")
+    sock = tmp_path / "vm.sock"
+    served = q.QemuNbd(image, sock, writable=True)
+    try:
+        disk = cli("disk", "register", "--nbd", served.uri, "--name", "vm", "--json")
+        vault = flows.disk_vault(cbr_client, "vms", 10, [disk["id"]])
+        backup = flows.back_up(cbr_client, vault.id, "full")
+        assert backup.status == "available", backup
+    finally:
+        served.stop()
+    q.write(image, (0x99, 2 * MiB, 8 * MiB), (0x98, 120 * MiB, MiB))
+    served = q.QemuNbd(image, sock, writable=True)
+    try:
+        done = cli("restore", backup.id, "--wait", "--json")
+        assert (done["status"], done["targets"]) == ("success", [disk["id"]]), done
+        assert cli("disk", "show", disk["id"], "--json")["status"] == "available"
+    finally:
+        served.stop()
+    assert q.identical(tmp_path / "t0.qcow2", image)

@@ -4,10 +4,12 @@ one request's span, and the error that names the source when the server goes awa
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from opencbr.evs.volumes import nbd_source
 from opencbr.evs.volumes.errors import NbdSourceFailed, NbdUriInvalid
 from opencbr.evs.volumes.nbd_source import (
     NbdSource,
@@ -91,3 +93,32 @@ def test_views_extents_reasons_and_faults(tmp_path: Path) -> None:
         served.stop()
     with pytest.raises(NbdSourceFailed, match="cannot connect"):
         NbdVolume("d", NbdSource(served.uri), None).begin_backup()
+
+
+@pytest.mark.slow
+def test_tls_psk_and_a_busy_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TLS export is reached with its PSK file; a server busy with another client (qemu-nbd
+    serves one at a time) is given up on after the connect deadline, naming the source."""
+    q.need_qemu()
+    (tmp_path / "keys.psk").write_text("alice:" + "ab" * 32 + "\n")
+    image = q.create(tmp_path / "d.qcow2", "64M")
+    sock = tmp_path / "s"
+    served = subprocess.Popen(
+        [
+            "qemu-nbd", "-r", "-t", "-f", "qcow2", "-x", "vm", "-k", str(sock),
+            "--object", f"tls-creds-psk,id=tls0,endpoint=server,dir={tmp_path}",
+            "--tls-creds", "tls0", str(image),
+        ]
+    )  # fmt: skip
+    try:
+        q.wait_for_socket(sock)
+        uri = f"nbds+unix://alice@/vm?socket={sock}"
+        key = str(tmp_path / "keys.psk")
+        with NbdVolume("d", NbdSource(uri, "", key), None).begin_backup() as view:
+            assert view.size == 64 * MiB  # over TLS; this client still holds the export
+            monkeypatch.setattr(nbd_source, "CONNECT_SECONDS", 0.5)
+            with pytest.raises(NbdSourceFailed, match="no NBD handshake within"):
+                NbdVolume("d", NbdSource(uri, "", key), None).begin_backup()
+    finally:
+        served.terminate()
+        served.wait(10)
