@@ -69,6 +69,16 @@ def test_bad_sources_and_targets_are_refused_and_change_nothing(
         ]:
             out = cli("restore", backup.id, "--nbd", target, code=1)
             assert message in " ".join(out.split()), out
+        with pytest.raises(ApiError) as both:
+            data.request(
+                "POST",
+                f"/v3/{project}/backups/{backup.id}/restore",
+                {"restore": {"nbd_uri": served.uri, "volume_id": disk["id"]}},
+            )
+        assert both.value.status == 400
+        assert "nbd_uri is a target of its own" in both.value.message
         assert cli("backup", "show", backup.id, "--json")["status"] == "available"
+        cli("disk", "delete", disk["id"], "--json")  # the record goes, the VM's disk stays
+        assert cli("disk", "sources", "--json") == []
     finally:
         served.stop()
