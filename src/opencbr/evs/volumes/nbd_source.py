@@ -15,6 +15,12 @@ Which extents a backup reads
       "changes unknown" and the engine reads every allocated extent against the parent (only
       blocks the store lacks are stored); the `ReadRecord` says why.
 
+What this check cannot see: a reset made while the bitmap held no mark the previous backup
+saw (the previous backup read an empty bitmap, writes came, the bitmap was reset, more writes
+came) looks like a bitmap that only saw the later writes. The first backup after a bitmap is
+created therefore reads everything (there is no previous read of it), and an operator who
+resets a bitmap should take a full backup (a policy's `full_backup_interval`, or a new bitmap).
+
 What an NBD export cannot tell: whether a bitmap is disabled (qemu refuses to export one whose
 name it does not know, but exports a disabled one). Consistency is the source's: the export
 should be a point-in-time image (libvirt ``backup-begin`` pull mode, a snapshot, a stopped VM).
@@ -28,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -307,9 +313,9 @@ class NbdBackupView:
         (read everything) otherwise, with the reason in `record`."""
         reason = self._unusable_because()
         if reason:
-            self.record = ReadRecord(**{**self.record.__dict__, "reason": reason})
+            self.record = replace(self.record, reason=reason)
             return None
-        self.record = ReadRecord(**{**self.record.__dict__, "mode": "bitmap", "reason": ""})
+        self.record = replace(self.record, mode="bitmap", reason="")
         return list(self.record.marked)
 
     def _unusable_because(self) -> str:
