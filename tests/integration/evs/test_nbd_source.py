@@ -4,6 +4,7 @@ one request's span, and the error that names the source when the server goes awa
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -119,6 +120,33 @@ def test_tls_psk_and_a_busy_server(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             monkeypatch.setattr(nbd_source, "CONNECT_SECONDS", 0.5)
             with pytest.raises(NbdSourceFailed, match="no NBD handshake within"):
                 NbdVolume("d", NbdSource(uri, "", key), None).begin_backup()
+    finally:
+        served.terminate()
+        served.wait(10)
+
+
+@pytest.mark.slow
+def test_a_read_error_names_the_source(tmp_path: Path) -> None:
+    """nbdkit's error filter fails every read with EIO: the view's read fails naming the
+    source (the engine then fails the backup and keeps nothing)."""
+    if shutil.which("nbdkit") is None:
+        pytest.skip("nbdkit missing: run scripts/setup-nbd.sh")
+    sock = tmp_path / "e.sock"
+    served = subprocess.Popen(
+        [
+            "nbdkit", "-f", "-U", str(sock), "--filter=error", "pattern", "size=64M",
+            "error-pread=EIO", "error-pread-rate=100%",
+        ]
+    )  # fmt: skip
+    try:
+        q.wait_for_socket(sock)
+        uri = f"nbd+unix:///?socket={sock}"
+        with NbdVolume("d", NbdSource(uri), None).begin_backup() as view:
+            assert view.size == 64 * MiB
+            with pytest.raises(NbdSourceFailed) as failed:
+                view.read_at(0, MiB)
+        assert failed.value.message.startswith(f"NBD source {uri}: nbd_pread")
+        assert "Input/output error" in failed.value.message
     finally:
         served.terminate()
         served.wait(10)
