@@ -6,9 +6,13 @@ Backup (`cbr.backup`, one job per protected resource):
   2. open a point-in-time view of every disk of the resource before reading any (a server
      backup is one consistent moment across its disks);
   3. store each disk (map incremental: read only changed extents; else read everything and
-     store only blocks the store lacks), reporting progress (the job's heartbeat);
+     store only blocks the store lacks), reporting progress (the job's heartbeat). The view
+     says which extents changed, or that it cannot tell (an external disk whose dirty bitmap
+     cannot be trusted): then everything allocated is read. Where the bytes live is the
+     view's business (a sparse image, an NBD source);
   4. complete (one transaction): reserve the bytes the backup added in the vault (refused →
-     the backup fails with BackupService.6114), mark `available`, move each disk's `cbt_base`;
+     the backup fails with BackupService.6114), mark `available`, move each disk's `cbt_base`,
+     keep what an external disk's view read (`evs.external_volumes.record_backup_read`);
   5. only after that commit, commit the views (forget the covered changes). A crash between 4
      and 5 leaves a superset of changes in the map: the next backup reads a little more, never
      less. On failure the views are aborted and their changes merged back.
