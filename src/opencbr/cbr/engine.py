@@ -6,9 +6,13 @@ Backup (`cbr.backup`, one job per protected resource):
   2. open a point-in-time view of every disk of the resource before reading any (a server
      backup is one consistent moment across its disks);
   3. store each disk (map incremental: read only changed extents; else read everything and
-     store only blocks the store lacks), reporting progress (the job's heartbeat);
+     store only blocks the store lacks), reporting progress (the job's heartbeat). The view
+     says which extents changed, or that it cannot tell (an external disk whose dirty bitmap
+     cannot be trusted): then everything allocated is read. Where the bytes live is the
+     view's business (a sparse image, an NBD source);
   4. complete (one transaction): reserve the bytes the backup added in the vault (refused →
-     the backup fails with BackupService.6114), mark `available`, move each disk's `cbt_base`;
+     the backup fails with BackupService.6114), mark `available`, move each disk's `cbt_base`,
+     keep what an external disk's view read (`evs.external_volumes.record_backup_read`);
   5. only after that commit, commit the views (forget the covered changes). A crash between 4
      and 5 leaves a superset of changes in the map: the next backup reads a little more, never
      less. On failure the views are aborted and their changes merged back.
@@ -36,6 +40,7 @@ from opencbr.core.context import Actor, Runtime
 from opencbr.core.jobs import JobContext, Permanent
 from opencbr.core.metrics import record_backup_bytes, record_restore_bytes, record_store_write
 from opencbr.evs import service as evs
+from opencbr.evs.external_volumes import record_backup_read
 from opencbr.evs.models import Disk, DiskStatus, Server, ServerStatus
 from opencbr.evs.volumes import BackupView
 from opencbr.iam.models import Project
@@ -230,7 +235,7 @@ class BackupJob:
                 }
             views.extend(volume.begin_backup() for volume in volumes)
             results = self._store_all(ctx, store, tasks, views, scopes)
-            self._complete(runtime, ctx, backup_id, tasks, results)
+            self._complete(runtime, ctx, backup_id, tasks, results, views)
         except BaseException:
             for view in views:
                 view.abort()
@@ -281,6 +286,7 @@ class BackupJob:
         backup_id: str,
         tasks: list[DiskTask],
         results: list[BackupResult],
+        views: list[BackupView],
     ) -> None:
         now = utcnow()
         with runtime.database.unit_of_work() as session:
@@ -290,7 +296,7 @@ class BackupJob:
             assert vault is not None
             added = sum(r.new_bytes for r in results)
             reserve(session, vault, added)
-            for task, result in zip(tasks, results, strict=True):
+            for task, result, view in zip(tasks, results, views, strict=True):
                 row = session.get(Backup, task.backup_id)
                 assert row is not None
                 row.manifest_id, row.size_bytes, row.stored_bytes = (
@@ -300,6 +306,9 @@ class BackupJob:
                 )
                 row.status, row.protected_at = BackupStatus.AVAILABLE, now
                 session.execute(update(Disk).where(Disk.id == task.disk_id).values(cbt_base=row.id))
+                # An external disk's backup keeps what its source's bitmap marked (the next
+                # backup's check) and whether it read through it.
+                record_backup_read(session, row.id, view)
             if tasks[0].backup_id != backup.id:  # a server backup: the parent sums its disks
                 backup.size_bytes = sum(r.data_bytes for r in results)
                 backup.stored_bytes = added

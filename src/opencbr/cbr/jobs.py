@@ -17,6 +17,7 @@ from .dataplane import chunk_store
 from .deletion import mark_deleting
 from .engine import BackupJob, DiskFromBackupJob, RestoreJob, ServerFromBackupJob
 from .models import Backup, BackupStatus, Checkpoint, Vault, VaultStatus
+from .nbd_restore import RESTORE_NBD_JOB, NbdRestoreJob
 from .vaults import release
 
 __all__ = ["DeleteBackupJob", "DeleteVaultJob", "handlers", "job_title"]
@@ -125,6 +126,7 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
     return {
         "cbr.backup": BackupJob(),
         "cbr.restore": RestoreJob(),
+        RESTORE_NBD_JOB: NbdRestoreJob(),
         "cbr.disk_from_backup": DiskFromBackupJob(),
         "cbr.server_from_backup": ServerFromBackupJob(),
         "cbr.delete_backup": DeleteBackupJob(),

@@ -8,6 +8,7 @@ from .account import configure, whoami
 from .admin import admin_app
 from .backup import backup_app, job_app, oplog_app, restore
 from .disk import disk_app
+from .disk_external import register as _register_external  # noqa: F401  (adds `disk register`)
 from .errors_cmd import errors
 from .kms import kms_app
 from .policy import policy_app

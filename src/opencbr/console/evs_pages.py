@@ -24,6 +24,7 @@ from opencbr.evs import jobs as evs_jobs
 from opencbr.evs import servers as evs_servers
 from opencbr.evs import service as evs
 from opencbr.evs.errors import FromBackupUnavailable
+from opencbr.evs.external import external_sources
 from opencbr.evs.models import Disk, DiskStatus, Server
 from opencbr.evs.service import DiskSpec, VolumeFromBackup
 from opencbr.kms import keys as kms_keys
@@ -76,6 +77,7 @@ async def disk_list(request: Request) -> Response:
             "disks.html",
             "disks",
             disks=disks,
+            external=external_sources(ctx.session, [d.id for d in disks]),
             servers=servers,
             server_names={s.id: s.name for s in servers},
         )

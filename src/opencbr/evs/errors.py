@@ -19,6 +19,8 @@ __all__ = [
     "DiskRangeInvalid",
     "DiskStatusConflict",
     "EvsValidationFailed",
+    "ExternalDiskDataPath",
+    "ExternalSourceInvalid",
     "FromBackupUnavailable",
     "JobNotFound",
     "LengthRequired",
@@ -111,3 +113,18 @@ class LengthRequired(BadRequest):
 class JobNotFound(NotFound):
     code = "EVS.0418"
     template = "Job {id} not found."
+
+
+class ExternalSourceInvalid(BadRequest):
+    """An NBD source that cannot be registered or restored onto as given. Nothing changed."""
+
+    code = "EVS.0433"
+    template = "Cannot use NBD source {uri}: {reason}"
+
+
+class ExternalDiskDataPath(BadRequest):
+    code = "EVS.0434"
+    template = (
+        "Disk {id} is an external disk: its bytes live in its NBD source {uri}; read and write "
+        "them there."
+    )

@@ -88,3 +88,8 @@ class Server(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+
+from .external_models import ExternalDisk, ExternalRead  # noqa: E402  (registers the tables)
+
+__all__ += ["ExternalDisk", "ExternalRead"]

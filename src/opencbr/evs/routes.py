@@ -45,6 +45,7 @@ from .errors import (
     LengthRequired,
     WriteIncomplete,
 )
+from .external_routes import router as external_router
 from .models import Disk
 from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
@@ -298,5 +299,5 @@ def volume_extents(
     }
 
 
-routers = (server_router, router)
+routers = (server_router, external_router, router)
 """Every router of the slice, for the app to add route by route."""

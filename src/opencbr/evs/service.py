@@ -44,9 +44,11 @@ from .errors import (
     DiskRangeInvalid,
     DiskStatusConflict,
     EvsValidationFailed,
+    ExternalDiskDataPath,
     ServerNotFound,
     ServerStatusConflict,
 )
+from .external_volumes import external_source, external_volume
 from .models import Disk, DiskStatus, Server
 from .volumes import (
     DiskKey,
@@ -57,6 +59,7 @@ from .volumes import (
     VolumeNotFound,
     WriteData,
 )
+from .volumes.nbd_source import NbdVolume
 from .volumes.protocol import BackupView, Extent
 
 __all__ = [
@@ -453,12 +456,22 @@ class DiskVolume:
 
 def open_volume(
     runtime: Runtime, session: Session, disk: Disk, actor: Actor | None = None
-) -> DiskVolume:
-    """The disk's volume, ready for data and `begin_backup()`.
+) -> DiskVolume | NbdVolume:
+    """The disk's volume, ready for data and `begin_backup()`; an external disk's is its NBD
+    source (`external_volumes`).
 
     An encrypted disk's key is unwrapped through KMS as `actor` (the caller, or by default the
     disk's owner project): a disabled or no longer granted key refuses here with its KMS error.
     """
+    external = external_volume(session, disk)
+    if external is not None:
+        return external
+    return _local_volume(runtime, session, disk, actor)
+
+
+def _local_volume(
+    runtime: Runtime, session: Session, disk: Disk, actor: Actor | None = None
+) -> DiskVolume:
     driver = volume_driver(runtime)
     key = _disk_key(runtime, session, disk, actor)
     driver.open(disk.id, key)
@@ -473,7 +486,10 @@ def data_volume(runtime: Runtime, session: Session, actor: Actor, disk_id: str) 
         raise DiskStatusConflict(
             id=disk.id, status=disk.status, expected=" or ".join(DATA_STATUSES)
         )
-    return open_volume(runtime, session, disk, actor)
+    source = external_source(session, disk.id)
+    if source is not None:
+        raise ExternalDiskDataPath(id=disk.id, uri=source.uri)
+    return _local_volume(runtime, session, disk, actor)
 
 
 # ---------------------------------------------------------------------------- deletion
