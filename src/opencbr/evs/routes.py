@@ -47,6 +47,7 @@ from .errors import (
 )
 from .models import Disk
 from .schemas import CreateVolumeBody, VolumeIn
+from .nbd_routes import router as nbd_router
 from .server_routes import router as server_router
 from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
 from .views import job_view, job_volume_id, volume_view
@@ -298,5 +299,5 @@ def volume_extents(
     }
 
 
-routers = (server_router, router)
+routers = (server_router, nbd_router, router)
 """Every router of the slice, for the app to add route by route."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
@@ -47,7 +47,7 @@ from .errors import (
     ServerNotFound,
     ServerStatusConflict,
 )
-from .models import Disk, DiskStatus, Server
+from .models import Disk, DiskStatus, NbdExport, Server
 from .volumes import (
     DiskKey,
     LocalVolumeDriver,
@@ -481,12 +481,14 @@ def data_volume(runtime: Runtime, session: Session, actor: Actor, disk_id: str) 
 
 def delete_disk(session: Session, actor: Actor, disk_id: str) -> Job:
     """Mark the disk `deleting` and enqueue the job that removes its image and record.
-    An attached disk is refused (detach it or delete the server with its disks)."""
+    An attached disk is refused (detach it or delete the server with its disks), and so is
+    one with a read-write NBD export (it is `in-use`); a read-only export ends here."""
     assert actor.project_id is not None
     disk = get_disk(session, actor.project_id, disk_id, lock=True)
     if disk.server_id is not None:
         raise DiskInUse(id=disk.id, server_id=disk.server_id)
     transition_disk(session, disk, DELETABLE_STATUSES, DiskStatus.DELETING)
+    session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     return enqueue(
         session,
         DELETE_DISK_JOB,
@@ -500,5 +502,6 @@ def remove_disk(runtime: Runtime, session: Session, disk: Disk) -> None:
     """Delete the image (if any) and the record of a disk in `deleting` (idempotent)."""
     with contextlib.suppress(VolumeNotFound):
         volume_driver(runtime).delete(disk.id)
+    session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     session.delete(disk)
     session.flush()
