@@ -2,6 +2,7 @@
 
 * `POST /v2/{project_id}/cloudvolumes/{volume_id}/nbd` `{"read_only": false}` →
   `{"export": {"volume_id", "uri", "export_name", "host", "port", "read_only"}}`
+* `GET /v2/{project_id}/cloudvolumes/{volume_id}/nbd` → the open export (404 EVS.0420: none)
 * `DELETE /v2/{project_id}/cloudvolumes/{volume_id}/nbd` → `{"volume_id", "closed": true}`
 * `POST /v1/{project_id}/servers/{server_id}/nbd` → `{"exports": [...]}` in boot order
 * `DELETE /v1/{project_id}/servers/{server_id}/nbd` → `{"server_id", "closed": N}`
@@ -22,6 +23,7 @@ from opencbr.core.web import RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import nbd
+from .errors import NbdExportNotFound
 
 __all__ = ["NbdOpenBody", "router"]
 
@@ -44,6 +46,14 @@ def open_volume_nbd(
 ) -> dict[str, Any]:
     read_only = body is not None and body.read_only
     view = nbd.open_export(session, runtime, actor, volume_id, read_only=read_only)
+    return {"export": asdict(view)}
+
+
+@router.get("/v2/{project_id}/cloudvolumes/{volume_id}/nbd", operation_id="ShowVolumeNbd")
+def show_volume_nbd(volume_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
+    view = nbd.show_export(session, actor, volume_id)
+    if view is None:
+        raise NbdExportNotFound(id=volume_id)
     return {"export": asdict(view)}
 
 

@@ -46,8 +46,8 @@ from .errors import (
     WriteIncomplete,
 )
 from .models import Disk
-from .schemas import CreateVolumeBody, VolumeIn
 from .nbd_routes import router as nbd_router
+from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
 from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
 from .views import job_view, job_volume_id, volume_view

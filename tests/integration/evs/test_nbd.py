@@ -15,7 +15,16 @@ from opencbr.core.context import Runtime
 from opencbr.evs.service import volume_driver
 from tests.nbd_tools import libnbd, need_tools
 
-from .conftest import Tenant, TenantMaker, api_error, create_disk, read, wait_until, write
+from .conftest import (
+    Tenant,
+    TenantMaker,
+    api_error,
+    create_disk,
+    read,
+    run_jobs,
+    wait_until,
+    write,
+)
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -59,12 +68,14 @@ def test_reads_and_writes_through_the_volume(
     write(owner, disk_id, 0, head)
     export = nbd_open(owner, disk_id)
     assert export["uri"] == f"nbd://{export['host']}:{export['port']}/{export['export_name']}"
-    assert export["host"] == "127.0.0.1" and len(export["export_name"]) >= 43
+    assert export["host"] == "127.0.0.1"
+    assert len(export["export_name"]) >= 43
     assert status(owner, disk_id) == "in-use"
 
     h = connect(export["uri"])
     assert h.get_size() == GiB
-    assert h.can_multi_conn() and not h.is_read_only()
+    assert h.can_multi_conn()
+    assert not h.is_read_only()
     assert h.pread(MiB, 0) == head
     tail = os.urandom(64 * 1024)
     h.pwrite(tail, 512 * MiB + 4096)
@@ -82,3 +93,90 @@ def test_reads_and_writes_through_the_volume(
     assert (image == tail[:64]) is not encrypted  # ciphertext on disk when encrypted
     nbd_close(owner, disk_id)
     assert status(owner, disk_id) == "available"
+
+
+def test_qemu_img_compare_and_holes(runtime: Runtime, tenant: TenantMaker, tmp_path: Path) -> None:
+    owner = tenant()
+    disk_id = create_disk(runtime, owner)
+    source = tmp_path / "source.img"
+    with source.open("wb") as handle:  # data, a hole, data, then zeros to 1 GiB
+        handle.write(os.urandom(2 * MiB))
+        handle.seek(300 * MiB)
+        handle.write(os.urandom(MiB + 4096))
+        handle.truncate(GiB)
+    write(owner, disk_id, 0, source.read_bytes()[: 2 * MiB])
+    with source.open("rb") as handle:
+        handle.seek(300 * MiB)
+        write(owner, disk_id, 300 * MiB, handle.read(MiB + 4096))
+    uri = nbd_open(owner, disk_id, read_only=True)["uri"]
+    assert status(owner, disk_id) == "available"  # a read-only export leaves it free
+
+    compared = subprocess.run(
+        ["qemu-img", "compare", "-f", "raw", "-F", "raw", str(source), uri],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    mapped = subprocess.run(
+        ["nbdinfo", "--map", "--json", uri], capture_output=True, text=True, check=True
+    )
+    extents = [(e["offset"], e["length"], e["type"]) for e in json.loads(mapped.stdout)]
+    assert extents[0] == (0, 2 * MiB, 0)
+    assert (2 * MiB, 298 * MiB, 3) in extents  # a hole that reads as zeros
+    assert (300 * MiB, MiB + 4096, 0) in extents
+    assert extents[-1][0] + extents[-1][1] == GiB
+    assert extents[-1][2] == 3
+
+    written = subprocess.run(
+        ["qemu-io", "-f", "raw", "-c", "write -P 0xab 0 4096", uri],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert written.returncode != 0 or "failed" in written.stdout + written.stderr
+    assert read(owner, disk_id, 0, 4096) == source.read_bytes()[:4096]  # unchanged
+
+
+def test_modes_isolation_and_end_of_an_export(runtime: Runtime, tenant: TenantMaker) -> None:
+    owner, outsider = tenant(), tenant()
+    disk_id = create_disk(runtime, owner)
+    missing = "00000000-0000-4000-8000-000000000000"
+    for disk in (disk_id, missing):  # another tenant's disk answers like a missing one
+        refused = api_error(lambda d=disk: nbd_open(outsider, d))  # type: ignore[misc]
+        assert (refused.status, refused.code) == (404, "EVS.0404")
+        assert disk in refused.message
+        closed = api_error(lambda d=disk: nbd_close(outsider, d))  # type: ignore[misc]
+        assert (closed.status, closed.code) == (404, "EVS.0404")
+    assert api_error(lambda: nbd_close(owner, disk_id)).code == "EVS.0420"  # none open
+
+    export = nbd_open(owner, disk_id)
+    assert nbd_open(owner, disk_id) == export  # opening again answers the same export
+    conflict = api_error(lambda: nbd_open(owner, disk_id, read_only=True))
+    assert (conflict.status, conflict.code) == (409, "EVS.0421")
+    in_use = api_error(lambda: owner.client.request("DELETE", owner.path(f"/{disk_id}")))
+    assert in_use.code == "EVS.0409"
+    assert "in-use" in in_use.message
+
+    h = connect(export["uri"])
+    assert h.pread(4096, 0) == bytes(4096)
+    nbd_close(owner, disk_id)
+    assert status(owner, disk_id) == "available"
+    nbd = libnbd()
+
+    def refused() -> bool:
+        try:
+            h.pread(4096, 0)
+        except nbd.Error:
+            return True
+        return False
+
+    wait_until(refused, timeout=10)  # the open connection dies with the export
+    with pytest.raises(nbd.Error):
+        connect(export["uri"])  # and so does its name
+    again = nbd_open(owner, disk_id, read_only=True)
+    assert again["export_name"] != export["export_name"]
+    owner.client.request("DELETE", owner.path(f"/{disk_id}"))  # ends a read-only export
+    run_jobs(runtime)
+    with pytest.raises(nbd.Error):
+        connect(again["uri"])

@@ -14,6 +14,7 @@ from .exports import (
     close_server_exports,
     open_export,
     open_server_exports,
+    show_export,
 )
 from .server import NbdServer, nbd_server, stop_nbd_server
 
@@ -25,5 +26,6 @@ __all__ = [
     "nbd_server",
     "open_export",
     "open_server_exports",
+    "show_export",
     "stop_nbd_server",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "close_server_exports",
     "open_export",
     "open_server_exports",
+    "show_export",
 ]
 
 
@@ -101,6 +102,14 @@ def _open_locked(session: Session, runtime: Runtime, disk: Disk, read_only: bool
     session.add(export)
     session.flush()
     return export
+
+
+def show_export(session: Session, actor: Actor, disk_id: str) -> ExportView | None:
+    """The open export of the caller's disk, if any."""
+    assert actor.project_id is not None
+    disk = get_disk(session, actor.project_id, disk_id)
+    export = _export_of(session, disk.id)
+    return None if export is None else ExportView.of(export)
 
 
 def close_export(session: Session, actor: Actor, disk_id: str) -> None:

@@ -22,6 +22,7 @@ broker acknowledged (one page cache).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import os
@@ -41,7 +42,8 @@ def _load_wire() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "opencbr_nbd_wire", Path(__file__).with_name("wire.py")
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -132,7 +134,7 @@ def _watch(h: Handle) -> None:
     h.alive = False
 
 
-def open(readonly: bool) -> Handle:  # noqa: A001  (nbdkit's name)
+def open(readonly: bool) -> Handle:
     request = wire.encode_json({"name": nbdkit.export_name(), "readonly": bool(readonly)})
     try:
         opened = wire.decode_json(_call(wire.OPEN, 0, payload=request))
@@ -147,10 +149,8 @@ def open(readonly: bool) -> Handle:  # noqa: A001  (nbdkit's name)
 def close(h: Handle) -> None:
     h.alive = False
     os.close(h.fd)
-    try:
+    with contextlib.suppress(OSError, RemoteError):
         _call(wire.CLOSE, h.id)
-    except (OSError, RemoteError):
-        pass
 
 
 def get_size(h: Handle) -> int:
