@@ -135,6 +135,7 @@ def bench_qemu_nbd(image: Path, seconds: float) -> dict[str, float]:
             "bench",
             str(image),
         ],
+        stderr=subprocess.DEVNULL,  # the readiness probe is a client that says nothing
     )
     try:
         deadline = time.monotonic() + 10
