@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         default=0, ge=0, le=65535, description="NBD server port (0: a free port at start)"
     )
 
+    restore_copy_mib_per_s: float = Field(
+        default=0,
+        ge=0,
+        description="rate of a new disk's copy from a backup in MiB/s (0: as fast as it goes)",
+    )
+
     @field_validator("nbd_host")
     @classmethod
     def _loopback_only(cls, value: str) -> str:

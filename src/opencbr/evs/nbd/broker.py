@@ -5,7 +5,9 @@ service's user: mode 0600 in a 0700 directory) and speaks wire.py. The broker re
 export name in the database at each NBD connection, opens the disk's volume through the
 volume layer (unwrapping an encrypted disk's key through KMS as its owner) and carries out
 reads, writes, zeroing and flushes on it, so that encryption, the change map and a running
-backup's copy-on-write all see what a VM writes.
+backup's copy-on-write all see what a VM writes. A disk from a backup whose copy still runs
+is served through its filling (instant restore, evs/instant.py): blocks not copied yet are read
+from the backup.
 
 An export dies when its record goes (from any process): a watcher compares the live handles'
 exports with the database every `WATCH_SECONDS` and ends the handles of the missing ones;
@@ -22,19 +24,21 @@ import socketserver
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from opencbr.core.context import Runtime
 from opencbr.core.errors import AppError
 
+from .. import instant
 from ..errors import DiskRangeInvalid
 from ..models import NbdExport
-from ..service import DiskVolume, open_volume
+from ..service import DiskVolume, GiB, open_volume, volume_driver
+from ..volumes import RangeError
 from . import lookup, wire
 
-__all__ = ["WATCH_SECONDS", "Broker"]
+__all__ = ["WATCH_SECONDS", "Broker", "ExportData"]
 
 WATCH_SECONDS = 1.0
 log = logging.getLogger(__name__)
@@ -46,12 +50,41 @@ class _Refused(Exception):
         self.errno = err
 
 
+class ExportData(Protocol):
+    """What an export reads and writes: a disk's volume, or its filling during a copy."""
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+    def write(self, offset: int, data: bytes) -> None: ...
+
+    def write_zeroes(self, offset: int, length: int) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Volume:
+    volume: DiskVolume
+
+    def read(self, offset: int, length: int) -> bytes:
+        return b"".join(self.volume.read(offset, length))
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.volume.write(offset, data)
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        self.volume.write_zeroes(offset, length)
+
+    def flush(self) -> None:
+        self.volume.flush()
+
+
 @dataclass
 class _Live:
     """One NBD connection's open export."""
 
     export_id: str
-    volume: DiskVolume
+    data: ExportData
     read_only: bool
     dead: threading.Event = field(default_factory=threading.Event)
 
@@ -135,7 +168,7 @@ class Broker:
             return 0, self._data(self._handle(handle), op, offset, length, payload)
         except _Refused as exc:
             return exc.errno, b""
-        except DiskRangeInvalid:
+        except (DiskRangeInvalid, RangeError):
             return errno.EINVAL, b""
         except (AppError, ValueError, KeyError) as exc:
             log.warning("NBD request refused: %s", exc)
@@ -154,16 +187,16 @@ class Broker:
     @staticmethod
     def _data(live: _Live, op: int, offset: int, length: int, payload: bytes) -> bytes:
         if op == wire.READ:
-            return b"".join(live.volume.read(offset, length))
+            return live.data.read(offset, length)
         if op == wire.FLUSH:
-            live.volume.flush()
+            live.data.flush()
             return b""
         if live.read_only:
             raise _Refused(errno.EROFS)
         if op == wire.WRITE:
-            live.volume.write(offset, payload)
+            live.data.write(offset, payload)
         elif op == wire.ZERO:
-            live.volume.write_zeroes(offset, length)
+            live.data.write_zeroes(offset, length)
         else:
             raise _Refused(errno.EINVAL)
         return b""
@@ -175,19 +208,27 @@ class Broker:
             if found is None:
                 raise _Refused(errno.ENOENT)
             export, disk = found
-            volume = open_volume(self.runtime, session, disk)
+            filling = instant.is_filling(disk)
+            volume = open_volume(self.runtime, session, disk) if not filling else None
+            data: ExportData = (
+                _Volume(volume)
+                if volume is not None
+                else instant.filling_volume(self.runtime, session, disk)
+            )
             export_id, read_only = export.id, export.read_only or bool(request["readonly"])
-            encrypted = disk.encrypted
+            direct = not (disk.encrypted or filling)
+            size, disk_id = disk.size_gb * GiB, disk.id
         with self._lock:
             handle, self._next = self._next, self._next + 1
-            self._live[handle] = _Live(export_id, volume, read_only)
-        image = volume.driver.root / f"{volume.disk_id}.img"
+            self._live[handle] = _Live(export_id, data, read_only)
+        image = volume_driver(self.runtime).root / f"{disk_id}.img"
         return {
             "handle": handle,
-            "size": volume.size,
+            "size": size,
             "read_only": read_only,
             "image": str(image),
-            "direct_reads": not encrypted,
+            "direct_reads": direct,
+            "extents": not filling,  # the image's holes say nothing before the copy ends
         }
 
     # ------------------------------------------------------------------ export lifetime

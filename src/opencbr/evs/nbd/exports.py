@@ -1,7 +1,9 @@
 """Opening and closing NBD exports of disks: the rules.
 
 * A project exports only its own disks (another project's disk answers like a missing one,
-  S14); a disk being created, deleted, restored onto or in error cannot be exported.
+  S14); a disk being deleted, restored onto or in error cannot be exported, nor a new empty
+  one being created. A disk made from a backup can be, at once, while its copy runs
+  (instant restore, evs/instant.py): it stays `creating` until the copy ends.
 * A disk has at most one export (the database enforces it). Opening again in the same mode
   answers the open export; in the other mode it is refused until the first is closed.
 * A read-write export of a detached disk makes it `in-use` until it is closed: a restore onto
@@ -24,7 +26,7 @@ from opencbr.core.ids import new_uuid
 from ..errors import DiskStatusConflict, NbdExportConflict, NbdExportNotFound
 from ..models import Disk, DiskStatus, NbdExport
 from ..service import get_disk, get_server, server_disks, transition_disk
-from .lookup import SERVABLE_STATUSES
+from .lookup import SERVABLE_STATUSES, servable
 from .server import nbd_server
 
 __all__ = [
@@ -84,12 +86,12 @@ def _open_locked(session: Session, runtime: Runtime, disk: Disk, read_only: bool
         if existing.read_only != read_only:
             raise NbdExportConflict(id=disk.id, mode=_mode(existing.read_only))
         return existing
-    if disk.status not in SERVABLE_STATUSES:
+    if not servable(disk):
         raise DiskStatusConflict(
             id=disk.id, status=disk.status, expected=" or ".join(SERVABLE_STATUSES)
         )
     address = nbd_server(runtime).address
-    if not read_only and disk.server_id is None:
+    if not read_only and disk.server_id is None and disk.status != DiskStatus.CREATING:
         transition_disk(session, disk, [DiskStatus.AVAILABLE], DiskStatus.IN_USE)
     export = NbdExport(
         id=new_uuid(),

@@ -11,7 +11,7 @@ imported by OpenCBR. What goes where, and why:
   ``os.preadv`` of the image into nbdkit's buffer (the image *is* the plaintext, and this is
   the measured fast path: no copy through the control socket);
 * block status is ``SEEK_DATA``/``SEEK_HOLE`` on the image: a hole reads as zeros on plain and
-  encrypted disks alike;
+  encrypted disks alike (not on a disk whose copy from a backup still runs: it has none then);
 * a background ``WATCH`` per handle learns when the export dies; from then on every request of
   the handle fails, including the reads served from the image.
 
@@ -68,6 +68,7 @@ class Handle:
         self.read_only = bool(opened["read_only"])
         self.fd = os.open(opened["image"], os.O_RDONLY | os.O_CLOEXEC)
         self.direct_reads = bool(opened["direct_reads"])
+        self.extents = bool(opened["extents"])
         self.alive = True
 
 
@@ -178,7 +179,7 @@ def can_zero(h: Handle) -> bool:
 
 
 def can_extents(h: Handle) -> bool:
-    return True
+    return h.extents
 
 
 def pread(h: Handle, buf: Any, offset: int, flags: int) -> None:

@@ -1,0 +1,213 @@
+"""A volume usable while it is being filled from a block source (instant restore).
+
+A new disk made from a backup is usable at once: reads of blocks not filled yet are served
+from the source (the backup, read and verified by whoever hands the source in), writes land on
+the volume, and a background copy fills the remaining blocks without ever overwriting a block
+that a write reached first.
+
+Mechanism
+    The fill map ``<id>.fill`` (the change-map file format, at the source's block size) has a
+    bit per block that the volume holds: filled by the copy or written by a client. Under the
+    filling lock:
+    * a read takes each filled block from the volume and every other block from the source;
+    * a write of a block not filled yet first completes it from the source when the write
+      covers it partly, writes it, then sets its bit durably (write, then mark: a crash in
+      between loses only an unacknowledged write, never a block the copy would overwrite);
+    * the copy reads a block from the source outside the lock, then under the lock writes it
+      only if its bit is still clear, and sets the bit.
+    So no block is ever written by the copy after a client wrote it, and every read sees either
+    the source's block or what was written over it.
+
+One process fills a volume at a time: the filling holds an exclusive ``flock`` on
+``<id>.fill.lock`` until it is closed, and a second filling of the same volume (another
+process) is refused with `FillingBusy`.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from opencbr.core.errors import Conflict
+
+from .changemap import ChangeMap, ChangeMapUnreadable
+from .errors import RangeError, VolumeError
+from .volume import WRITE_ALIGNMENT, Buffer
+
+__all__ = ["BlockSource", "FilledVolume", "FillingBusy", "FillingVolume"]
+
+
+class BlockSource(Protocol):
+    """Read-only plaintext of the disk a volume is being filled with (a backup)."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def block_size(self) -> int: ...
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Plaintext of a range (holes as zeros), verified; raises when it cannot be read."""
+        ...
+
+
+class FilledVolume(Protocol):
+    """What a filling needs of the volume it fills (the EVS disk volume)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def write(self, offset: int, data: Buffer, length: int | None = None) -> int: ...
+
+    def read(self, offset: int, length: int) -> Iterator[bytes]: ...
+
+    def flush(self) -> None: ...
+
+
+class FillingBusy(VolumeError, Conflict):
+    template = "Volume {volume_id} is being filled by another process."
+
+
+class FillingVolume:
+    """A volume and its source while the copy runs; see the module docstring."""
+
+    def __init__(self, root: Path, volume_id: str, volume: FilledVolume, source: BlockSource):
+        if source.size > volume.size:
+            raise RangeError(volume_id=volume_id, reason="the source is larger than the disk")
+        self.volume_id = volume_id
+        self.volume = volume
+        self.source = source
+        self.block_size = source.block_size
+        self.lock = threading.Lock()
+        self._complete = False
+        self._lock_fd = _exclusive(root / f"{volume_id}.fill.lock", volume_id)
+        path = root / f"{volume_id}.fill"
+        try:
+            self._map = _load_or_create(path, volume.size, source.block_size)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+
+    @property
+    def size(self) -> int:
+        return self.volume.size
+
+    # ------------------------------------------------------------------ client data path
+    def read(self, offset: int, length: int) -> bytes:
+        parts = []
+        with self.lock:
+            if self._complete:
+                return b"".join(self.volume.read(offset, length))
+            for start, count in self._blocks(offset, length):
+                if self._filled(start):
+                    parts.append(b"".join(self.volume.read(start, count)))
+                else:
+                    parts.append(self._source_block(start, count))
+        return b"".join(parts)
+
+    def write(self, offset: int, data: Buffer) -> None:
+        view = memoryview(data).cast("B")
+        with self.lock:
+            if self._complete:
+                self.volume.write(offset, view)
+                return
+            for start, count in self._blocks(offset, len(view), aligned=True):
+                begin, end = max(start, offset), min(start + count, offset + len(view))
+                piece = view[begin - offset : end - offset]
+                if not self._filled(start) and (begin, end) != (start, start + count):
+                    block = bytearray(self._source_block(start, count))
+                    block[begin - start : end - start] = piece
+                    self.volume.write(start, block)
+                else:
+                    self.volume.write(begin, piece)
+                self._map.mark(start, count)
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        self.write(offset, bytes(length))
+
+    # ------------------------------------------------------------------ the copy
+    def fill(self, offset: int, data: bytes | None) -> bool:
+        """Fill one block from the copy (None: a hole, the volume already reads zeros there)
+        unless a client wrote it first; whether the copy's block was used."""
+        count = min(self.block_size, self.size - offset)
+        with self.lock:
+            if self._complete or self._filled(offset):
+                return False
+            if data is not None and offset < self.source.size:
+                self.volume.write(offset, data)
+            self._map.mark(offset, count)
+            return True
+
+    def flush(self) -> None:
+        self.volume.flush()
+
+    def finish(self) -> None:
+        """The copy is complete: the volume no longer depends on the source, and from now on
+        every call goes straight to the volume (connections opened during the copy go on)."""
+        with self.lock:
+            if self._complete:
+                return
+            self.volume.flush()
+            self._complete = True
+            self._map.remove()
+            os.close(self._lock_fd)
+
+    def close(self) -> None:
+        """Stop filling in this process (the copy resumes from the fill map later)."""
+        with self.lock:
+            if self._complete:
+                return
+            self._complete = True
+            self._map.close()
+            os.close(self._lock_fd)
+
+    # ------------------------------------------------------------------ internals
+    def _filled(self, offset: int) -> bool:
+        return self._map.is_set(offset // self.block_size)
+
+    def _source_block(self, start: int, count: int) -> bytes:
+        if start >= self.source.size:
+            return bytes(count)
+        data = self.source.read(start, min(count, self.source.size - start))
+        return data + bytes(count - len(data))
+
+    def _blocks(self, offset: int, length: int, aligned: bool = False) -> Iterator[tuple[int, int]]:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise RangeError(volume_id=self.volume_id, reason="range outside the disk")
+        if aligned and (offset % WRITE_ALIGNMENT or length % WRITE_ALIGNMENT):
+            raise RangeError(volume_id=self.volume_id, reason="writes are 512-byte aligned")
+        bs = self.block_size
+        start = offset - offset % bs
+        while start < offset + length:
+            yield start, min(bs, self.size - start)
+            start += bs
+
+
+def _exclusive(path: Path, volume_id: str) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise FillingBusy(volume_id=volume_id) from exc
+        raise
+    return fd
+
+
+def _load_or_create(path: Path, size: int, block_size: int) -> ChangeMap:
+    """The fill map left by an earlier filling (a copy resumed after a restart), else a new
+    empty one."""
+    try:
+        found = ChangeMap.load(path)
+    except ChangeMapUnreadable:
+        return ChangeMap.create(path, size, block_size)
+    if (found.size, found.block_size) == (size, block_size):
+        return found
+    found.close()
+    return ChangeMap.create(path, size, block_size)
