@@ -5,11 +5,11 @@ importing this slice or the chunk store."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from opencbr.chunkstore import ChunkStore, Scope
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.jobs import Permanent
 from opencbr.evs.models import Disk
@@ -23,16 +23,15 @@ __all__ = ["BackupBlockSource", "backup_block_source"]
 
 @dataclass(frozen=True)
 class BackupBlockSource:
-    """One disk backup's plaintext, read block by block from the store."""
+    """One disk backup's plaintext, read block by block from the store. Its blocks are kept
+    from garbage collection by the restore lock of the copy that runs meanwhile."""
 
-    store: ChunkStore
-    scope: Scope
-    manifest_id: str
+    reader: Callable[[int, int], bytes]
     size: int
     block_size: int
 
     def read(self, offset: int, length: int) -> bytes:
-        return self.store.read_range(self.scope, self.manifest_id, offset, length)
+        return self.reader(offset, length)
 
 
 def backup_block_source(runtime: Runtime, session: Session, disk: Disk) -> BackupBlockSource:
@@ -49,6 +48,5 @@ def backup_block_source(runtime: Runtime, session: Session, disk: Disk) -> Backu
     scope = open_scope(session, runtime, actor, scope_row)
     store = chunk_store(runtime)
     manifest = store.load_manifest(backup.manifest_id)
-    return BackupBlockSource(
-        store, scope, backup.manifest_id, manifest.disk_size, manifest.block_size
-    )
+    reader = store.range_reader(scope, backup.manifest_id)
+    return BackupBlockSource(reader, manifest.disk_size, manifest.block_size)

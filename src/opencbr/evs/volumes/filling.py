@@ -103,12 +103,14 @@ class FillingVolume:
         with self.lock:
             if self._complete:
                 return b"".join(self.volume.read(offset, length))
-            for start, count in self._blocks(offset, length):
+            blocks = list(self._blocks(offset, length))
+            for start, count in blocks:
                 if self._filled(start):
                     parts.append(b"".join(self.volume.read(start, count)))
                 else:
                     parts.append(self._source_block(start, count))
-        return b"".join(parts)
+        skip = offset - blocks[0][0] if blocks else 0
+        return b"".join(parts)[skip : skip + length]
 
     def write(self, offset: int, data: Buffer) -> None:
         view = memoryview(data).cast("B")
