@@ -37,13 +37,14 @@ class BackupBlockSource:
 def backup_block_source(runtime: Runtime, session: Session, disk: Disk) -> BackupBlockSource:
     """The source of `disk`: its backup, opened as the disk's project (a recipient reads a
     shared encrypted backup through its KMS grant, as when it made the disk)."""
+    gone = Permanent(f"backup {disk.source_backup_id} was deleted while it was being restored")
     backup = session.get(Backup, disk.source_backup_id) if disk.source_backup_id else None
     if backup is None or not backup.scope_id or not backup.manifest_id:
-        raise Permanent(f"the backup of disk {disk.id} is gone")
+        raise gone
     scope_row = session.get(StoreScope, backup.scope_id)
     project = session.get(Project, disk.project_id)
     if scope_row is None or project is None:
-        raise Permanent(f"the backup of disk {disk.id} is gone")
+        raise gone
     actor = Actor(project.domain_id, "", project.id, project.region)
     scope = open_scope(session, runtime, actor, scope_row)
     store = chunk_store(runtime)

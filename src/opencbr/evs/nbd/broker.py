@@ -36,6 +36,7 @@ from ..errors import DiskRangeInvalid
 from ..models import NbdExport
 from ..service import DiskVolume, GiB, open_volume, volume_driver
 from ..volumes import RangeError
+from ..volumes.filling import FillingBusy
 from . import lookup, wire
 
 __all__ = ["WATCH_SECONDS", "Broker", "ExportData"]
@@ -170,6 +171,8 @@ class Broker:
             return exc.errno, b""
         except (DiskRangeInvalid, RangeError):
             return errno.EINVAL, b""
+        except FillingBusy:  # the copy runs in another process: served when it ends
+            return errno.EBUSY, b""
         except (AppError, ValueError, KeyError) as exc:
             log.warning("NBD request refused: %s", exc)
             return errno.EIO, b""

@@ -39,7 +39,7 @@ from .changemap import ChangeMap, ChangeMapUnreadable
 from .errors import RangeError, VolumeError
 from .volume import WRITE_ALIGNMENT, Buffer
 
-__all__ = ["BlockSource", "FilledVolume", "FillingBusy", "FillingVolume"]
+__all__ = ["BlockSource", "FilledVolume", "FillingBusy", "FillingStopped", "FillingVolume"]
 
 
 class BlockSource(Protocol):
@@ -73,6 +73,10 @@ class FillingBusy(VolumeError, Conflict):
     template = "Volume {volume_id} is being filled by another process."
 
 
+class FillingStopped(VolumeError, Conflict):
+    template = "Volume {volume_id} is no longer being filled in this process."
+
+
 class FillingVolume:
     """A volume and its source while the copy runs; see the module docstring."""
 
@@ -85,6 +89,7 @@ class FillingVolume:
         self.block_size = source.block_size
         self.lock = threading.Lock()
         self._complete = False
+        self._stopped = False
         self._lock_fd = _exclusive(root / f"{volume_id}.fill.lock", volume_id)
         path = root / f"{volume_id}.fill"
         try:
@@ -101,6 +106,7 @@ class FillingVolume:
     def read(self, offset: int, length: int) -> bytes:
         parts = []
         with self.lock:
+            self._check()
             if self._complete:
                 return b"".join(self.volume.read(offset, length))
             blocks = list(self._blocks(offset, length))
@@ -115,6 +121,7 @@ class FillingVolume:
     def write(self, offset: int, data: Buffer) -> None:
         view = memoryview(data).cast("B")
         with self.lock:
+            self._check()
             if self._complete:
                 self.volume.write(offset, view)
                 return
@@ -138,6 +145,7 @@ class FillingVolume:
         unless a client wrote it first; whether the copy's block was used."""
         count = min(self.block_size, self.size - offset)
         with self.lock:
+            self._check()
             if self._complete or self._filled(offset):
                 return False
             if data is not None and offset < self.source.size:
@@ -152,6 +160,7 @@ class FillingVolume:
         """The copy is complete: the volume no longer depends on the source, and from now on
         every call goes straight to the volume (connections opened during the copy go on)."""
         with self.lock:
+            self._check()
             if self._complete:
                 return
             self.volume.flush()
@@ -160,13 +169,18 @@ class FillingVolume:
             os.close(self._lock_fd)
 
     def close(self) -> None:
-        """Stop filling in this process (the copy resumes from the fill map later)."""
+        """Stop filling in this process (the copy resumes from the fill map later); every
+        further call is refused, since the volume alone does not hold the disk yet."""
         with self.lock:
-            if self._complete:
+            if self._complete or self._stopped:
                 return
-            self._complete = True
+            self._stopped = True
             self._map.close()
             os.close(self._lock_fd)
+
+    def _check(self) -> None:
+        if self._stopped:
+            raise FillingStopped(volume_id=self.volume_id)
 
     # ------------------------------------------------------------------ internals
     def _filled(self, offset: int) -> bool:
