@@ -180,3 +180,30 @@ def test_modes_isolation_and_end_of_an_export(runtime: Runtime, tenant: TenantMa
     run_jobs(runtime)
     with pytest.raises(nbd.Error):
         connect(again["uri"])
+
+
+def test_a_servers_disks_in_boot_order(runtime: Runtime, tenant: TenantMaker) -> None:
+    owner, outsider = tenant(), tenant()
+    body = {"server": {"name": "vm", "system_disk": {"size": 1}, "data_disks": [{"size": 2}]}}
+    server_id = owner.client.request("POST", f"/v1/{owner.project}/servers", body)["server"]["id"]
+    run_jobs(runtime)
+    path = f"/v1/{owner.project}/servers/{server_id}/nbd"
+    shown = owner.client.request("GET", f"/v1/{owner.project}/servers/{server_id}")["server"]
+    disks = [d["id"] for d in shown["volumes_attached"]]  # system disk first
+
+    hidden = api_error(
+        lambda: outsider.client.request("POST", f"/v1/{outsider.project}/servers/{server_id}/nbd")
+    )
+    assert (hidden.status, hidden.code) == (404, "EVS.0405")
+    exports = owner.client.request("POST", path, {"read_only": True})["exports"]
+    assert [e["volume_id"] for e in exports] == disks
+    sizes = []
+    for export in exports:
+        h = connect(export["uri"])
+        assert h.is_read_only()
+        sizes.append(h.get_size())
+        h.shutdown()
+    assert sizes == [GiB, 2 * GiB]
+    assert {status(owner, d) for d in disks} == {"in-use"}  # attached, as before
+    assert owner.client.request("DELETE", path)["closed"] == 2
+    assert {status(owner, d) for d in disks} == {"in-use"}  # still attached
