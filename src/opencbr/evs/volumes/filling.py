@@ -29,7 +29,7 @@ import errno
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -140,18 +140,24 @@ class FillingVolume:
         self.write(offset, bytes(length))
 
     # ------------------------------------------------------------------ the copy
-    def fill(self, offset: int, data: bytes | None) -> bool:
-        """Fill one block from the copy (None: a hole, the volume already reads zeros there)
-        unless a client wrote it first; whether the copy's block was used."""
-        count = min(self.block_size, self.size - offset)
+    def fill(self, blocks: Sequence[tuple[int, bytes | None]]) -> int:
+        """Fill blocks from the copy, (offset, data) in disk order (data None: a hole, the
+        volume already reads zeros there), skipping every block a client wrote first; the
+        bytes written. Contiguous blocks are written together. The copy's marks are not made
+        durable one by one: a mark lost in a crash only makes a retry copy the block again,
+        and a client's write is always marked durably first."""
+        written = 0
         with self.lock:
             self._check()
-            if self._complete or self._filled(offset):
-                return False
-            if data is not None and offset < self.source.size:
-                self.volume.write(offset, data)
-            self._map.mark(offset, count)
-            return True
+            if self._complete:
+                return 0
+            todo = [(o, d) for o, d in blocks if not self._filled(o)]
+            for offset, parts in _runs(todo):
+                self.volume.write(offset, parts[0] if len(parts) == 1 else b"".join(parts))
+                written += sum(len(p) for p in parts)
+            bs = self.block_size
+            self._map.mark_many([(o, min(bs, self.size - o)) for o, _ in todo], durable=False)
+        return written
 
     def flush(self) -> None:
         self.volume.flush()
@@ -227,3 +233,23 @@ def _load_or_create(path: Path, size: int, block_size: int) -> ChangeMap:
         return found
     found.close()
     return ChangeMap.create(path, size, block_size)
+
+
+def _runs(blocks: Sequence[tuple[int, bytes | None]]) -> Iterator[tuple[int, list[bytes]]]:
+    """Runs of contiguous data blocks (holes end a run)."""
+    start, parts, end = -1, list[bytes](), -1
+    for offset, data in blocks:
+        if data is None:
+            if parts:
+                yield start, parts
+            parts = []
+            continue
+        if offset != end and parts:
+            yield start, parts
+            parts = []
+        if not parts:
+            start = offset
+        parts.append(data)
+        end = offset + len(data)
+    if parts:
+        yield start, parts
