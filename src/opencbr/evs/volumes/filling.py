@@ -90,7 +90,8 @@ class FillingVolume:
         self.lock = threading.Lock()
         self._complete = False
         self._stopped = False
-        self._lock_fd = _exclusive(root / f"{volume_id}.fill.lock", volume_id)
+        self._lock_path = root / f"{volume_id}.fill.lock"
+        self._lock_fd = _exclusive(self._lock_path, volume_id)
         path = root / f"{volume_id}.fill"
         try:
             self._map = _load_or_create(path, volume.size, source.block_size)
@@ -172,6 +173,7 @@ class FillingVolume:
             self.volume.flush()
             self._complete = True
             self._map.remove()
+            self._lock_path.unlink(missing_ok=True)
             os.close(self._lock_fd)
 
     def close(self) -> None:
