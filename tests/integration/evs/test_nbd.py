@@ -149,6 +149,14 @@ def test_modes_isolation_and_end_of_an_export(runtime: Runtime, tenant: TenantMa
         closed = api_error(lambda d=disk: nbd_close(outsider, d))  # type: ignore[misc]
         assert (closed.status, closed.code) == (404, "EVS.0404")
     assert api_error(lambda: nbd_close(owner, disk_id)).code == "EVS.0420"  # none open
+    for bad in ({"read_only": "perhaps"}, {"readonly": True}):  # refused, nothing opened
+        refused_body = api_error(
+            lambda b=bad: owner.client.request("POST", owner.path(f"/{disk_id}/nbd"), b)  # type: ignore[misc]
+        )
+        assert (refused_body.status, refused_body.code) == (400, "EVS.0400")
+    assert api_error(lambda: owner.client.request("GET", owner.path(f"/{disk_id}/nbd"))).code == (
+        "EVS.0420"
+    )
 
     export = nbd_open(owner, disk_id)
     assert nbd_open(owner, disk_id) == export  # opening again answers the same export
