@@ -57,7 +57,7 @@ class ExportView:
             volume_id=export.disk_id,
             uri=f"nbd://{export.address}/{export.name}",
             export_name=export.name,
-            host=host,
+            host=host.strip("[]"),
             port=int(port),
             read_only=export.read_only,
         )

@@ -40,7 +40,9 @@ class NbdServer:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        """host:port as a URI writes it (an IPv6 address in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     def running(self) -> bool:
         return self.process.poll() is None
@@ -138,7 +140,7 @@ def _wait_listening(process: subprocess.Popen[bytes], host: str, port: int, log:
 
 
 def _free_port(host: str) -> int:
-    with socket.socket() as sock:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
