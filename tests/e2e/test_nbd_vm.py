@@ -189,3 +189,25 @@ def test_qemu_io_writes_reach_the_next_incremental_backup(
     expected[512 * 1024 : 576 * 1024] = bytes(64 * 1024)
     assert flows.read(owner.data, owner.project, restored, 0, MiB) == expected
     assert flows.read(owner.data, owner.project, restored, 300 * MiB, MiB) == b"\x5a" * MiB
+
+
+def test_cli_opens_and_closes_a_servers_disks(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool, tmp_path: Path
+) -> None:
+    need_tools("nbdkit")
+    creds = make_tenant()
+    tenant = flows.tenant_clients(server.url, creds)
+    cli = cli_for(server, creds, tmp_path)
+    body = {"server": {"name": "vm", "system_disk": {"size": 1}, "data_disks": [{"size": 1}]}}
+    made = tenant.data.request("POST", f"/v1/{tenant.project}/servers", body)["server"]
+    shown = flows.wait_for(
+        "server",
+        lambda: tenant.data.request("GET", f"/v1/{tenant.project}/servers/{made['id']}"),
+        lambda s: s["server"]["status"] == "ACTIVE",
+    )["server"]
+    exports = cli("server", "nbd", "open", made["id"], "--read-only", "--json")
+    assert [e["volume_id"] for e in exports] == [d["id"] for d in shown["volumes_attached"]]
+    assert all(e["read_only"] and e["uri"].startswith("nbd://") for e in exports)
+    plain = cli("server", "nbd", "open", made["id"], "--read-only")  # one line per disk
+    assert plain.split() == [word for e in exports for word in (e["volume_id"], e["uri"])]
+    assert cli("server", "nbd", "close", made["id"], "--json")["closed"] == 2
