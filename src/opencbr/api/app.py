@@ -27,6 +27,7 @@ from opencbr.core.ids import new_request_id, new_uuid
 from opencbr.core.logging import request_context
 from opencbr.core.metrics import MetricsExposition, record_request
 from opencbr.core.web import FastJSONResponse, end_request_threads
+from opencbr.evs.nbd import stop_nbd_server
 
 from .runtime import SLICES
 
@@ -320,6 +321,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         try:
             yield
         finally:
+            stop_nbd_server(runtime)
             end_request_threads(app.state)
 
     app = FastAPI(

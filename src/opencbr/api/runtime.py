@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import MetaData, text
 
+from opencbr.cbr.block_source import backup_block_source
 from opencbr.cbr.restore import disk_from_backup
 from opencbr.cbr.scheduler import periodic_tick
 from opencbr.chunkstore import keep_freed_buffers
@@ -119,6 +120,8 @@ def build_runtime(settings: Settings) -> Runtime:
     runtime = Runtime(settings=settings, database=database, root_key=root_key)
     # The disk service makes disks from backups through the backup service (evs cannot import cbr).
     runtime.extras["volume_from_backup"] = disk_from_backup
+    # ... and reads a new disk's blocks from its backup while the copy runs (instant restore).
+    runtime.extras["block_source"] = backup_block_source
     return runtime
 
 

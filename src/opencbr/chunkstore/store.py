@@ -403,6 +403,31 @@ class ChunkStore:
         skip = offset - first * bs
         return b"".join(parts)[skip : skip + end - offset]
 
+    def range_reader(self, scope: Scope, manifest_id: str) -> Callable[[int, int], bytes]:
+        """`read(offset, length)` of one backup for many small reads (a disk served while it
+        is restored): the manifest and index are loaded once and no lock is taken per read,
+        so the caller keeps the backup's blocks from garbage collection by other means (a
+        restore of the same backup running meanwhile holds the restore lock). Every block is
+        verified as in `read_range`."""
+        manifest = self.load_manifest(manifest_id)
+        manifest.check_scope(scope)
+        index, codec = self.index.refresh(), self.codec(scope)
+        bs, size = manifest.block_size, manifest.disk_size
+
+        def read(offset: int, length: int) -> bytes:
+            end = min(offset + length, size)
+            if offset < 0 or end <= offset:
+                return b""
+            first, last = offset // bs, -(-end // bs)
+            parts = [
+                data if data is not None else bytes(min(bs, size - block_offset))
+                for block_offset, data in stream_blocks(self, codec, manifest, index, first, last)
+            ]
+            skip = offset - first * bs
+            return b"".join(parts)[skip : skip + end - offset]
+
+        return read
+
     # ------------------------------------------------------------------------- manifests
 
     def load_manifest(self, manifest_id: str) -> Manifest:

@@ -11,6 +11,7 @@ from .disk import disk_app
 from .disk_external import register as _register_external  # noqa: F401  (adds `disk register`)
 from .errors_cmd import errors
 from .kms import kms_app
+from .nbd import disk_nbd_app, server_nbd_app
 from .policy import policy_app
 from .server import serve, worker
 from .server_cmds import server_app
@@ -34,6 +35,8 @@ app.add_typer(kms_app, name="kms")
 app.add_typer(share_app, name="share")
 app.add_typer(shared_app, name="shared-with-me")
 app.add_typer(policy_app, name="policy")
+disk_app.add_typer(disk_nbd_app, name="nbd")
+server_app.add_typer(server_nbd_app, name="nbd")
 app.add_typer(disk_app, name="disk")
 app.add_typer(server_app, name="server")
 app.add_typer(vault_app, name="vault")

@@ -31,6 +31,7 @@ from opencbr.core.logging import configure_logging, logging_config
 from opencbr.core.metrics import MetricsExposition
 from opencbr.core.secrets import SealedDataCorrupt
 from opencbr.core.settings import Settings
+from opencbr.evs.nbd import nbd_server
 from opencbr.iam import service as iam
 from opencbr.iam.errors import DomainNotFound
 
@@ -238,8 +239,20 @@ def run_server(settings: Settings, workers: int, demo: bool) -> None:
         )
 
 
+def _start_nbd(runtime: Runtime) -> None:
+    """The NBD server starts with the process where nbdkit is installed (else on first use,
+    which then fails naming the packages)."""
+    try:
+        server = nbd_server(runtime)
+    except AppError as exc:
+        console.print(f"NBD export unavailable: {exc.message}")
+        return
+    console.print(f"NBD server on [bold]nbd://{server.address}/[/bold] (exports: disk nbd open)")
+
+
 def _serve_in_process(runtime: Runtime, uvicorn_options: dict[str, Any]) -> None:
     settings = runtime.settings
+    _start_nbd(runtime)
     pool = start_workers(runtime, threads=settings.worker_threads) if settings.run_workers else None
     try:
         uvicorn.run(create_app(runtime), **uvicorn_options)

@@ -19,7 +19,7 @@ from opencbr.core.errors import AppError
 from opencbr.core.ids import is_hex32, is_uuid
 from opencbr.iam import service as iam
 
-from . import account_pages, cbr_pages, evs_pages, kms_pages
+from . import account_pages, cbr_pages, evs_pages, kms_pages, nbd_pages
 from .web import (
     LOGIN_CSRF_COOKIE,
     PREFIX,
@@ -135,6 +135,7 @@ async def choose_project(request: Request) -> Response:
 
 router.include_router(cbr_pages.router)
 router.include_router(evs_pages.router)
+router.include_router(nbd_pages.router)
 router.include_router(kms_pages.router)
 router.include_router(account_pages.router)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -64,6 +65,27 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key: str | None = None
     s3_secret_key: str | None = Field(default=None, repr=False)
+
+    nbd_host: str = Field(
+        default="127.0.0.1",
+        description="address the NBD server listens on; loopback only (exports carry no TLS)",
+    )
+    nbd_port: int = Field(
+        default=0, ge=0, le=65535, description="NBD server port (0: a free port at start)"
+    )
+
+    restore_copy_mib_per_s: float = Field(
+        default=0,
+        ge=0,
+        description="rate of a new disk's copy from a backup in MiB/s (0: as fast as it goes)",
+    )
+
+    @field_validator("nbd_host")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        if not ipaddress.ip_address(value).is_loopback:
+            raise ValueError("the NBD server listens on a loopback address only")
+        return value
 
     @field_validator("regions", mode="before")
     @classmethod

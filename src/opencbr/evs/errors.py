@@ -24,6 +24,9 @@ __all__ = [
     "FromBackupUnavailable",
     "JobNotFound",
     "LengthRequired",
+    "NbdExportConflict",
+    "NbdExportNotFound",
+    "NbdUnavailable",
     "ServerNotFound",
     "ServerStatusConflict",
     "SystemDiskDetach",
@@ -128,3 +131,24 @@ class ExternalDiskDataPath(BadRequest):
         "Disk {id} is an external disk: its bytes live in its NBD source {uri}; read and write "
         "them there."
     )
+
+
+class NbdUnavailable(AppError):
+    """The NBD protocol engine (nbdkit with its Python plugin) is not installed or did not start."""
+
+    status = 503
+    code = "EVS.0419"
+    template = (
+        "NBD export is not available on this server: {reason}. It needs the Debian packages "
+        "nbdkit and nbdkit-plugin-python (apt-get install nbdkit nbdkit-plugin-python)."
+    )
+
+
+class NbdExportNotFound(NotFound):
+    code = "EVS.0420"
+    template = "Disk {id} has no open NBD export."
+
+
+class NbdExportConflict(Conflict):
+    code = "EVS.0421"
+    template = "Disk {id} is already exported {mode}; close that export first."

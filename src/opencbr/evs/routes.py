@@ -47,6 +47,7 @@ from .errors import (
 )
 from .external_routes import router as external_router
 from .models import Disk
+from .nbd_routes import router as nbd_router
 from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
 from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
@@ -299,5 +300,5 @@ def volume_extents(
     }
 
 
-routers = (server_router, external_router, router)
+routers = (server_router, external_router, nbd_router, router)
 """Every router of the slice, for the app to add route by route."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
@@ -49,7 +49,7 @@ from .errors import (
     ServerStatusConflict,
 )
 from .external_volumes import external_source, external_volume
-from .models import Disk, DiskStatus, Server
+from .models import Disk, DiskStatus, NbdExport, Server
 from .volumes import (
     DiskKey,
     LocalVolumeDriver,
@@ -486,6 +486,14 @@ def data_volume(runtime: Runtime, session: Session, actor: Actor, disk_id: str) 
         raise DiskStatusConflict(
             id=disk.id, status=disk.status, expected=" or ".join(DATA_STATUSES)
         )
+    return stored_volume(runtime, session, disk, actor)
+
+
+def stored_volume(
+    runtime: Runtime, session: Session, disk: Disk, actor: Actor | None = None
+) -> DiskVolume:
+    """The volume of a disk whose bytes OpenCBR stores: an external disk's bytes live in its
+    NBD source, so its data path (and an NBD export of it) is refused, naming the source."""
     source = external_source(session, disk.id)
     if source is not None:
         raise ExternalDiskDataPath(id=disk.id, uri=source.uri)
@@ -497,12 +505,14 @@ def data_volume(runtime: Runtime, session: Session, actor: Actor, disk_id: str) 
 
 def delete_disk(session: Session, actor: Actor, disk_id: str) -> Job:
     """Mark the disk `deleting` and enqueue the job that removes its image and record.
-    An attached disk is refused (detach it or delete the server with its disks)."""
+    An attached disk is refused (detach it or delete the server with its disks), and so is
+    one with a read-write NBD export (it is `in-use`); a read-only export ends here."""
     assert actor.project_id is not None
     disk = get_disk(session, actor.project_id, disk_id, lock=True)
     if disk.server_id is not None:
         raise DiskInUse(id=disk.id, server_id=disk.server_id)
     transition_disk(session, disk, DELETABLE_STATUSES, DiskStatus.DELETING)
+    session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     return enqueue(
         session,
         DELETE_DISK_JOB,
@@ -516,5 +526,6 @@ def remove_disk(runtime: Runtime, session: Session, disk: Disk) -> None:
     """Delete the image (if any) and the record of a disk in `deleting` (idempotent)."""
     with contextlib.suppress(VolumeNotFound):
         volume_driver(runtime).delete(disk.id)
+    session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     session.delete(disk)
     session.flush()

@@ -9,6 +9,8 @@ Files of volume ``<id>`` in the driver's directory:
     ``<id>.cbt``       the changed-block map (changemap.py)
     ``<id>.cbt.view``  the map owned by an open backup view (backup.py)
     ``<id>.cow``       the copy-on-write side file of an open backup view
+    ``<id>.fill``      which blocks a disk being filled from a backup holds (filling.py), and
+    ``<id>.fill.lock`` the lock of the process that fills it
 
 The driver is safe to call from several threads: it keeps one ``LocalVolume`` per opened id,
 each with its own lock; the table of open volumes has a lock of its own. A new driver on the
