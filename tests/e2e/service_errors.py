@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import Any, Protocol
 
 FAMILIES = ("BackupService.", "EVS.", "KMS.", "IAM.", "APIGW.")
 
 
-def service_error(response: httpx.Response) -> tuple[str, str]:
+class _Response(Protocol):
+    def json(self) -> Any: ...
+
+
+def service_error(response: _Response) -> tuple[str, str]:
     """The error code and message of a refusal, checked to be in its family's envelope:
     `{"error_code", "error_msg", ...}` (BackupService, IAM, APIGW), `{"error": {"error_code",
     "error_msg"}}` (KMS) or `{"error": {"code", "message"}}` (EVS)."""
