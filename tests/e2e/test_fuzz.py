@@ -2,7 +2,9 @@
 operation, both fitting the schema (in the tenant's own project, so they reach the services)
 and not fitting it (any project, any value); a hook signs each one as the SDK does, and a live
 server on SQLite answers them. No answer may be a 5xx, and every refusal must be the service's
-own error body in its family's envelope (BackupService, EVS, KMS, IAM, APIGW).
+own error body in its family's envelope (BackupService, EVS, KMS, IAM, APIGW). Some JSON bodies
+are made hostile on the way (a lone surrogate in every string, or nesting past the limit):
+those must get a 400.
 
 The run is bounded (`EXAMPLES` per operation and mode, fewer for password checks, which cost
 64 MiB of argon2 each) and prints how many requests it sent. A failing example is shrunk by
@@ -12,6 +14,7 @@ test of its own beside the fix."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections import Counter
@@ -29,6 +32,7 @@ from schemathesis.generation import GenerationMode
 
 from opencbr.core.clock import utcnow
 from opencbr.core.jobs import WorkerPool
+from opencbr.core.json_input import MAX_JSON_DEPTH
 from opencbr.iam import signing
 from opencbr.iam.service import TenantCredentials
 from tests.conftest import LiveServer, TenantFactory
@@ -80,6 +84,48 @@ class SdkSignature(requests.auth.AuthBase):
         )
         self.sent += 1
         return request
+
+
+HOSTILE = (None, None, None, "surrogates", "nesting")
+"""How a generated JSON body is made hostile, if at all: every string given a lone surrogate,
+or arrays nested past the limit. Either must be refused with the service's 400."""
+
+
+def _with_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value + "\ud800"
+    if isinstance(value, dict):
+        return {_with_surrogates(k): _with_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_surrogates(each) for each in value]
+    return value
+
+
+def _surrogate_body(body: Any) -> Any:
+    """`body` with a lone surrogate in every string, and in one more (it may have none)."""
+    hostile = _with_surrogates(body)
+    if isinstance(hostile, dict):
+        return {**hostile, "\udc00": "\ud800"}
+    if isinstance(hostile, list):
+        return [*hostile, "\ud800"]
+    return ["\udc00", hostile]
+
+
+def _send(case: Any, how: str | None, server: LiveServer, session: requests.Session) -> Any:
+    """Send the case, its JSON body made hostile (`HOSTILE`) when `how` says so and it has
+    one; the response, and whether the body was made hostile."""
+    request = case.as_transport_kwargs(base_url=server.url)
+    body = request.get("json")
+    if how is None or not isinstance(body, dict | list | str | int | float | bool):
+        return session.request(**request, timeout=30), False
+    if how == "surrogates":
+        body = _surrogate_body(body)
+    else:
+        for _ in range(MAX_JSON_DEPTH + 1):
+            body = [body]
+    del request["json"]
+    request["data"] = json.dumps(body).encode()  # `\ud800` escaped, as any JSON encoder does
+    return session.request(**request, timeout=30), True
 
 
 def _check(response: requests.Response, statuses: Counter[int]) -> None:
@@ -150,9 +196,11 @@ def _fuzz_operation(
         suppress_health_check=list(HealthCheck),
         phases=[hypothesis.Phase.generate, hypothesis.Phase.shrink],
     )
-    @given(case=cases)
-    def run(case: Any) -> None:
-        _check(case.call(base_url=server.url, session=session, timeout=30), statuses)
+    @given(case=cases, how=st.sampled_from(HOSTILE))
+    def run(case: Any, how: str | None) -> None:
+        response, hostile = _send(case, how, server, session)
+        _check(response, statuses)
+        assert not hostile or response.status_code == 400, (how, response.text)
 
     run()
 
