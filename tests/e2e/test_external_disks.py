@@ -42,7 +42,8 @@ class Cli:
     def __call__(self, *args: str, code: int = 0) -> Any:
         result = CliRunner().invoke(app, list(args), env=self.env)
         assert result.exit_code == code, result.output
-        return json.loads(result.output) if code == 0 and "--json" in args else result.output
+        # stdout alone: progress lines go to stderr, which the runner also puts in `output`
+        return json.loads(result.stdout) if code == 0 and "--json" in args else result.output
 
 
 def _read_record(runtime: Runtime, backup_id: str) -> ExternalRead:

@@ -17,6 +17,7 @@ from opencbr.cbr.scheduler import periodic_tick
 from opencbr.chunkstore import keep_freed_buffers
 from opencbr.core.context import Runtime
 from opencbr.core.db import Base, Database, migrate
+from opencbr.core.files import private_directory
 from opencbr.core.jobs import JobHandler, WorkerPool
 from opencbr.core.secrets import RootKey
 from opencbr.core.settings import Settings
@@ -110,7 +111,7 @@ def check_object_store(settings: Settings) -> None:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)
     check_object_store(settings)
     database = Database(settings.effective_database_url)
     with _migration_lock(database):

@@ -10,6 +10,8 @@ server root key. The block-id key is derived from the data key, so ids are keyed
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -18,14 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from opencbr.chunkstore import ChunkStore, Scope, open_store
+from opencbr.chunkstore import ChunkStore, CorruptBlock, CorruptObject, Scope, open_store
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.ids import new_uuid
 from opencbr.kms import service as kms
 
+from .errors import BackupDataCorrupt
 from .models import StoreScope
 
-__all__ = ["chunk_store", "open_scope", "scope_for"]
+__all__ = ["chunk_store", "open_scope", "scope_for", "store_faults"]
 
 _PLAIN_PURPOSE = "cbr.store-scope"
 
@@ -39,6 +42,16 @@ def chunk_store(runtime: Runtime) -> ChunkStore:
         runtime.extras["chunk_store"] = store
     assert isinstance(store, ChunkStore)
     return store
+
+
+@contextmanager
+def store_faults() -> Iterator[None]:
+    """The store's data faults as the catalogue's error, around a job's use of the store (the
+    store's own codes stay inside it)."""
+    try:
+        yield
+    except (CorruptBlock, CorruptObject) as fault:
+        raise BackupDataCorrupt(detail=fault.message) from fault
 
 
 def _derive_id_key(data_key: bytes) -> bytes:

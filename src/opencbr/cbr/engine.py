@@ -48,7 +48,7 @@ from opencbr.evs.volumes.filling import FillingVolume
 from opencbr.iam.models import Project
 
 from . import oplogs
-from .dataplane import chunk_store, open_scope, scope_for
+from .dataplane import chunk_store, open_scope, scope_for, store_faults
 from .models import Backup, BackupStatus, OperationLog, Policy, StoreScope, Vault
 from .vaults import reserve
 
@@ -238,7 +238,8 @@ class BackupJob:
                     for t in tasks
                 }
             views.extend(volume.begin_backup() for volume in volumes)
-            results = self._store_all(ctx, store, tasks, views, scopes)
+            with store_faults():
+                results = self._store_all(ctx, store, tasks, views, scopes)
             self._complete(runtime, ctx, backup_id, tasks, results, views)
         except BaseException:
             for view in views:
@@ -367,14 +368,15 @@ def _write_backup_into(
         report(int(95 * (index + done / max(total, 1)) / count))
 
     # A fresh (all-zero, sparse) disk needs no zeros written for the backup's holes.
-    written = store.restore_into(
-        scope,
-        manifest,
-        volume.write,
-        zero_holes=not fresh,
-        zero_at=volume.write_zeroes,
-        progress=progress,
-    )
+    with store_faults():
+        written = store.restore_into(
+            scope,
+            manifest,
+            volume.write,
+            zero_holes=not fresh,
+            zero_at=volume.write_zeroes,
+            progress=progress,
+        )
     volume.flush()
     record_restore_bytes(written)
     return written

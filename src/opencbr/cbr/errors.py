@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from opencbr.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from opencbr.core.errors import AppError, BadRequest, Conflict, Forbidden, NotFound
 
 __all__ = [
     "AcceptVaultTypeMismatch",
     "BackupCannotBeDeleted",
+    "BackupDataCorrupt",
     "BackupNotFound",
     "BackupNotRestorable",
     "CheckpointNotFound",
@@ -245,3 +246,13 @@ class NotBackupOwner(Forbidden):
 class NotTheRecipient(Forbidden):
     code = "BackupService.6716"
     template = "Only the recipient project {member_id} can change its member status."
+
+
+class BackupDataCorrupt(AppError):
+    """The store holds a block or object of the backup that fails its check (it does not
+    authenticate, decompress or hash to its id): the chunk store's `CorruptBlock` and
+    `CorruptObject`, under the one code a job and its operation log both record. Not retried:
+    the stored bytes will not heal."""
+
+    code = "BackupService.9920"
+    template = "The backup's stored data is damaged: {detail}"

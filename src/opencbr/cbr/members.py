@@ -591,8 +591,10 @@ def _log_both(
     owner_vault: Vault | None = None,
 ) -> None:
     """One operation log in the owner's project and one in the recipient's (S15). `vault` is
-    the recipient's, `owner_vault` the backup's (read here unless the caller has it)."""
-    share = {
+    the recipient's, `owner_vault` the backup's (read here unless the caller has it). Only the
+    recipient's log names the recipient's vault: the owner learns that a project accepted,
+    never into which of its vaults."""
+    owner_share = {
         "action": action,
         "backup_id": backup.id,
         "backup_name": backup.name,
@@ -600,14 +602,18 @@ def _log_both(
         "dest_project_id": member.dest_project_id,
         "member_id": member.id,
         "member_status": member.status,
-        "vault_id": vault.id if vault else (member.vault_id or ""),
     }
+    share = {**owner_share, "vault_id": vault.id if vault else (member.vault_id or "")}
     resource = (backup.resource_id, backup.resource_type, backup.resource_name)
     owner_vault = owner_vault or _vault(session, backup.vault_id)
     oplogs.record(
         session,
         oplogs.completed(
-            backup.project_id, "share", vault=owner_vault, resource=resource, extra={"share": share}
+            backup.project_id,
+            "share",
+            vault=owner_vault,
+            resource=resource,
+            extra={"share": owner_share},
         ),
         oplogs.completed(
             member.dest_project_id, "share", vault=vault, resource=resource, extra={"share": share}

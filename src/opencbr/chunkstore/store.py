@@ -90,7 +90,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .backend import Backend
+from .backend import PRIVATE_FILE, Backend
 from .backup import BackupResult, ReadAt, as_read_at, run_backup
 from .codec import DEFAULT_ZSTD_LEVEL, BlockCodec, Scope, deterministic_nonces
 from .errors import ChunkStoreError, CorruptObject, MissingObject
@@ -287,7 +287,7 @@ class ChunkStore:
         if os.path.exists(target):
             raise FileExistsError(target)
         partial = target + ".partial"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
         try:
             with (
                 self._reading(scope, manifest_id) as (manifest, index, lock),

@@ -27,6 +27,7 @@ from opencbr.api.runtime import build_runtime, start_workers
 from opencbr.chunkstore.errors import ChunkStoreError
 from opencbr.core.context import Runtime
 from opencbr.core.errors import AppError
+from opencbr.core.files import private_directory
 from opencbr.core.logging import configure_logging, logging_config
 from opencbr.core.metrics import MetricsExposition
 from opencbr.core.secrets import SealedDataCorrupt
@@ -155,7 +156,7 @@ def _reconcile(
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
     """Replace the file atomically with a new one that only its owner can read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

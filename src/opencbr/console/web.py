@@ -324,14 +324,30 @@ def _post_sync(
         except AppError as error:
             if on_error is None:
                 return redirect(safe_back(form.get("back"), back), ("error", error.message))
-            with runtime.database.unit_of_work() as session:
-                ctx = _context(request, runtime, session)
-                ctx.flash = {"kind": "error", "text": error.message}
-                return on_error(ctx, form, error)
+            return _refused_page(request, runtime, form, error, on_error)
     except _NotSignedIn as gone:
         return _login_redirect(request, gone.expired)
     except Exception:
         return _internal_error(request)
+
+
+def _refused_page(
+    request: Request, runtime: Runtime, form: Form, error: AppError, on_error: ErrorPage
+) -> Response:
+    """The form's page again, with the refusal shown. Drawing it looks things up in a unit of
+    work of its own, which can be refused in turn (the form's backup is not the user's to see):
+    then that refusal is the answer, on the error page, as a GET of the page would answer."""
+    with runtime.database.unit_of_work() as session:
+        ctx = _context(request, runtime, session)
+        ctx.flash = {"kind": "error", "text": error.message}
+        try:
+            return on_error(ctx, form, error)
+        except AppError as page_error:
+            session.rollback()
+            ctx.flash = None  # the page the first refusal was for is not shown
+            return render(
+                ctx, request, "error.html", status=page_error.status, message=page_error.message
+            )
 
 
 async def read_form(request: Request) -> Form:

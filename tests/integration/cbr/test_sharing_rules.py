@@ -6,11 +6,14 @@ Every refusal is checked for its reference error code and for having changed not
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
 from opencbr.cbr import backups, deletion, members, oplogs, vaults
 from opencbr.cbr.models import Backup, GiB, Member, OperationLog
+from opencbr.cbr.views import oplog_view
 from opencbr.core.context import Runtime
 from opencbr.core.errors import AppError
 from opencbr.core.jobs import Job
@@ -625,6 +628,24 @@ def test_s15_every_share_action_is_logged_for_both_sides(
     before = len(_share_actions(runtime, owner))
     code_of(runtime, members.add_members, owner.actor, backup_id, [one.project_id])
     assert len(_share_actions(runtime, owner)) == before
+
+
+def test_s15_the_owners_log_never_names_the_recipients_vault(world: SharingWorld) -> None:
+    """The owner learns who accepted, never into which of its vaults (S14 for vaults)."""
+    rt = world.runtime
+    run(rt, members.delete_member, world.owner.actor, world.backup_id, world.accepted.project_id)
+    owner_logs, _ = run(
+        rt, oplogs.list_oplogs, world.owner.actor, oplogs.OpLogFilters(operation_type="share")
+    )
+    actions = {log.extra_info["share"]["action"] for log in owner_logs}
+    assert {"accept", "cancel"} <= actions
+    for log in owner_logs:
+        assert world.accepted_vault not in json.dumps(oplog_view(log))
+    recipient_logs, _ = run(
+        rt, oplogs.list_oplogs, world.accepted.actor, oplogs.OpLogFilters(operation_type="share")
+    )
+    accepted = [log for log in recipient_logs if log.extra_info["share"]["action"] == "accept"]
+    assert [log.extra_info["share"]["vault_id"] for log in accepted] == [world.accepted_vault]
 
 
 def test_s15_recipient_reads_its_log_but_not_the_owners(world: SharingWorld) -> None:

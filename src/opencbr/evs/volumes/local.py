@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opencbr.core.files import PRIVATE_FILE, private_directory
+
 from . import transfer
 from .backup import LocalBackupView
 from .changemap import CBT_BLOCK_SIZE, ChangeMap
@@ -103,7 +105,7 @@ class LocalVolumeDriver:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_directory(self.root)
         self._lock = threading.Lock()
         self._open: dict[str, LocalVolume] = {}
 
@@ -273,7 +275,8 @@ def _check_key(volume_id: str, meta: VolumeMeta, key: DiskKey | None) -> DiskKey
 
 def _write_meta(path: Path, meta: VolumeMeta) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
+    with open(fd, "w", encoding="utf-8") as handle:
         json.dump(meta.to_json(), handle, indent=2, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
