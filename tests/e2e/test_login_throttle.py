@@ -93,6 +93,8 @@ def test_a_login_flood_holds_no_request_long_and_leaves_signed_requests_alone(
         during = statistics.median(_signed_get(server, creds) for _ in range(20))
         stop.set()
     assert {status for status, _ in answers} <= {401, 429}
-    assert 429 in {status for status, _ in answers}  # the slots were full: refused, not queued
-    assert max(seconds for _, seconds in answers) < 3
+    assert 429 in {status for status, _ in answers}  # the slots were full: refused in time
+    # At most a second's wait and one check on the server (test_login_gate bounds it exactly);
+    # measured here from client threads sharing the server's process, with room for a busy host.
+    assert max(seconds for _, seconds in answers) < 5
     assert during < max(0.25, 10 * quiet), (quiet, during)

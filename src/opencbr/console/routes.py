@@ -85,7 +85,7 @@ def _sign_in(request: Request, form: Form) -> Response:
     )
     try:  # the API's sign-in rules: throttled per user name, on the process's check slots
         gate = throttle.gate_of(runtime)
-        token, _, _ = gate.run_blocking(lambda: throttle.login(runtime.database, asked))
+        token, _, _ = gate.run_from_thread(lambda: throttle.login(runtime.database, asked))
     except LoginThrottled as error:
         page = _login_page(request, error.message, error.status)
         page.headers["Retry-After"] = str(error.retry_after)

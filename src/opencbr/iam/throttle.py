@@ -18,9 +18,9 @@ Rules (`POST /v3/auth/tokens` and the console's sign-in, both through `login`):
   number of addresses can cost.
 - Check slots (`LoginGate`): a process runs at most `Settings.login_checks` sign-ins at once,
   on threads of their own, never on the request threads that signed requests need. A sign-in
-  that cannot start within `MAX_WAIT` seconds, or finds `BACKLOG` per slot already waiting,
-  answers 429 IAM.0103 (`Retry-After: 1`): no request is held open for more than about
-  `MAX_WAIT` plus one check (~0.25 s).
+  waits for a slot on the event loop (no thread held); one that cannot start within `MAX_WAIT`
+  seconds answers 429 IAM.0103 (`Retry-After: 1`): no request is held open for more than
+  about `MAX_WAIT` plus one check (~0.25 s).
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ import asyncio
 import hashlib
 import math
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from anyio import from_thread
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -67,7 +67,6 @@ FIRST_LOCK = 30  # seconds
 LONGEST_LOCK = 3600
 FORGET_AFTER = timedelta(days=1)
 MAX_WAIT = 1.0  # seconds a sign-in may wait for a check slot
-BACKLOG = 4  # sign-ins that may wait per slot
 
 
 @dataclass(frozen=True)
@@ -147,51 +146,40 @@ def login(database: Database, request: LoginRequest) -> tuple[str, Principal, da
 
 
 class LoginGate:
-    """A process's check slots: sign-ins run on `slots` threads of their own (the rules)."""
+    """A process's check slots: sign-ins run on `slots` threads of their own (the rules).
+
+    A sign-in waits for a slot on the event loop, holding no thread, for at most `max_wait`
+    seconds; then it is refused. Holding a refused sign-in that long, rather than refusing it
+    at once, also slows a client that retries as fast as it is answered."""
 
     def __init__(self, slots: int, max_wait: float = MAX_WAIT) -> None:
         self._threads = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="login")
-        self._limit = slots * (1 + BACKLOG)
+        self._slots = slots
         self._max_wait = max_wait
-        self._pending = 0
-        self._mutex = threading.Lock()
+        self._free: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
-    def _enter(self) -> None:
-        with self._mutex:
-            if self._pending >= self._limit:
-                raise LoginBusy(retry_after=1)
-            self._pending += 1
-
-    def _leave(self) -> None:
-        with self._mutex:
-            self._pending -= 1
-
-    def _timed(self, fn: Callable[[], T]) -> Callable[[], T]:
-        queued = time.monotonic()
-
-        def run() -> T:
-            if time.monotonic() - queued > self._max_wait:
-                raise LoginBusy(retry_after=1)
-            return fn()
-
-        return run
+    def _semaphore(self) -> asyncio.Semaphore:
+        """The slots as seen from this event loop (an API process has one)."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._free:
+            self._free[loop] = asyncio.Semaphore(self._slots)
+        return self._free[loop]
 
     async def run(self, fn: Callable[[], T]) -> T:
-        """`fn()` on a check slot, awaited without holding any other thread."""
-        self._enter()
+        """`fn()` on a check slot; `LoginBusy` when none frees up within `max_wait`."""
+        free = self._semaphore()
         try:
-            future = self._threads.submit(self._timed(fn))
-            return await asyncio.wrap_future(future)
+            await asyncio.wait_for(free.acquire(), self._max_wait)
+        except TimeoutError:
+            raise LoginBusy(retry_after=1) from None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, fn)
         finally:
-            self._leave()
+            free.release()
 
-    def run_blocking(self, fn: Callable[[], T]) -> T:
-        """`fn()` on a check slot, for a caller already on a thread of its own."""
-        self._enter()
-        try:
-            return self._threads.submit(self._timed(fn)).result()
-        finally:
-            self._leave()
+    def run_from_thread(self, fn: Callable[[], T]) -> T:
+        """`run`, for a caller on a worker thread of the event loop (`run_in_threadpool`)."""
+        return from_thread.run(self.run, fn)
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
