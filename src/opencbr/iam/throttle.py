@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from anyio import from_thread
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -66,6 +66,7 @@ MAX_FAILURES = 5
 FIRST_LOCK = 30  # seconds
 LONGEST_LOCK = 3600
 FORGET_AFTER = timedelta(days=1)
+PURGE_BATCH = 100
 MAX_WAIT = 1.0  # seconds a sign-in may wait for a check slot
 
 
@@ -116,8 +117,17 @@ def _count_failure(session: Session, digest: str, now: datetime) -> None:
     seconds = lock_seconds(row.failures)
     row.locked_until = now + timedelta(seconds=seconds) if seconds else None
     row.updated_at = now
-    # Forgotten names go with the next failure anywhere: the table stays small.
-    session.execute(delete(LoginFailures).where(LoginFailures.updated_at < now - FORGET_AFTER))
+    # Forgotten names go with the next failures anywhere, a batch at a time: the table stays
+    # small. Rows another sign-in holds are skipped, so two purges never wait on each other.
+    forgotten = (
+        select(LoginFailures.name_digest)
+        .where(LoginFailures.updated_at < now - FORGET_AFTER)
+        .limit(PURGE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    stale = list(session.scalars(forgotten))
+    if stale:
+        session.execute(delete(LoginFailures).where(LoginFailures.name_digest.in_(stale)))
 
 
 def login(database: Database, request: LoginRequest) -> tuple[str, Principal, datetime]:

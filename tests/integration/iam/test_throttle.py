@@ -116,3 +116,19 @@ def test_concurrent_failures_are_all_counted(runtime: Runtime, make_tenant: Tena
         row = session.get(LoginFailures, throttle._digest(creds.user_name))
         assert row is not None
         assert row.failures == 4
+
+
+def test_names_without_failures_for_a_day_are_forgotten(runtime: Runtime) -> None:
+    old, new = unique("old"), unique("new")
+    for _ in range(3):
+        attempt(runtime.database, old, "guess")
+    with runtime.database.unit_of_work() as session:
+        session.execute(
+            update(LoginFailures)
+            .where(LoginFailures.name_digest == throttle._digest(old))
+            .values(updated_at=utcnow() - timedelta(days=2))
+        )
+    attempt(runtime.database, new, "guess")
+    with runtime.database.unit_of_work() as session:
+        assert session.get(LoginFailures, throttle._digest(old)) is None
+        assert session.get(LoginFailures, throttle._digest(new)) is not None
