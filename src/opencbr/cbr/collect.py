@@ -5,6 +5,12 @@ other projects alike, since a share references the owner's manifest (S9: a backu
 restored keeps its blocks through the store's restore lock, see chunkstore.store). Deleting a
 backup enqueues one collection unless one is already waiting; collection itself is
 plan-then-execute inside the store and safe with backups and restores running.
+
+A collection job succeeds only when it collected. When another live collection holds the store
+(`StoreLocked`), its lock was lost (`LockLost`), or the store changed under two plans in a row
+(`PlanStale`), the job raises: the queue runs it again later with backoff, and after
+`GC_ATTEMPTS` it fails with the reason. Locks of dead holders (a worker killed mid-collection,
+backup or restore) never block it: the store removes them (chunkstore/locks.py).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opencbr.chunkstore import PlanStale, StoreLocked
+from opencbr.chunkstore import GcResult, PlanStale
 from opencbr.core.context import Runtime
 from opencbr.core.jobs import Job, JobContext, JobStatus, enqueue
 
@@ -26,7 +32,7 @@ from .models import Backup
 __all__ = ["GC_JOB", "CollectGarbage", "request_collection"]
 
 GC_JOB = "cbr.gc"
-STALE_LOCK_SECONDS = 6 * 3600
+GC_ATTEMPTS = 8  # retries back off 2, 4, ... 256 s: a running collection has ~8 minutes
 
 
 def request_collection(session: Session) -> None:
@@ -35,7 +41,7 @@ def request_collection(session: Session) -> None:
         select(Job.id).where(Job.kind == GC_JOB, Job.status == JobStatus.QUEUED).limit(1)
     )
     if waiting is None:
-        enqueue(session, GC_JOB, {})
+        enqueue(session, GC_JOB, {}, max_attempts=GC_ATTEMPTS)
 
 
 class CollectGarbage:
@@ -44,17 +50,19 @@ class CollectGarbage:
         with runtime.database.unit_of_work() as session:
             live = set(session.scalars(select(Backup.manifest_id).where(Backup.manifest_id != "")))
         store = chunk_store(runtime)
-        store.break_stale_locks(STALE_LOCK_SECONDS)
+        store.break_dead_locks()
         # A tick per object read or deleted; the reports renew the lease (a large store has
         # thousands of objects).
         report = JobProgress(ctx)
-        plan = store.gc_plan(live, tick=lambda: report(10))
+
+        def collect() -> GcResult:
+            plan = store.gc_plan(live, tick=lambda: report(10))
+            return store.gc_execute(plan, tick=lambda: report(60))
+
         try:
-            result = store.gc_execute(plan, tick=lambda: report(60))
-        except StoreLocked:
-            return {"skipped": "another collection is running"}
-        except PlanStale:  # a collection ran since this plan was made: its work is done
-            return {"skipped": "another collection changed the store since the plan"}
+            result = collect()
+        except PlanStale:  # another collection rewrote the index since the plan: plan again
+            result = collect()
         return {
             "deleted_manifests": len(result.deleted_manifests),
             "deleted_packs": len(result.deleted_packs),

@@ -53,15 +53,21 @@ index entries for existing packs or unindexed packs, never an entry for a missin
 
 Locks and garbage collection. A backup writes ``locks/backup-*`` (start time, parent manifest)
 before it reads the index; a restore writes ``locks/restore-*`` (its manifest) before it reads
-the manifest; both are deleted when done and rewritten every few minutes while running.
+the manifest; both are deleted when done. Every lock is a lease kept by a heartbeat thread
+(rewritten every `lock_refresh` seconds, a minute by default; the lease is three of them) and
+names its holder's host and pid. A lock whose holder is dead counts for nothing and is removed
+by the next reader (locks.py): at once when the holder ran on the reader's host and its process
+is gone (a kill -9), else when its lease has run out (another host, an object store). A holder
+that finds its lock removed stops with `LockLost`.
 Garbage collection is plan-then-execute: `gc_plan` computes, without changing anything, the
 manifests to drop (stored but not in the caller's live set and older than the grace period),
 the packs none of whose blocks a live manifest names, and the unindexed packs older than the
 grace period. `gc_execute` then
 
-1. writes ``locks/gc-*`` listing the packs it means to delete (another running collection
-   makes it stop with `StoreLocked`); backups that start later do not reuse blocks in them;
-2. reads the locks: while a backup that started before its lock runs (it may reuse any indexed
+1. writes ``locks/gc-*`` listing the packs it means to delete (another live collection makes
+   it stop with `StoreLocked`; a dead one's lock is removed); backups that start later do not
+   reuse blocks in them;
+2. reads the live locks: while a backup that started before its lock runs (it may reuse any indexed
    block), it deletes no indexed pack; it never deletes an unindexed pack newer than the oldest
    running backup's start; it keeps every pack holding a block of a manifest a running restore
    or backup holds, and the manifest itself;
@@ -71,9 +77,8 @@ grace period. `gc_execute` then
 The roots of collection are the manifests the caller names live (for the cbr slice: every
 backup that exists, including those shared with other projects, which reference the same
 manifest) plus every manifest younger than the grace period, so a backup that finished but
-whose caller has not yet recorded it is never collected. A crashed holder leaves its lock;
-collection stays conservative until `break_stale_locks` removes locks not refreshed for longer
-than a given age.
+whose caller has not yet recorded it is never collected. A crashed holder's lock pins nothing
+once its death is known (see the lock rules above): collection never stalls behind it.
 
 Reads. Every block read is decrypted (authenticated), decompressed and hashed; its keyed hash
 must equal its id, or the read fails with `CorruptBlock` naming the block, the manifest and
@@ -97,7 +102,7 @@ from .errors import ChunkStoreError, CorruptObject, MissingObject
 from .formats import Manifest, decode_manifest, object_digest
 from .gc import GcPlan, GcResult, execute_gc, make_gc_plan
 from .index import BlockIndex, Location, rebuild_index
-from .locks import HeldLock, LockInfo, read_locks
+from .locks import HeldLock, LockInfo, live_locks, read_locks
 from .restore import RestoreResult, restore_blocks, stream_blocks
 from .shifts import SHIFT_UNIT
 from .verify import VerifyReport, verify_manifest, verify_store
@@ -139,7 +144,7 @@ class ChunkStore:
         window: int | None = None,
         clock: Callable[[], float] = time.time,
         deterministic: bool = False,
-        lock_refresh: float = 300.0,
+        lock_refresh: float = 60.0,
         shift_unit: int = SHIFT_UNIT,
     ) -> None:
         if block_size < 512 or block_size & (block_size - 1) or block_size > 1 << 24:
@@ -237,7 +242,7 @@ class ChunkStore:
             raise ValueError("size must not be negative")
         read_at = as_read_at(reader)
         with self._lock("backup", scope.name, (parent,) if parent else ()) as lock:
-            gc_locks = [held for held in read_locks(self.backend) if held.kind == "gc"]
+            gc_locks = [h for h in live_locks(self.backend, self.clock()) if h.kind == "gc"]
             condemned = frozenset(pack for held in gc_locks for pack in held.packs)
             index = self.index.refresh()
             base = self.load_manifest(parent) if parent else None
@@ -492,6 +497,12 @@ class ChunkStore:
 
     def locks(self) -> list[LockInfo]:
         return read_locks(self.backend)
+
+    def break_dead_locks(self) -> list[str]:
+        """Remove the locks whose holders are dead (the rules in locks.py); their names."""
+        removed: list[str] = []
+        live_locks(self.backend, self.clock(), removed)
+        return removed
 
     def break_stale_locks(self, older_than: float) -> list[str]:
         """Remove locks not refreshed for `older_than` seconds (their holder has died)."""

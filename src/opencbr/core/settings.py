@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     request_threads: int = Field(
         default=4, ge=1, description="requests an API process works on at once (its threads)"
     )
+    # Each check is argon2 with 64 MiB (about a quarter second of a core): a login flood must
+    # leave the cores to signed requests (iam.throttle).
+    login_checks: int = Field(
+        default=1, ge=1, description="password checks an API process runs at once"
+    )
     job_lease_seconds: int = Field(
         default=60,
         ge=1,
