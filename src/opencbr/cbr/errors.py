@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from opencbr.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from opencbr.core.errors import AppError, BadRequest, Conflict, Forbidden, NotFound
 
 __all__ = [
     "AcceptVaultTypeMismatch",
     "BackupCannotBeDeleted",
     "BackupNotFound",
     "BackupNotRestorable",
+    "CatalogueUnreadable",
     "CheckpointNotFound",
     "EncryptedBackupNeedsGrant",
     "MemberExists",
@@ -23,6 +24,7 @@ __all__ = [
     "PolicyNotFound",
     "ReceivedBackupNotShareable",
     "RecipientProjectInvalid",
+    "RecoveryRefused",
     "ResourceAlreadyProtected",
     "ResourceBusy",
     "ResourceNotFound",
@@ -245,3 +247,16 @@ class NotBackupOwner(Forbidden):
 class NotTheRecipient(Forbidden):
     code = "BackupService.6716"
     template = "Only the recipient project {member_id} can change its member status."
+
+
+class CatalogueUnreadable(AppError):
+    """The store's catalogue cannot be opened: wrong root or recovery key, or damage."""
+
+    code = "BackupService.9920"
+    template = "The store's catalogue cannot be read: {reason}."
+    exit_code = 6
+
+
+class RecoveryRefused(Conflict):
+    code = "BackupService.9921"
+    template = "Recovery refused: {reason}."

@@ -11,6 +11,7 @@ from opencbr.core.context import Runtime
 from opencbr.core.jobs import JobContext, JobHandler
 
 from . import oplogs
+from .catalogue import CATALOGUE_JOB, CatalogueJob, delete_backup_record
 from .collect import GC_JOB, CollectGarbage, request_collection
 from .dataplane import chunk_store
 from .deletion import mark_deleting
@@ -46,6 +47,7 @@ def _drop_backup(runtime: Runtime, backup_id: str) -> int:
             )
         ]
     store = chunk_store(runtime)
+    delete_backup_record(runtime, backup_id)  # the record before its manifests (store rules)
     for manifest in manifests:
         store.delete_manifest(manifest)
     with runtime.database.unit_of_work() as session:
@@ -129,4 +131,5 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
         "cbr.delete_backup": DeleteBackupJob(),
         "cbr.delete_vault": DeleteVaultJob(),
         GC_JOB: CollectGarbage(),
+        CATALOGUE_JOB: CatalogueJob(),
     }
