@@ -26,7 +26,9 @@ from opencbr.core.jobs import Job
 from opencbr.core.settings import Settings
 from tests.conftest import PG_ADMIN, LiveServer
 
-__all__ = ["Deployment", "run_cli", "wait_for_jobs"]
+__all__ = ["ADMIN_TOKEN", "Deployment", "run_cli", "wait_for_jobs"]
+
+ADMIN_TOKEN = "operator-token-for-tests"
 
 
 class Deployment:
@@ -66,7 +68,9 @@ class Deployment:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
     def settings(self) -> Settings:
-        return Settings(data_dir=self.data_dir, database_url=self.database_url)
+        return Settings(
+            data_dir=self.data_dir, database_url=self.database_url, admin_token=ADMIN_TOKEN
+        )
 
     def cli_args(self) -> list[str]:
         return ["--data-dir", str(self.data_dir), "--database-url", self.database_url]

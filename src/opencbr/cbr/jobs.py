@@ -11,12 +11,14 @@ from opencbr.core.context import Runtime
 from opencbr.core.jobs import JobContext, JobHandler
 
 from . import oplogs
+from .admin_routes import SCRUB_JOB
 from .catalogue import CATALOGUE_JOB, CatalogueJob, delete_backup_record
 from .collect import GC_JOB, CollectGarbage, request_collection
 from .dataplane import chunk_store
 from .deletion import mark_deleting
 from .engine import BackupJob, DiskFromBackupJob, RestoreJob, ServerFromBackupJob
 from .models import Backup, BackupStatus, Checkpoint, Vault, VaultStatus
+from .scrub import ScrubJob
 from .vaults import release
 
 __all__ = ["DeleteBackupJob", "DeleteVaultJob", "handlers"]
@@ -132,4 +134,5 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
         "cbr.delete_vault": DeleteVaultJob(),
         GC_JOB: CollectGarbage(),
         CATALOGUE_JOB: CatalogueJob(),
+        SCRUB_JOB: ScrubJob(),
     }

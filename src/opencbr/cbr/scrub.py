@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from opencbr.chunkstore import Scope
 from opencbr.core.context import Runtime
-from opencbr.core.jobs import throttled
+from opencbr.core.jobs import JobContext, throttled
 from opencbr.core.metrics import record_scrub
 from opencbr.kms import envelope
 from opencbr.kms.access import master_key
@@ -35,7 +35,7 @@ from . import oplogs
 from .dataplane import chunk_store, derive_id_key, plain_data_key
 from .models import Backup, BackupStatus, Member, StoreScope
 
-__all__ = ["DamagedBackup", "ScrubResult", "scrub", "scrub_tick"]
+__all__ = ["DamagedBackup", "ScrubJob", "ScrubResult", "scrub", "scrub_tick"]
 
 log = logging.getLogger(__name__)
 
@@ -190,3 +190,16 @@ def _scheduled(runtime: Runtime, deep: bool) -> None:
     result = scrub(runtime, deep=deep)
     if not result.ok:
         log.error("scrub found %d problems: %s", len(result.errors), "; ".join(result.errors[:5]))
+
+
+class ScrubJob:
+    """A scrub asked for through the operator's API (admin_routes.py)."""
+
+    def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
+        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        result = scrub(runtime, deep=bool(ctx.payload.get("deep")))
+        return {"ok": result.ok, "errors": len(result.errors), "damaged": len(result.damaged)}
+
+    def on_failure(self, ctx: JobContext, error: BaseException) -> None:
+        del ctx
+        log.error("scrub job failed: %s", error)
