@@ -220,24 +220,32 @@ def write_domain(session: Session, runtime: Runtime, domain_id: str) -> None:
         _put(runtime, DOMAINS, domain_id, record)
 
 
-def write_backup_record(runtime: Runtime, backup_id: str) -> bool:
-    """Write a backup's record (its scopes and domains first); False when it has none to
-    write (gone, being made or being deleted)."""
+def write_backup_record(runtime: Runtime, backup_id: str, *, parents: bool = True) -> bool:
+    """Write a backup's record (with `parents`, its scopes' and domains' first); False when
+    it has none to write (gone, being made or being deleted)."""
     with runtime.database.unit_of_work() as session:
         backup = session.get(Backup, backup_id)
         if backup is None or backup.parent_id is not None or backup.status not in _RECORDED:
             return False
         record = backup_record(session, backup)
-        for scope_id in record["scopes"]:
-            scope = session.get(StoreScope, scope_id)
-            if scope is not None:
-                _put(runtime, SCOPES, scope_id, scope_record(runtime, scope))
-        owner = session.get(Project, backup.project_id)
-        domains = {owner.domain_id} if owner is not None else set()
-        for domain_id in sorted(domains | set(_recipient_domains(session, backup_id))):
-            write_domain(session, runtime, domain_id)
+        if parents:
+            _write_parents(session, runtime, backup, record["scopes"])
     _put(runtime, BACKUPS, backup_id, record)
     return True
+
+
+def _write_parents(
+    session: Session, runtime: Runtime, backup: Backup, scope_ids: list[str]
+) -> None:
+    """The records a backup's record needs: its scopes', its owner's and recipients' domains."""
+    for scope_id in scope_ids:
+        scope = session.get(StoreScope, scope_id)
+        if scope is not None:
+            _put(runtime, SCOPES, scope_id, scope_record(runtime, scope))
+    owner = session.get(Project, backup.project_id)
+    domains = {owner.domain_id} if owner is not None else set()
+    for domain_id in sorted(domains | set(_recipient_domains(session, backup.id))):
+        write_domain(session, runtime, domain_id)
 
 
 def delete_backup_record(runtime: Runtime, backup_id: str) -> None:
@@ -262,7 +270,10 @@ def escrow_all(runtime: Runtime, *, backups: bool = True) -> dict[str, int]:
             if backups
             else []
         )
-    counts["backups"] = sum(write_backup_record(runtime, backup_id) for backup_id in ids)
+    # Every domain and scope was written above.
+    counts["backups"] = sum(
+        write_backup_record(runtime, backup_id, parents=False) for backup_id in ids
+    )
     return counts
 
 

@@ -73,6 +73,11 @@ class RecoveryReport:
     def add(self, what: str, added: bool) -> None:
         self.counts[what] = self.counts.get(what, 0) + int(added)
 
+    def merge(self, other: RecoveryReport) -> None:
+        for what, count in other.counts.items():
+            self.counts[what] = self.counts.get(what, 0) + count
+        self.skipped += other.skipped
+
     def as_dict(self) -> dict[str, Any]:
         return {"recovered": dict(sorted(self.counts.items())), "skipped": self.skipped}
 
@@ -98,12 +103,11 @@ def recover(
         _guarded(report, f"{DOMAINS}/{name}", _restore_domain, runtime, store.catalogue, keys, name)
     for name in store.catalogue.names(SCOPES):
         _guarded(report, f"{SCOPES}/{name}", _restore_scope, runtime, store.catalogue, keys, name)
-    manifests = set(store.list_manifests())
+    with runtime.database.unit_of_work() as session:
+        known = _Known.read(session, set(store.list_manifests()))
     names = store.catalogue.names(BACKUPS)
     for done, chunk in _chunks(names, batch):
-        with runtime.database.unit_of_work() as session:
-            for name in chunk:
-                _restore_backup(session, store.catalogue, keys, name, manifests, report)
+        _restore_backups(runtime, store.catalogue, keys, known, chunk, report)
         if progress is not None:
             progress(BACKUPS, done, len(names))
     with runtime.database.unit_of_work() as session:
@@ -193,72 +197,126 @@ def _restore_scope(
         report.add("scopes", insert_missing(session, scope))
 
 
-def _restore_backup(
-    session: Session,
+@dataclass
+class _Known:
+    """The ids backups may point to, read once: a batch checks them without a query each."""
+
+    projects: set[str]
+    vaults: set[str]
+    scopes: set[str]
+    manifests: set[str]
+
+    @classmethod
+    def read(cls, session: Session, manifests: set[str]) -> _Known:
+        return cls(
+            set(session.scalars(select(Project.id))),
+            set(session.scalars(select(Vault.id))),
+            set(session.scalars(select(StoreScope.id))),
+            manifests,
+        )
+
+
+def _restore_backups(
+    runtime: Runtime,
+    catalogue: Catalogue,
+    keys: CatalogueKeys,
+    known: _Known,
+    chunk: Sequence[str],
+    report: RecoveryReport,
+) -> None:
+    """A batch of backups in one transaction; should it fail, each of them in its own."""
+    records = [_usable(catalogue, keys, name, known, report) for name in chunk]
+    usable = [(name, r) for name, r in zip(chunk, records, strict=True) if r is not None]
+    try:
+        counted = RecoveryReport()
+        with runtime.database.unit_of_work() as session:
+            _insert_backups(session, usable, known, counted)
+    except IntegrityError:
+        counted = RecoveryReport()
+        for name, record in usable:
+            try:
+                with runtime.database.unit_of_work() as session:
+                    _insert_backups(session, [(name, record)], known, counted)
+            except IntegrityError as exc:
+                report.skipped.append(f"{BACKUPS}/{name}: {exc.orig}")
+    report.merge(counted)
+
+
+def _usable(
     catalogue: Catalogue,
     keys: CatalogueKeys,
     name: str,
-    manifests: set[str],
+    known: _Known,
     report: RecoveryReport,
-) -> None:
-    """One backup with its checkpoint and members, in a savepoint of the batch's transaction."""
+) -> dict[str, Any] | None:
+    """The record, if it opens and names only manifests and rows that are there."""
     try:
         record = read_record(catalogue, keys, BACKUPS, name)
     except CatalogueUnreadable as exc:
         report.skipped.append(f"{BACKUPS}/{name}: {exc}")
-        return
+        return None
     report.records += 1
-    missing = [m for m in record["manifests"] if m not in manifests]
+    missing = [m for m in record["manifests"] if m not in known.manifests]
     if missing:  # a crashed backup's record, or one whose data was collected
         report.skipped.append(f"{BACKUPS}/{name}: manifest {missing[0]} is not in the store")
-        return
-    problem = _missing_parents(session, record)
+        return None
+    backup = record["backup"]
+    problem = (
+        f"its project {backup['project_id']} was not recovered"
+        if backup["project_id"] not in known.projects
+        else f"its vault {backup['vault_id']} was not recovered"
+        if backup["vault_id"] not in known.vaults
+        else next(
+            (f"its scope {s} was not recovered" for s in record["scopes"] if s not in known.scopes),
+            "",
+        )
+    )
     if problem:
         report.skipped.append(f"{BACKUPS}/{name}: {problem}")
-        return
-    with session.begin_nested():
-        if record["checkpoint"] is not None:
-            checkpoint = from_json(Checkpoint, record["checkpoint"])
-            report.add("checkpoints", insert_missing(session, checkpoint))
-            session.flush()
-        for row in [record["backup"], *record["children"]]:
-            status = _SETTLED.get(row["status"], row["status"])
-            report.add("backups", insert_missing(session, from_json(Backup, row, status=status)))
-            session.flush()
-        for row in record["members"]:
-            _restore_member(session, row, name, report)
+        return None
+    return record
 
 
-def _missing_parents(session: Session, record: dict[str, Any]) -> str:
-    """What the backup's rows need that is not there (the owner's tenant or a scope)."""
-    backup = record["backup"]
-    if session.get(Project, backup["project_id"]) is None:
-        return f"its project {backup['project_id']} was not recovered"
-    if session.get(Vault, backup["vault_id"]) is None:
-        return f"its vault {backup['vault_id']} was not recovered"
-    for scope_id in record["scopes"]:
-        if session.get(StoreScope, scope_id) is None:
-            return f"its scope {scope_id} was not recovered"
-    return ""
+def _existing(session: Session, model: type[Any], ids: list[str]) -> set[str]:
+    return set(session.scalars(select(model.id).where(model.id.in_(ids)))) if ids else set()
 
 
-def _restore_member(
-    session: Session, row: dict[str, Any], name: str, report: RecoveryReport
+def _insert_backups(
+    session: Session,
+    records: list[tuple[str, dict[str, Any]]],
+    known: _Known,
+    report: RecoveryReport,
 ) -> None:
-    if session.get(Project, row["dest_project_id"]) is None:
-        report.skipped.append(
-            f"{BACKUPS}/{name}: member {row['id']}: project {row['dest_project_id']} "
-            "was not recovered"
-        )
-        return
-    member = from_json(Member, row)
-    if member.vault_id and session.get(Vault, member.vault_id) is None:
-        report.skipped.append(
-            f"{BACKUPS}/{name}: member {row['id']}: vault {member.vault_id} was not recovered"
-        )
-        return
-    report.add("members", insert_missing(session, member))
-    session.flush()
+    """Checkpoints, backups and members not there yet (a recovery run again skips the rest)."""
+    checkpoints = [r["checkpoint"] for _, r in records if r["checkpoint"] is not None]
+    backups = [row for _, r in records for row in [r["backup"], *r["children"]]]
+    members = [(name, row) for name, r in records for row in r["members"]]
+    members = [(n, m) for n, m in members if _member_usable(n, m, known, report)]
+    for what, model, rows in [
+        ("checkpoints", Checkpoint, checkpoints),
+        ("backups", Backup, backups),
+        ("members", Member, [m for _, m in members]),
+    ]:
+        there = _existing(session, model, [row["id"] for row in rows])
+        for row in rows:
+            if row["id"] in there:
+                continue
+            status = _SETTLED.get(row["status"], row["status"]) if model is Backup else None
+            extra = {"status": status} if status is not None else {}
+            session.add(from_json(model, row, **extra))
+            report.add(what, True)
+        session.flush()
+
+
+def _member_usable(name: str, row: dict[str, Any], known: _Known, report: RecoveryReport) -> bool:
+    if row["dest_project_id"] not in known.projects:
+        reason = f"project {row['dest_project_id']} was not recovered"
+    elif row.get("vault_id") and row["vault_id"] not in known.vaults:
+        reason = f"vault {row['vault_id']} was not recovered"
+    else:
+        return True
+    report.skipped.append(f"{BACKUPS}/{name}: member {row['id']}: {reason}")
+    return False
 
 
 def _recount_vaults(session: Session) -> None:
