@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from opencbr.api.runtime import build_runtime, start_workers
+from opencbr.chunkstore import ChunkStore, LocalDirBackend
 from opencbr.cli.main import app
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Runtime
@@ -76,9 +77,15 @@ class Deployment:
         return ["--data-dir", str(self.data_dir), "--database-url", self.database_url]
 
     @contextmanager
-    def running(self) -> Iterator[tuple[Runtime, LiveServer]]:
-        """The service, up: API server and job workers; stopped (jobs done) on exit."""
+    def running(self, store_hours_ahead: float = 0) -> Iterator[tuple[Runtime, LiveServer]]:
+        """The service, up: API server and job workers; stopped (jobs done) on exit.
+        `store_hours_ahead` sets the store's clock later (every object looks that old)."""
         runtime = build_runtime(self.settings())
+        if store_hours_ahead:
+            runtime.extras["chunk_store"] = ChunkStore(
+                LocalDirBackend(self.data_dir / "store"),
+                clock=lambda: time.time() + store_hours_ahead * 3600,
+            )
         pool = start_workers(runtime, threads=2)
         pool.poll_seconds = 0.05
         try:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from huaweicloudsdkcbr.v1 import model as cbr
 
+from opencbr.cbr.collect import request_collection
 from opencbr.iam import service as iam
 from opencbr.iam.service import TenantCredentials
 from tests.e2e import flows
@@ -122,6 +123,13 @@ def test_recovery_after_losing_the_database_brings_back_everything(
     assert before["pending"]
 
     deployment.delete_database()
+    # Started by mistake on the empty database: a garbage collection, even when every object
+    # is past its grace period, keeps the data of every backup the catalogue names.
+    with (
+        deployment.running(store_hours_ahead=2) as (runtime, _server),
+        runtime.database.unit_of_work() as session,
+    ):
+        request_collection(session)
     result = run_cli("admin", "recover", *deployment.cli_args(), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

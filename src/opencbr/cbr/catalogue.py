@@ -72,6 +72,7 @@ __all__ = [
     "enqueue_catalogue",
     "escrow_all",
     "read_record",
+    "recorded_manifests",
     "write_backup_record",
 ]
 
@@ -246,6 +247,18 @@ def _write_parents(
     domains = {owner.domain_id} if owner is not None else set()
     for domain_id in sorted(domains | set(_recipient_domains(session, backup.id))):
         write_domain(session, runtime, domain_id)
+
+
+def recorded_manifests(runtime: Runtime) -> set[str]:
+    """Every manifest a backup record names: roots of garbage collection as well as the
+    database's, so that a service started on an empty or older database (before `admin
+    recover`) never collects the data of backups only the catalogue knows. Raises
+    `CatalogueUnreadable` when a record cannot be read (its manifests are unknown)."""
+    catalogue, keys = _catalogue(runtime), catalogue_keys(runtime)
+    found: set[str] = set()
+    for name in catalogue.names(BACKUPS):
+        found.update(read_record(catalogue, keys, BACKUPS, name)["manifests"])
+    return found
 
 
 def delete_backup_record(runtime: Runtime, backup_id: str) -> None:
