@@ -7,6 +7,7 @@ be deleted), a data directory with its own `root.key` and store, and starts the 
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from opencbr.api.runtime import build_runtime, start_workers
-from opencbr.chunkstore import ChunkStore, LocalDirBackend
+from opencbr.chunkstore import ChunkStore, open_backend
 from opencbr.cli.main import app
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Runtime
@@ -27,16 +28,24 @@ from opencbr.core.jobs import Job
 from opencbr.core.settings import Settings
 from tests.conftest import PG_ADMIN, LiveServer
 
-__all__ = ["ADMIN_TOKEN", "Deployment", "run_cli", "wait_for_jobs"]
+__all__ = ["ADMIN_TOKEN", "S3_SETTINGS", "Deployment", "run_cli", "wait_for_jobs"]
 
 ADMIN_TOKEN = "operator-token-for-tests"
+# The S3 store scripts/setup-swift.sh starts (as tests/integration/chunkstore/test_s3_backend).
+S3_SETTINGS = {
+    "s3_endpoint": os.environ.get("S3_ENDPOINT_URL", "http://127.0.0.1:18080"),
+    "s3_region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    "s3_access_key": os.environ.get("AWS_ACCESS_KEY_ID", "test:tester"),
+    "s3_secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+}
 
 
 class Deployment:
     """One deployment's data directory and database, which a test may delete."""
 
-    def __init__(self, kind: str, tmp_path: Path) -> None:
+    def __init__(self, kind: str, tmp_path: Path, store_url: str | None = None) -> None:
         self.kind = kind
+        self.store_url = store_url  # None: the data directory's store
         self.data_dir = tmp_path / "data"
         self.sqlite_path = tmp_path / "opencbr.db"
         self.pg_name = f"opencbr_recovery_{uuid.uuid4().hex[:12]}"
@@ -69,9 +78,21 @@ class Deployment:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
     def settings(self) -> Settings:
-        return Settings(
-            data_dir=self.data_dir, database_url=self.database_url, admin_token=ADMIN_TOKEN
-        )
+        return Settings(**self.environment())  # type: ignore[arg-type]
+
+    def environment(self) -> dict[str, str]:
+        """The deployment's settings as `OPENCBR_*` values (for the CLI: `run_cli(env=...)`)."""
+        values = {
+            "data_dir": str(self.data_dir),
+            "database_url": self.database_url,
+            "admin_token": ADMIN_TOKEN,
+        }
+        if self.store_url:
+            values |= {"store_url": self.store_url, **S3_SETTINGS}
+        return values
+
+    def cli_env(self) -> dict[str, str]:
+        return {f"OPENCBR_{k.upper()}": v for k, v in self.environment().items()}
 
     def cli_args(self) -> list[str]:
         return ["--data-dir", str(self.data_dir), "--database-url", self.database_url]
@@ -82,8 +103,9 @@ class Deployment:
         `store_hours_ahead` sets the store's clock later (every object looks that old)."""
         runtime = build_runtime(self.settings())
         if store_hours_ahead:
+            url = self.store_url or str(self.data_dir / "store")
             runtime.extras["chunk_store"] = ChunkStore(
-                LocalDirBackend(self.data_dir / "store"),
+                open_backend(url, runtime.settings),
                 clock=lambda: time.time() + store_hours_ahead * 3600,
             )
         pool = start_workers(runtime, threads=2)
@@ -114,6 +136,5 @@ def wait_for_jobs(runtime: Runtime, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def run_cli(*args: str) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    return result
+def run_cli(*args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(app, list(args), env=env)

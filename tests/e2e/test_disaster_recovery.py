@@ -114,6 +114,14 @@ def _restored(server_url: str, creds: TenantCredentials, backup_id: str, length:
 def test_recovery_after_losing_the_database_brings_back_everything(
     deployment: Deployment,
 ) -> None:
+    _lose_the_database_and_recover(deployment)
+
+
+def test_recovery_from_an_s3_store(s3_deployment: Deployment) -> None:
+    _lose_the_database_and_recover(s3_deployment)
+
+
+def _lose_the_database_and_recover(deployment: Deployment) -> None:
     with deployment.running() as (runtime, server):
         scene = _scene(server.url, runtime)
     with deployment.running() as (runtime, server):
@@ -130,7 +138,7 @@ def test_recovery_after_losing_the_database_brings_back_everything(
         runtime.database.unit_of_work() as session,
     ):
         request_collection(session)
-    result = run_cli("admin", "recover", *deployment.cli_args(), "--json")
+    result = run_cli("admin", "recover", *deployment.cli_args(), "--json", env=deployment.cli_env())
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["skipped"] == []
@@ -149,9 +157,11 @@ def test_recovery_after_losing_the_database_brings_back_everything(
         assert _restored(server.url, other, scene["full"], 2 * MiB) == scene["expected_full"]
 
     # Again: nothing is added twice, and a database with tenants is refused.
-    again = run_cli("admin", "recover", *deployment.cli_args(), "--json")
+    again = run_cli("admin", "recover", *deployment.cli_args(), "--json", env=deployment.cli_env())
     assert again.exit_code != 0
     assert "BackupService.9921" in again.output
-    merged = run_cli("admin", "recover", *deployment.cli_args(), "--merge", "--json")
+    merged = run_cli(
+        "admin", "recover", *deployment.cli_args(), "--merge", "--json", env=deployment.cli_env()
+    )
     assert merged.exit_code == 0, merged.output
     assert set(json.loads(merged.output)["recovered"].values()) <= {0}
