@@ -103,6 +103,8 @@ def test_scrub_names_each_damaged_pack_and_marks_the_backups(deployment: Deploym
         owner = flows.tenant_clients(server.url, scene["owner"])
         listed = {b.id: b.status for b in owner.cbr.list_backups(cbr.ListBackupsRequest()).backups}
         assert listed == dict(zip(scene["ids"], ["error"] * 3 + ["available"], strict=True))
+        logs = owner.cbr.list_op_logs(cbr.ListOpLogsRequest(operation_type="scrub"))
+        assert {log.status for log in logs.operation_logs} == {"failed"}
         recipient = flows.tenant_clients(server.url, scene["other"])
         shared = recipient.cbr.list_backups(cbr.ListBackupsRequest(own_type="shared")).backups
         assert [(b.id, b.status) for b in shared] == [(scene["ids"][0], "error")]

@@ -67,7 +67,9 @@ authenticates them. Their rules, which the caller keeps:
   backup), never taken for a backup without data.
 - Deleting a backup deletes its record before its manifests (record -> manifest -> index ->
   packs): a crash in between leaves a manifest no record names, which collection removes.
-- Catalogue objects are not roots of garbage collection: the caller names live manifests.
+- Catalogue objects are not roots of garbage collection here: the caller names the live
+  manifests (the cbr slice names those of its records too, so a service started on an empty
+  database collects nothing of the backups its catalogue knows).
 - Catalogue objects are mutable and not content-named; a put replaces the whole object
   atomically. `verify_store` checks every catalogue object's frame.
 
