@@ -32,6 +32,7 @@ from opencbr.kms.access import master_key
 from opencbr.kms.models import Key
 
 from . import oplogs
+from .catalogue import enqueue_catalogue
 from .dataplane import chunk_store, derive_id_key, plain_data_key
 from .models import Backup, BackupStatus, Member, StoreScope
 
@@ -146,6 +147,7 @@ def _mark_damaged(session: Session, damaged: dict[str, set[str]]) -> list[Damage
             )
             .values(status=BackupStatus.ERROR, error_message=message[:2000])
         )
+        enqueue_catalogue(session, item.backup_id)  # a recovery brings it back marked
     return sorted(found.values(), key=lambda d: d.backup_id)
 
 
