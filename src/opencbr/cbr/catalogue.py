@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opencbr.chunkstore import Catalogue
+from opencbr.chunkstore import Catalogue, ChunkStoreError
 from opencbr.core.context import Runtime
 from opencbr.core.jobs import JobContext, enqueue, throttled
 from opencbr.iam.models import AccessKey, Agency, Domain, Project, User
@@ -116,7 +116,10 @@ def read_record(catalogue: Catalogue, keys: CatalogueKeys, kind: str, name: str)
     """A record opened and parsed; `CatalogueUnreadable` when it cannot be."""
     from .errors import CatalogueUnreadable
 
-    sealed = catalogue.get(kind, name)
+    try:
+        sealed = catalogue.get(kind, name)
+    except ChunkStoreError as exc:  # a damaged frame
+        raise CatalogueUnreadable(reason=str(exc)) from exc
     if sealed is None:
         raise CatalogueUnreadable(reason=f"{kind}/{name} is gone")
     record = json.loads(keys.open(kind, name, sealed))

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from opencbr.chunkstore import Catalogue
+from opencbr.chunkstore import Catalogue, ChunkStoreError
 from opencbr.core.secrets import RootKey, SealedDataCorrupt
 
 from .errors import CatalogueUnreadable
@@ -132,7 +132,10 @@ class CatalogueKeys:
             for name in catalogue.names(KEYS):
                 key_id = name.removeprefix("recovery-")
                 if name.startswith("recovery-") and name != _PUBLIC and key_id not in keys:
-                    keys[key_id] = recovery.open(catalogue.get(KEYS, name) or b"", key_id)
+                    try:
+                        keys[key_id] = recovery.open(catalogue.get(KEYS, name) or b"", key_id)
+                    except ChunkStoreError:
+                        continue  # damaged: another copy of the key may open
         if not keys:
             raise CatalogueUnreadable(reason="no catalogue key opens with the keys given")
         return cls(keys, min(keys))
@@ -146,8 +149,8 @@ class CatalogueKeys:
             key_id = name.removeprefix("root-")
             try:
                 keys[key_id] = root_key.unseal(catalogue.get(KEYS, name) or b"", _purpose(key_id))
-            except SealedDataCorrupt:
-                continue  # sealed by another root key (one rotated away)
+            except (SealedDataCorrupt, ChunkStoreError):
+                continue  # sealed by another root key (one rotated away), or damaged
         return keys
 
     def reseal(self, catalogue: Catalogue, root_key: RootKey) -> None:

@@ -299,8 +299,9 @@ def _insert_backups(
     ]:
         there = _existing(session, model, [row["id"] for row in rows])
         for row in rows:
-            if row["id"] in there:
+            if row["id"] in there:  # a recovery run again, or a checkpoint of two backups
                 continue
+            there.add(row["id"])
             status = _SETTLED.get(row["status"], row["status"]) if model is Backup else None
             extra = {"status": status} if status is not None else {}
             session.add(from_json(model, row, **extra))
