@@ -227,14 +227,16 @@ def write_domain(session: Session, runtime: Runtime, domain_id: str) -> None:
 def write_backup_record(runtime: Runtime, backup_id: str, *, parents: bool = True) -> bool:
     """Write a backup's record (with `parents`, its scopes' and domains' first); False when
     it has none to write (gone, being made or being deleted)."""
+    # The backup's row stays locked until its record is written: two jobs of one backup (a
+    # share, then an accept) write one after the other, the later from the later state.
     with runtime.database.unit_of_work() as session:
-        backup = session.get(Backup, backup_id)
+        backup = session.get(Backup, backup_id, with_for_update=True)
         if backup is None or backup.parent_id is not None or backup.status not in _RECORDED:
             return False
         record = backup_record(session, backup)
         if parents:
             _write_parents(session, runtime, backup, record["scopes"])
-    _put(runtime, BACKUPS, backup_id, record)
+        _put(runtime, BACKUPS, backup_id, record)
     return True
 
 
