@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import MetaData, text
 
 from opencbr.cbr.block_source import backup_block_source
+from opencbr.cbr.catalogue import catalogue_tick
 from opencbr.cbr.restore import disk_from_backup
 from opencbr.cbr.scheduler import periodic_tick
+from opencbr.cbr.scrub import scrub_tick
 from opencbr.chunkstore import keep_freed_buffers
 from opencbr.core.context import Runtime
 from opencbr.core.db import Base, Database, migrate
@@ -152,4 +154,6 @@ def start_workers(runtime: Runtime, threads: int = 2, name: str | None = None) -
     runtime.extras["workers"] = pool
     pool.tick.append(periodic_tick(runtime))
     pool.tick.append(kms.purge_tick(runtime))
+    pool.tick.append(catalogue_tick(runtime))
+    pool.tick.append(scrub_tick(runtime))
     return pool.start()

@@ -2,7 +2,10 @@
 
 Roots are every manifest a backup row still names — own backups and the ones shared with
 other projects alike, since a share references the owner's manifest (S9: a backup being
-restored keeps its blocks through the store's restore lock, see chunkstore.store). Deleting a
+restored keeps its blocks through the store's restore lock, see chunkstore.store) — and every
+manifest a backup record of the store's catalogue names (catalogue.py): a service started on
+an empty database before `admin recover` collects nothing of the backups it lost. A record
+that cannot be read skips the collection (scrubs report it). Deleting a
 backup enqueues one collection unless one is already waiting; collection itself is
 plan-then-execute inside the store and safe with backups and restores running.
 
@@ -25,6 +28,7 @@ from opencbr.chunkstore import GcResult, PlanStale
 from opencbr.core.context import Runtime
 from opencbr.core.jobs import Job, JobContext, JobStatus, enqueue
 
+from .catalogue import recorded_manifests
 from .dataplane import chunk_store
 from .engine import JobProgress
 from .models import Backup
@@ -49,6 +53,9 @@ class CollectGarbage:
         runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
         with runtime.database.unit_of_work() as session:
             live = set(session.scalars(select(Backup.manifest_id).where(Backup.manifest_id != "")))
+        # A record that cannot be read may name a live manifest: collecting without it could
+        # delete a backup's data, so the job fails (and is retried) rather than collect.
+        live |= recorded_manifests(runtime)
         store = chunk_store(runtime)
         store.break_dead_locks()
         # A tick per object read or deleted; the reports renew the lease (a large store has

@@ -48,6 +48,7 @@ from opencbr.evs.volumes.filling import FillingVolume
 from opencbr.iam.models import Project
 
 from . import oplogs
+from .catalogue import enqueue_catalogue
 from .dataplane import chunk_store, open_scope, scope_for, store_faults
 from .models import Backup, BackupStatus, OperationLog, Policy, StoreScope, Vault
 from .vaults import reserve
@@ -319,6 +320,7 @@ class BackupJob:
                 backup.stored_bytes = added
                 backup.status, backup.protected_at = BackupStatus.AVAILABLE, now
                 backup.incremental = any(t.parent_manifest for t in tasks)
+            enqueue_catalogue(session, backup.id)
             oplog_id = ctx.payload.get("oplog_id")
             if oplog_id:
                 oplogs.finish(session, oplog_id, "success")

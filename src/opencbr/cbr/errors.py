@@ -10,6 +10,7 @@ __all__ = [
     "BackupDataCorrupt",
     "BackupNotFound",
     "BackupNotRestorable",
+    "CatalogueUnreadable",
     "CheckpointNotFound",
     "EncryptedBackupNeedsGrant",
     "MemberExists",
@@ -24,6 +25,7 @@ __all__ = [
     "PolicyNotFound",
     "ReceivedBackupNotShareable",
     "RecipientProjectInvalid",
+    "RecoveryRefused",
     "ResourceAlreadyProtected",
     "ResourceBusy",
     "ResourceNotFound",
@@ -256,3 +258,16 @@ class BackupDataCorrupt(AppError):
 
     code = "BackupService.9920"
     template = "The backup's stored data is damaged: {detail}"
+
+
+class CatalogueUnreadable(AppError):
+    """The store's catalogue cannot be opened: wrong root or recovery key, or damage."""
+
+    code = "BackupService.9921"
+    template = "The store's catalogue cannot be read: {reason}."
+    exit_code = 6
+
+
+class RecoveryRefused(Conflict):
+    code = "BackupService.9922"
+    template = "Recovery refused: {reason}."

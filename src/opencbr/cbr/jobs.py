@@ -12,12 +12,15 @@ from opencbr.core.context import Runtime
 from opencbr.core.jobs import Job, JobContext, JobHandler
 
 from . import oplogs
+from .admin_routes import SCRUB_JOB
+from .catalogue import CATALOGUE_JOB, CatalogueJob, delete_backup_record
 from .collect import GC_JOB, CollectGarbage, request_collection
 from .dataplane import chunk_store
 from .deletion import mark_deleting
 from .engine import BackupJob, DiskFromBackupJob, RestoreJob, ServerFromBackupJob
 from .models import Backup, BackupStatus, Checkpoint, Vault, VaultStatus
 from .nbd_restore import RESTORE_NBD_JOB, NbdRestoreJob
+from .scrub import ScrubJob
 from .vaults import release
 
 __all__ = ["DeleteBackupJob", "DeleteVaultJob", "handlers", "job_title"]
@@ -48,6 +51,7 @@ def _drop_backup(runtime: Runtime, backup_id: str) -> int:
             )
         ]
     store = chunk_store(runtime)
+    delete_backup_record(runtime, backup_id)  # the record before its manifests (store rules)
     for manifest in manifests:
         store.delete_manifest(manifest)
     with runtime.database.unit_of_work() as session:
@@ -132,6 +136,8 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
         "cbr.delete_backup": DeleteBackupJob(),
         "cbr.delete_vault": DeleteVaultJob(),
         GC_JOB: CollectGarbage(),
+        CATALOGUE_JOB: CatalogueJob(),
+        SCRUB_JOB: ScrubJob(),
     }
 
 

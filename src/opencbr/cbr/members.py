@@ -45,6 +45,7 @@ from opencbr.iam.models import Project
 
 from . import oplogs
 from .backups import visible_backup
+from .catalogue import enqueue_catalogue
 from .errors import (
     AcceptVaultTypeMismatch,
     MemberExists,
@@ -282,6 +283,7 @@ def add_members(
         raise MemberExists(backup_id=backup.id, project_id=", ".join(targets)) from exc
     for member in members:
         _log_both(session, backup, member, "add", owner_vault=owner_vault)
+    enqueue_catalogue(session, backup.id)
     return members
 
 
@@ -352,6 +354,7 @@ def delete_member(session: Session, actor: Actor, backup_id: str, member_id: str
     if member is None:
         raise MemberNotFound(id=member_id)
     _remove(session, backup, member, "cancel")
+    enqueue_catalogue(session, backup.id)
 
 
 def revoke_all_members(session: Session, backup: Backup, reason: str) -> int:
@@ -432,10 +435,13 @@ def update_member_status(
     if member is None:
         raise MemberNotFound(id=member_id)
     if status == MemberStatus.ACCEPTED:
-        return _accept(session, actor, backup, member, vault_id, auto_bind)
+        accepted = _accept(session, actor, backup, member, vault_id, auto_bind)
+        enqueue_catalogue(session, backup.id)
+        return accepted
     if member.status == status:
         return member
     _transition(session, backup, member, status, None, 0)
+    enqueue_catalogue(session, backup.id)
     return member
 
 

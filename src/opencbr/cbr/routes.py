@@ -18,6 +18,7 @@ from opencbr.evs.models import Disk
 from opencbr.iam.auth import ActorDep
 
 from . import backups, deletion, nbd_restore, oplogs, restore, vaults
+from .admin_routes import router as admin_router
 from .external_reads import external_read_views
 from .models import Backup, BackupRecord, BackupStatus, ResourceType, Vault
 from .policy_routes import router as policy_router
@@ -441,5 +442,5 @@ def create_server_from_backup(
     return {"job_id": job.id, "server_id": server.id, "volume_ids": disks}
 
 
-routers = (router, share_router, policy_router)
+routers = (router, share_router, policy_router, admin_router)
 """Every router of the slice, for the app to add route by route."""

@@ -11,6 +11,8 @@ Objects (immutable but the config and locks; see formats.py and codec.py for the
     index/<64 hex>               index files: block id -> (pack, offset, length)
     manifests/<64 hex>           one backup of one disk: size, block size, ordered block ids
     locks/<kind>-<32 hex>        running backups, restores and garbage collections
+    catalogue/<kind>/<name>      the caller's catalogue: sealed blobs the store never opens
+                                 (catalogue.py), named and rewritten by the caller
 
 Packs, index files and manifests are named by the BLAKE3 digest of their bytes, so anyone can
 check any of them without keys, and writing one twice writes the same bytes.
@@ -51,6 +53,26 @@ Garbage collection then writes a new index file without the entries of the packs
 delete, deletes the old index files, and deletes the packs last. A crash in between leaves
 index entries for existing packs or unindexed packs, never an entry for a missing pack.
 
+Catalogue. So that a store can be read again when everything its caller knew about it is
+lost, the caller keeps its own records in it: for the cbr slice, its keys (sealed by the
+server root key and by an offline recovery key), each scope's key, each tenant's identities
+and KMS key material, and one record per backup naming its manifests. The store frames them
+with a checksum (catalogue.py) and otherwise treats them as opaque; the caller encrypts and
+authenticates them. Their rules, which the caller keeps:
+
+- A backup's record is written after its manifests (packs -> index -> manifests -> record)
+  and rewritten when what it says changes; so every record names manifests that were
+  written, unless a crash or a collection removed them since.
+- A record whose manifests are missing is skipped by a recovery (a crashed or collected
+  backup), never taken for a backup without data.
+- Deleting a backup deletes its record before its manifests (record -> manifest -> index ->
+  packs): a crash in between leaves a manifest no record names, which collection removes.
+- Catalogue objects are not roots of garbage collection here: the caller names the live
+  manifests (the cbr slice names those of its records too, so a service started on an empty
+  database collects nothing of the backups its catalogue knows).
+- Catalogue objects are mutable and not content-named; a put replaces the whole object
+  atomically. `verify_store` checks every catalogue object's frame.
+
 Locks and garbage collection. A backup writes ``locks/backup-*`` (start time, parent manifest)
 before it reads the index; a restore writes ``locks/restore-*`` (its manifest) before it reads
 the manifest; both are deleted when done. Every lock is a lease kept by a heartbeat thread
@@ -83,7 +105,9 @@ once its death is known (see the lock rules above): collection never stalls behi
 Reads. Every block read is decrypted (authenticated), decompressed and hashed; its keyed hash
 must equal its id, or the read fails with `CorruptBlock` naming the block, the manifest and
 the pack. A manifest is checked against the scope first (`WrongKey` for another scope's keys).
-`verify` reads every block of one manifest; `verify_store` checks every object.
+`verify` reads every block of one manifest; `verify_store` checks every object and says which
+manifests need a damaged or missing pack (`VerifyReport.damaged`); without reading the data
+it still reads each pack's table and its last byte, so a missing or truncated pack is found.
 """
 
 from __future__ import annotations
@@ -97,6 +121,7 @@ from typing import Any
 
 from .backend import PRIVATE_FILE, Backend
 from .backup import BackupResult, ReadAt, as_read_at, run_backup
+from .catalogue import Catalogue
 from .codec import DEFAULT_ZSTD_LEVEL, BlockCodec, Scope, deterministic_nonces
 from .errors import ChunkStoreError, CorruptObject, MissingObject
 from .formats import Manifest, decode_manifest, object_digest
@@ -163,6 +188,7 @@ class ChunkStore:
         self.lock_refresh = lock_refresh
         self.shift_unit = shift_unit
         self.index = BlockIndex(backend)
+        self.catalogue = Catalogue(backend)
         self.version = 1
         self._check_config()
 

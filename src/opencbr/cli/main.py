@@ -13,6 +13,7 @@ from .errors_cmd import errors
 from .kms import kms_app
 from .nbd import disk_nbd_app, server_nbd_app
 from .policy import policy_app
+from .recovery import store_app
 from .server import serve, worker
 from .server_cmds import server_app
 from .share import share_app, shared_app
@@ -44,3 +45,4 @@ app.add_typer(backup_app, name="backup")
 app.command()(restore)
 app.add_typer(oplog_app, name="oplog")
 app.add_typer(job_app, name="job")
+app.add_typer(store_app, name="store")

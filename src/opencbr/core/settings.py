@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key: str | None = None
     s3_secret_key: str | None = Field(default=None, repr=False)
+    admin_token: str | None = Field(
+        default=None,
+        repr=False,
+        description="bearer token of the operator's API (/v1/admin); unset: no such API",
+    )
+    scrub_period_hours: float = Field(
+        default=168.0, ge=0, description="hours between scheduled store scrubs (0: none)"
+    )
+    scrub_deep: bool = Field(
+        default=False, description="scheduled scrubs decrypt and hash every block (slow)"
+    )
 
     nbd_host: str = Field(
         default="127.0.0.1",
