@@ -451,7 +451,8 @@ class DiskFromBackupJob:
                 return {"skipped": "disk is not being created"}
             filling = instant.filling_volume(runtime, session, disk)
         try:
-            written = _fill_from_backup(runtime, ctx, actor, ctx.payload["backup_id"], filling)
+            with store_faults():
+                written = _fill_from_backup(runtime, ctx, actor, ctx.payload["backup_id"], filling)
             filling.flush()
             with runtime.database.unit_of_work() as session:
                 disk = _disk(session, disk_id)

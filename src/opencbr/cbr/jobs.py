@@ -148,6 +148,8 @@ _BACKUP_TITLES = {
     "cbr.disk_from_backup": "Create disk from backup {}",
     "cbr.server_from_backup": "Create server from backup {}",
     "cbr.delete_backup": "Delete backup {}",
+    RESTORE_NBD_JOB: "Restore backup {} into its NBD target",
+    CATALOGUE_JOB: "Record backup {} in the store's catalogue",
 }
 
 
@@ -165,4 +167,6 @@ def job_title(session: Session, job: Job) -> str | None:
         return f"Delete vault {vault.name if vault is not None else payload.get('vault_id')}"
     if job.kind == GC_JOB:
         return "Collect unused backup data"
+    if job.kind == SCRUB_JOB:
+        return "Verify the backup store"
     return None

@@ -27,7 +27,7 @@ from opencbr.evs.external import probe_target
 from opencbr.evs.volumes.nbd_source import NbdSource, NbdVolume
 
 from . import oplogs
-from .dataplane import chunk_store, open_scope
+from .dataplane import chunk_store, open_scope, store_faults
 from .engine import JobProgress, project_actor
 from .errors import RestoreTargetInvalid, VaultStatusForbids
 from .models import Backup, BackupStatus, ResourceType, StoreScope, Vault, VaultStatus
@@ -112,14 +112,15 @@ class NbdRestoreJob:
         source = NbdSource(ctx.payload["nbd_uri"], "", ctx.payload.get("tls_psk_file", ""))
         target = NbdVolume("", source, None)
         report = JobProgress(ctx)
-        written = chunk_store(runtime).restore_into(
-            scope,
-            manifest,
-            target.write,
-            zero_holes=True,
-            zero_at=target.write_zeroes,
-            progress=lambda done, total: report(int(95 * done / max(total, 1))),
-        )
+        with store_faults():
+            written = chunk_store(runtime).restore_into(
+                scope,
+                manifest,
+                target.write,
+                zero_holes=True,
+                zero_at=target.write_zeroes,
+                progress=lambda done, total: report(int(95 * done / max(total, 1))),
+            )
         target.flush()
         record_restore_bytes(written)
         self._finish(runtime, ctx, "success")

@@ -8,7 +8,8 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import delete, select, update
 
 from opencbr.cbr.collect import GC_JOB, CollectGarbage, request_collection
 from opencbr.cbr.dataplane import chunk_store
@@ -21,6 +22,14 @@ from tests.integration.chunkstore.test_dead_locks import Where, hold, holders, k
 __all__ = ["holders"]
 
 SCOPE = Scope("scope-gc-job", b"i" * 32, b"k" * 32)
+
+
+@pytest.fixture(autouse=True)
+def only_this_tests_collections(runtime: Runtime) -> None:
+    """The run's PostgreSQL database is shared: earlier tests' collection jobs are theirs, not
+    this test's, and would be claimed in its place."""
+    with runtime.database.unit_of_work() as session:
+        session.execute(delete(Job).where(Job.kind == GC_JOB))
 
 
 def _gc_job(runtime: Runtime) -> Job:
