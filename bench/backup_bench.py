@@ -73,8 +73,9 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
     return proc.stdout
 
 
-def run_measured(cmd: list[str], *, cwd: Path | None = None,
-                 env: dict[str, str] | None = None) -> Run:
+def run_measured(
+    cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Run:
     """Run `cmd`: wall time; peak RSS and CPU time of that command alone.
 
     Measured by GNU time, a small process: a child's peak RSS as the kernel reports it starts
@@ -85,8 +86,13 @@ def run_measured(cmd: list[str], *, cwd: Path | None = None,
     # directory entries) is written now, not in the first fsync of the step timed next.
     os.sync()
     started = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-o", str(stats), "-f", "%M %U %S", *cmd], cwd=cwd,
-                          env=env or ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.run(
+        ["/usr/bin/time", "-o", str(stats), "-f", "%M %U %S", *cmd],
+        cwd=cwd,
+        env=env or ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     seconds = time.perf_counter() - started
     out = proc.stdout.decode(errors="replace")
     if proc.returncode:
@@ -115,8 +121,9 @@ def tree_size(path: Path) -> int:
 INCREMENTAL_RUNS = 3
 
 
-def median_incremental(repo: Path, after_full: Path, hard_links: bool,
-                       backup: Callable[[], Run]) -> Run:
+def median_incremental(
+    repo: Path, after_full: Path, hard_links: bool, backup: Callable[[], Run]
+) -> Run:
     """The median of `INCREMENTAL_RUNS` incremental backups, each into `repo` as it was
     after the full backup (`after_full`, a copy). An incremental takes a second or less for
     OpenCBR, so one run is at the mercy of this host's moments; every tool gets the same.
@@ -124,8 +131,9 @@ def median_incremental(repo: Path, after_full: Path, hard_links: bool,
     runs = []
     for _ in range(INCREMENTAL_RUNS):
         shutil.rmtree(repo, ignore_errors=True)
-        subprocess.run(["cp", "-al" if hard_links else "-a", str(after_full), str(repo)],
-                       check=True)
+        subprocess.run(
+            ["cp", "-al" if hard_links else "-a", str(after_full), str(repo)], check=True
+        )
         runs.append(backup())
     return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
 
@@ -147,11 +155,38 @@ def make_images(gen: Path, work: Path, size: str) -> tuple[Path, Path, dict[str,
     meta_path = Path(str(mutated) + ".json")
     if not (base.exists() and base.stat().st_size == want and meta_path.exists()):
         print(f"generating a {size} image and a 1 % mutated copy with {gen} ...", flush=True)
-        subprocess.run([sys.executable, str(gen), "generate", "--out", str(base), "--size", size,
-                        "--seed", "1"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([sys.executable, str(gen), "mutate", "--in", str(base), "--out",
-                        str(mutated), "--fraction", "0.01", "--seed", "2"], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                str(gen),
+                "generate",
+                "--out",
+                str(base),
+                "--size",
+                size,
+                "--seed",
+                "1",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                str(gen),
+                "mutate",
+                "--in",
+                str(base),
+                "--out",
+                str(mutated),
+                "--fraction",
+                "0.01",
+                "--seed",
+                "2",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     meta = json.loads(meta_path.read_text())
     meta["base_sha256"] = json.loads(Path(str(base) + ".json").read_text())["sha256"]
     return base, mutated, meta
@@ -249,8 +284,11 @@ def bench_restic(work: Path, base: Path, mutated: Path, sha: str) -> ToolResult:
     shutil.rmtree(after_full, ignore_errors=True)
     repo.rename(after_full)
     res.incr = median_incremental(
-        repo, after_full, True,
-        lambda: run_measured(["restic", "-r", str(repo), "backup", "--quiet", str(disk)]))
+        repo,
+        after_full,
+        True,
+        lambda: run_measured(["restic", "-r", str(repo), "backup", "--quiet", str(disk)]),
+    )
     shutil.rmtree(after_full, ignore_errors=True)
     res.growth = tree_size(repo) - res.store_full
     snaps = json.loads(run(["restic", "-r", str(repo), "snapshots", "--json"]))
@@ -268,8 +306,11 @@ def bench_borg(work: Path, base: Path, mutated: Path, sha: str) -> ToolResult:
     # than the one its cache and security files last saw, so they are copied together.
     state, out = work / "borg", work / "borg-restore"
     repo = state / "repo"
-    env = {**ENV, "BORG_CACHE_DIR": str(state / "cache"),
-           "BORG_SECURITY_DIR": str(state / "security")}
+    env = {
+        **ENV,
+        "BORG_CACHE_DIR": str(state / "cache"),
+        "BORG_SECURITY_DIR": str(state / "security"),
+    }
     shutil.rmtree(state, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     res = ToolResult("borg", notes=["borg: --compression zstd,3"])
@@ -284,13 +325,15 @@ def bench_borg(work: Path, base: Path, mutated: Path, sha: str) -> ToolResult:
     shutil.rmtree(after_full, ignore_errors=True)
     state.rename(after_full)
     res.incr = median_incremental(  # borg rewrites some of its files: a real copy
-        state, after_full, False,
-        lambda: run_measured([*create, f"{repo}::incr", "disk.img"], cwd=disk.parent, env=env))
+        state,
+        after_full,
+        False,
+        lambda: run_measured([*create, f"{repo}::incr", "disk.img"], cwd=disk.parent, env=env),
+    )
     shutil.rmtree(after_full, ignore_errors=True)
     res.growth = tree_size(repo) - res.store_full
     out.mkdir()
-    res.restore = run_measured(["borg", "extract", "--sparse", f"{repo}::full"], cwd=out,
-                               env=env)
+    res.restore = run_measured(["borg", "extract", "--sparse", f"{repo}::full"], cwd=out, env=env)
     res.restore.seconds += fsync_file(out / "disk.img")
     res.restore_ok = sha256_file(out / "disk.img") == sha
     shutil.rmtree(out, ignore_errors=True)
@@ -303,9 +346,16 @@ def opencbr_op(*args: str) -> tuple[Run, dict[str, Any]]:
     return result, json.loads(line)
 
 
-def bench_opencbr(work: Path, base: Path, mutated: Path, sha: str, extents_file: Path,
-                  block_size: int, tag: str = "opencbr",
-                  zstd_level: int | None = None) -> ToolResult:
+def bench_opencbr(
+    work: Path,
+    base: Path,
+    mutated: Path,
+    sha: str,
+    extents_file: Path,
+    block_size: int,
+    tag: str = "opencbr",
+    zstd_level: int | None = None,
+) -> ToolResult:
     store, clone = work / f"{tag}-store", work / f"{tag}-store-nomap"
     out = work / f"{tag}-restore.img"
     for path in (store, clone):
@@ -322,13 +372,27 @@ def bench_opencbr(work: Path, base: Path, mutated: Path, sha: str, extents_file:
     shutil.rmtree(after_full, ignore_errors=True)
     store.rename(after_full)
     res.incr = median_incremental(  # the store's objects are immutable: hard links
-        clone, after_full, True,
-        lambda: opencbr_op("backup", str(clone), str(mutated), "--parent", full_id, *common)[0])
+        clone,
+        after_full,
+        True,
+        lambda: opencbr_op("backup", str(clone), str(mutated), "--parent", full_id, *common)[0],
+    )
     res.growth = tree_size(clone) - res.store_full
     res.incr_map = median_incremental(
-        store, after_full, True,
-        lambda: opencbr_op("backup", str(store), str(mutated), "--parent", full_id,
-                           "--extents", str(extents_file), *common)[0])
+        store,
+        after_full,
+        True,
+        lambda: opencbr_op(
+            "backup",
+            str(store),
+            str(mutated),
+            "--parent",
+            full_id,
+            "--extents",
+            str(extents_file),
+            *common,
+        )[0],
+    )
     res.growth_map = tree_size(store) - res.store_full
     shutil.rmtree(after_full, ignore_errors=True)
     res.restore, _ = opencbr_op("restore", str(store), full_id, str(out))
@@ -341,14 +405,19 @@ def bench_opencbr(work: Path, base: Path, mutated: Path, sha: str, extents_file:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="2G")
-    parser.add_argument("--gen", default="../shared/bench/gen_image.py",
-                        help="image generator, relative to the repository root")
+    parser.add_argument(
+        "--gen",
+        default="../shared/bench/gen_image.py",
+        help="image generator, relative to the repository root",
+    )
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "work")
-    parser.add_argument("--block-sizes", default="",
-                        help="also compare OpenCBR block sizes, e.g. 32K,64K,128K")
+    parser.add_argument(
+        "--block-sizes", default="", help="also compare OpenCBR block sizes, e.g. 32K,64K,128K"
+    )
     parser.add_argument("--skip-others", action="store_true", help="OpenCBR only")
-    parser.add_argument("--zstd-levels", default="",
-                        help="also compare OpenCBR zstd levels, e.g. 1,3")
+    parser.add_argument(
+        "--zstd-levels", default="", help="also compare OpenCBR zstd levels, e.g. 1,3"
+    )
     args = parser.parse_args()
     from limits import machine_limits, pool_comparison  # bench/limits.py
     from report import print_block_sizes, print_table  # bench/report.py
@@ -365,31 +434,58 @@ def main() -> None:
     from opencbr.chunkstore import DEFAULT_BLOCK_SIZE
 
     ensure_tools(not args.skip_others)
-    results = [bench_opencbr(work, base, mutated, meta["base_sha256"], extents_file,
-                             DEFAULT_BLOCK_SIZE)]
+    results = [
+        bench_opencbr(work, base, mutated, meta["base_sha256"], extents_file, DEFAULT_BLOCK_SIZE)
+    ]
     if not args.skip_others:
         results.append(bench_restic(work, base, mutated, meta["base_sha256"]))
         results.append(bench_borg(work, base, mutated, meta["base_sha256"]))
     limits = machine_limits(base, page_cache)
     pools = pool_comparison(base)
-    summary = {"size": base.stat().st_size, "changed_bytes": changed,
-               "bytes_written": meta["bytes_written"], "extents": len(extents)}
+    summary = {
+        "size": base.stat().st_size,
+        "changed_bytes": changed,
+        "bytes_written": meta["bytes_written"],
+        "extents": len(extents),
+    }
     print_table(results, summary, limits, pools)
     if args.block_sizes:
         rows = []
         for text in args.block_sizes.split(","):
             bs = parse_size(text)
-            rows.append((bs, bench_opencbr(work, base, mutated, meta["base_sha256"],
-                                           extents_file, bs, tag=f"opencbr-{bs}")))
+            rows.append(
+                (
+                    bs,
+                    bench_opencbr(
+                        work,
+                        base,
+                        mutated,
+                        meta["base_sha256"],
+                        extents_file,
+                        bs,
+                        tag=f"opencbr-{bs}",
+                    ),
+                )
+            )
         print_block_sizes(rows, summary)
     if args.zstd_levels:
         for level in (int(text) for text in args.zstd_levels.split(",")):
-            res = bench_opencbr(work, base, mutated, meta["base_sha256"], extents_file,
-                                DEFAULT_BLOCK_SIZE, tag=f"opencbr-z{level}", zstd_level=level)
-            print(f"zstd level {level}: full {res.full.seconds:.2f} s "
-                  f"(CPU {res.full.cpu:.1f} s), incr. with map {res.incr_map.seconds:.2f} s, "
-                  f"no map {res.incr.seconds:.2f} s, restore {res.restore.seconds:.2f} s, "
-                  f"store {res.store_full / 1e6:.1f} MB, restore ok {res.restore_ok}")
+            res = bench_opencbr(
+                work,
+                base,
+                mutated,
+                meta["base_sha256"],
+                extents_file,
+                DEFAULT_BLOCK_SIZE,
+                tag=f"opencbr-z{level}",
+                zstd_level=level,
+            )
+            print(
+                f"zstd level {level}: full {res.full.seconds:.2f} s "
+                f"(CPU {res.full.cpu:.1f} s), incr. with map {res.incr_map.seconds:.2f} s, "
+                f"no map {res.incr.seconds:.2f} s, restore {res.restore.seconds:.2f} s, "
+                f"store {res.store_full / 1e6:.1f} MB, restore ok {res.restore_ok}"
+            )
 
 
 if __name__ == "__main__":

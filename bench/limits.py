@@ -114,8 +114,11 @@ def pool_comparison(image: Path, workers: int = 0) -> dict[str, float]:
     pools: list[tuple[str, Callable[[], Executor], Callable[..., Any]]] = [
         ("1 thread", lambda: ThreadPoolExecutor(1), thread_batch),
         (f"{workers} threads", lambda: ThreadPoolExecutor(workers), thread_batch),
-        (f"{workers} processes reading the image", lambda: ProcessPoolExecutor(
-            workers, initializer=_init_worker), _process_batch),
+        (
+            f"{workers} processes reading the image",
+            lambda: ProcessPoolExecutor(workers, initializer=_init_worker),
+            _process_batch,
+        ),
     ]
     for name, make, fn in pools:
         with make() as pool:

@@ -19,14 +19,17 @@ def _mb(value: int) -> str:
     return f"{value / MB:8.1f} MB"
 
 
-def print_table(results: list[Any], summary: dict[str, int], limits: dict[str, float],
-                pools: dict[str, float]) -> None:
+def print_table(
+    results: list[Any], summary: dict[str, int], limits: dict[str, float], pools: dict[str, float]
+) -> None:
     size = summary["size"]
     names = [r.name for r in results]
     print()
-    print(f"image {size / 2**30:.2f} GiB; 1 % mutation: {summary['bytes_written'] / MB:.1f} MB "
-          f"written, {summary['changed_bytes'] / MB:.1f} MB changed in "
-          f"{summary['extents']} extents (4 KiB granularity)")
+    print(
+        f"image {size / 2**30:.2f} GiB; 1 % mutation: {summary['bytes_written'] / MB:.1f} MB "
+        f"written, {summary['changed_bytes'] / MB:.1f} MB changed in "
+        f"{summary['extents']} extents (4 KiB granularity)"
+    )
     print()
     print(f"| {'':34} | " + " | ".join(f"{n:>12}" for n in names) + " |")
     print(f"|{'-' * 36}|" + "|".join("-" * 14 for _ in names) + "|")
@@ -52,8 +55,10 @@ def print_table(results: list[Any], summary: dict[str, int], limits: dict[str, f
     _print_targets(results, summary)
     print()
     print("machine: " + "; ".join(f"{k} {v:.0f}" for k, v in limits.items()))
-    print("block pipeline (hash+zstd+AES-GCM, 512 MiB sample): "
-          + "; ".join(f"{k} {v:.0f} MB/s" for k, v in pools.items()))
+    print(
+        "block pipeline (hash+zstd+AES-GCM, 512 MiB sample): "
+        + "; ".join(f"{k} {v:.0f} MB/s" for k, v in pools.items())
+    )
     for r in results:
         for note in r.notes:
             print(note)
@@ -71,13 +76,23 @@ def _print_targets(results: list[Any], summary: dict[str, int]) -> None:
             ("incr. without map >= 1.5x restic", restic.incr, ours.incr, 1.5),
             ("restore >= 2x restic", restic.restore, ours.restore, 2.0),
         ]
-        checks += [(label, theirs.seconds / mine.seconds, target,
-                    f"x (CPU {theirs.cpu / max(mine.cpu, 1e-3):.1f}x)")
-                   for label, theirs, mine, target in pairs]
+        checks += [
+            (
+                label,
+                theirs.seconds / mine.seconds,
+                target,
+                f"x (CPU {theirs.cpu / max(mine.cpu, 1e-3):.1f}x)",
+            )
+            for label, theirs, mine, target in pairs
+        ]
         checks.append(("store size <= restic", restic.store_full / ours.store_full, 1.0, "x"))
     checks += [
-        ("growth (map) <= 5x bytes changed", 5.0 / max(ours.growth_map / changed, 1e-9), 1.0,
-         f" (growth {ours.growth_map / changed:.2f}x changed)"),
+        (
+            "growth (map) <= 5x bytes changed",
+            5.0 / max(ours.growth_map / changed, 1e-9),
+            1.0,
+            f" (growth {ours.growth_map / changed:.2f}x changed)",
+        ),
         ("peak RSS < 500 MB", 500 / ours.rss, 1.0, f" ({ours.rss:.0f} MB)"),
     ]
     print("targets:")
@@ -90,13 +105,17 @@ def _print_targets(results: list[Any], summary: dict[str, int]) -> None:
 def print_block_sizes(rows: list[tuple[int, Any]], summary: dict[str, int]) -> None:
     changed = summary["changed_bytes"]
     print()
-    print("| block size | full backup (CPU) | incr. with map (CPU) | incr. no map (CPU) "
-          "| restore (CPU) | store after full | growth (map) | growth / changed | peak RSS |")
+    print(
+        "| block size | full backup (CPU) | incr. with map (CPU) | incr. no map (CPU) "
+        "| restore (CPU) | store after full | growth (map) | growth / changed | peak RSS |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for bs, r in rows:
-        print(f"| {bs // 1024} KiB | {_wc(r.full)} | {_wc(r.incr_map)} | {_wc(r.incr)} | "
-              f"{_wc(r.restore)} | {r.store_full / MB:.0f} MB | {r.growth_map / MB:.1f} MB | "
-              f"{r.growth_map / changed:.2f}x | {r.rss:.0f} MB |")
+        print(
+            f"| {bs // 1024} KiB | {_wc(r.full)} | {_wc(r.incr_map)} | {_wc(r.incr)} | "
+            f"{_wc(r.restore)} | {r.store_full / MB:.0f} MB | {r.growth_map / MB:.1f} MB | "
+            f"{r.growth_map / changed:.2f}x | {r.rss:.0f} MB |"
+        )
 
 
 def _wc(run: Any) -> str:

@@ -28,6 +28,7 @@ from opencbr.core.logging import request_context
 from opencbr.core.metrics import MetricsExposition, record_request
 from opencbr.core.web import FastJSONResponse, end_request_threads
 
+from .route_order import not_supported_routes, specific_first
 from .runtime import SLICES
 
 __all__ = ["create_app"]
@@ -302,6 +303,7 @@ def _include_slice_routes(app: FastAPI) -> None:
             continue
         for router in module.routers:
             app.router.routes.extend(router.routes)
+    app.router.routes.extend(not_supported_routes())
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -342,6 +344,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     def healthz() -> dict[str, Any]:
         return {"status": "ok"}
 
+    app.router.routes[:] = specific_first(app.router.routes)
     return app
 
 

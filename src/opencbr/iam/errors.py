@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from opencbr.core.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from opencbr.core.errors import BadRequest, Conflict, NotFound, Unauthenticated, ValidationFailed
 
 __all__ = [
     "AccessKeyNotFound",
     "AgencyNotFound",
     "DomainNotFound",
+    "IamValidationFailed",
     "LoginFailed",
     "NameTaken",
     "UnknownRegion",
@@ -48,3 +49,10 @@ class LoginFailed(Unauthenticated):
 class AgencyNotFound(NotFound):
     code = "IAM.0007"
     template = "Agency {id} not found."
+
+
+class IamValidationFailed(ValidationFailed):
+    """Bad input to an IAM call (a token request without its identity, say), in IAM's family."""
+
+    code = "IAM.0011"
+    template = "Request parameter invalid: {reason}"

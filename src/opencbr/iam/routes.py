@@ -14,11 +14,17 @@ from opencbr.core.web import RuntimeDep, SessionDep
 
 from . import agencies, service
 from .auth import PrincipalDep
-from .errors import DomainNotFound
+from .errors import DomainNotFound, IamValidationFailed
 from .models import Agency, Domain, Project
 
-__all__ = ["domain_view", "project_view", "router", "routers"]
+__all__ = ["VALIDATION_ERRORS", "domain_view", "project_view", "router", "routers"]
 
+# Bad input to these paths answers in IAM's family (`IAM.0011`), not the backup service's.
+VALIDATION_ERRORS: dict[str, type] = {
+    "/v3/auth/": IamValidationFailed,
+    "/v3/projects": IamValidationFailed,
+    "/v3.0/OS-AGENCY/": IamValidationFailed,
+}
 router = APIRouter(tags=["iam"], route_class=JSONRoute)
 
 
