@@ -95,7 +95,7 @@ class CheckpointSpec:
 
 def create_checkpoint(session: Session, actor: Actor, spec: CheckpointSpec) -> Checkpoint:
     vault = get_vault(session, actor, spec.vault_id, lock=True)
-    if vault.status != VaultStatus.AVAILABLE or vault.locked:
+    if vault.status != VaultStatus.AVAILABLE:  # a locked vault keeps taking backups
         raise VaultStatusForbids(vault_id=vault.id, status=vault.status)
     if free_bytes(vault) <= 0:
         raise VaultCapacityInsufficient(

@@ -7,6 +7,7 @@ from opencbr.core.errors import BadRequest, Conflict, Forbidden, NotFound
 __all__ = [
     "AcceptVaultTypeMismatch",
     "BackupCannotBeDeleted",
+    "BackupKeptByLock",
     "BackupNotFound",
     "BackupNotRestorable",
     "CheckpointNotFound",
@@ -34,6 +35,7 @@ __all__ = [
     "TaskRunning",
     "VaultCapacityInsufficient",
     "VaultCapacityInvalid",
+    "VaultLockPermanent",
     "VaultNotEmpty",
     "VaultNotFound",
     "VaultResourceLimit",
@@ -103,6 +105,19 @@ class VaultNotEmpty(BadRequest):
 class VaultStatusForbids(BadRequest):
     code = "BackupService.6113"
     template = "Vault {vault_id} is {status}; backups are not allowed in this status."
+
+
+class VaultLockPermanent(BadRequest):
+    code = "BackupService.6112"
+    template = "Vault {vault_id} is locked; a vault lock cannot be removed."
+
+
+class BackupKeptByLock(BadRequest):
+    code = "BackupService.6220"
+    template = (
+        "Backup {backup_id} is kept by locked vault {vault_id} until its retention ends "
+        "({until}); it cannot be removed before then."
+    )
 
 
 class VaultCapacityInsufficient(BadRequest):
