@@ -279,11 +279,46 @@ def _walk_sharing(walk: Walk, backup_id: str) -> None:
     walk("cbr", "delete_member", cbr.DeleteMemberRequest(backup_id=backup_id, member_id=other))
 
 
+def _walk_tags(walk: Walk, vault_id: str) -> None:
+    tag = cbr.VaultTagsCreateReq(tag=cbr.TagCreate(key="team", value="storage"))
+    walk("cbr", "create_vault_tags", cbr.CreateVaultTagsRequest(vault_id=vault_id, body=tag))
+    batch = cbr.BulkCreateAndDeleteVaultTagsReq(
+        action="create",
+        tags=[
+            cbr.BulkCreateAndDeleteTags(key="env", value="prod"),
+            cbr.BulkCreateAndDeleteTags(key="tmp", value="x"),
+        ],
+    )
+    walk(
+        "cbr",
+        "batch_create_and_delete_vault_tags",
+        cbr.BatchCreateAndDeleteVaultTagsRequest(vault_id=vault_id, body=batch),
+    )
+    walk("cbr", "delete_vault_tag", cbr.DeleteVaultTagRequest(vault_id=vault_id, key="tmp"))
+    shown = walk("cbr", "show_vault_tag", cbr.ShowVaultTagRequest(vault_id=vault_id)).tags
+    assert {(t.key, t.value) for t in shown} == {("team", "storage"), ("env", "prod")}
+    project = walk("cbr", "show_vault_project_tag", cbr.ShowVaultProjectTagRequest()).tags
+    assert {(t.key, tuple(t.values)) for t in project} == {
+        ("team", ("storage",)),
+        ("env", ("prod",)),
+    }
+    query = cbr.VaultResourceInstancesReq(
+        action="filter", tags=[cbr.TagsReq(key="env", values=["prod", "test"])]
+    )
+    found = walk(
+        "cbr", "show_vault_resource_instances", cbr.ShowVaultResourceInstancesRequest(body=query)
+    )
+    assert found.total_count == 1
+    assert found.resources[0].resource_id == vault_id
+    assert found.resources[0].resource_detail.vault.id == vault_id
+
+
 def test_cbr_walk(world: World) -> None:
     walk = Walk(world.owner, world.other)
     evs_client = world.owner.clients["evs"]
     disk, spare = create_disk(evs_client, unique("d")), create_disk(evs_client, unique("d"))
     vault = _walk_vaults(walk, disk, spare)
+    _walk_tags(walk, vault.id)
     _walk_policies(walk, vault.id)
     backup = _walk_backups(walk, vault.id, disk)
     _walk_sharing(walk, backup.id)

@@ -32,6 +32,7 @@ __all__ = [
     "ShareStatusForbidden",
     "ShareTypeUnsupported",
     "SharedBackupNotDeletable",
+    "TagNotFound",
     "TaskRunning",
     "VaultCapacityInsufficient",
     "VaultCapacityInvalid",
@@ -105,6 +106,11 @@ class VaultNotEmpty(BadRequest):
 class VaultStatusForbids(BadRequest):
     code = "BackupService.6113"
     template = "Vault {vault_id} is {status}; backups are not allowed in this status."
+
+
+class TagNotFound(NotFound):
+    code = "BackupService.6160"
+    template = "The vault has no tag with key {id}."
 
 
 class VaultLockPermanent(BadRequest):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opencbr.core.errors import ValidationFailed
@@ -18,9 +18,8 @@ from opencbr.evs.models import Disk
 from opencbr.iam.auth import ActorDep
 
 from . import backups, deletion, oplogs, restore, vaults
-from .models import Backup, BackupRecord, BackupStatus, ResourceType, Vault
+from .models import Backup, BackupRecord, ResourceType, Vault
 from .policy_routes import router as policy_router
-from .resources import describe_resource
 from .schemas import (
     AddResourcesBody,
     CheckpointBody,
@@ -32,7 +31,9 @@ from .schemas import (
     VaultCreateBody,
 )
 from .share_routes import router as share_router
-from .views import backup_view, checkpoint_view, oplog_view, resource_view, vault_view
+from .tag_routes import router as tag_router
+from .vault_views import vault_out as _vault_out
+from .views import backup_view, checkpoint_view, oplog_view
 
 __all__ = ["VALIDATION_ERRORS", "router", "routers"]
 
@@ -51,29 +52,6 @@ def _parse_time(value: str | None) -> datetime | None:
         except ValueError:
             continue
     raise ValidationFailed(reason=f"time {value!r} must look like 2020-02-05T10:38:34Z")
-
-
-def _vault_out(session: Session, vault: Vault) -> dict[str, Any]:
-    resources = []
-    for held in vaults.vault_resources(session, vault.id):
-        try:
-            size = describe_resource(
-                session, vault.project_id, held.resource_id, held.resource_type
-            ).size_gb
-        except Exception:  # a resource deleted meanwhile still shows, with size 0
-            size = 0
-        count, stored = session.execute(
-            select(func.count(), func.coalesce(func.sum(Backup.stored_bytes), 0)).where(
-                Backup.vault_id == vault.id,
-                Backup.resource_id == held.resource_id,
-                Backup.parent_id.is_(None),
-                Backup.status == BackupStatus.AVAILABLE,
-            )
-        ).one()
-        # Rounded up: a backup smaller than 1 MB still holds data, and 0 would say it holds none.
-        stored_mb = -(-int(stored) // 2**20)
-        resources.append(resource_view(held, size, int(count), stored_mb))
-    return vault_view(vault, resources)
 
 
 @router.post("/vaults", operation_id="CreateVault")
@@ -431,5 +409,5 @@ def create_server_from_backup(
     return {"job_id": job.id, "server_id": server.id, "volume_ids": disks}
 
 
-routers = (router, share_router, policy_router)
+routers = (router, share_router, policy_router, tag_router)
 """Every router of the slice, for the app to add route by route."""
