@@ -152,13 +152,18 @@ class TagQuery:
         def has(key: str, values: Sequence[str]) -> bool:
             return key in have and (not values or have[key] in values)
 
-        checks = (
-            (self.tags, lambda q: all(has(k, v) for k, v in q.items())),
-            (self.tags_any, lambda q: any(has(k, v) for k, v in q.items())),
-            (self.not_tags, lambda q: not all(has(k, v) for k, v in q.items())),
-            (self.not_tags_any, lambda q: not any(has(k, v) for k, v in q.items())),
+        def all_of(query: Mapping[str, Sequence[str]]) -> bool:
+            return all(has(k, v) for k, v in query.items())
+
+        def any_of(query: Mapping[str, Sequence[str]]) -> bool:
+            return any(has(k, v) for k, v in query.items())
+
+        return (
+            (not self.tags or all_of(self.tags))
+            and (not self.tags_any or any_of(self.tags_any))
+            and (not self.not_tags or not all_of(self.not_tags))
+            and (not self.not_tags_any or not any_of(self.not_tags_any))
         )
-        return all(test(query) for query, test in checks if query)
 
 
 def find_vaults(
