@@ -313,6 +313,47 @@ def _walk_tags(walk: Walk, vault_id: str) -> None:
     assert found.resources[0].resource_detail.vault.id == vault_id
 
 
+def _walk_project_info(walk: Walk, backup: Any) -> None:
+    usage = walk("cbr", "show_storage_usage", cbr.ShowStorageUsageRequest())
+    assert usage.resource_count == 1
+    assert usage.storage_usage[0].resource_id == backup.resource_id
+    assert usage.storage_usage[0].backup_count == 1
+    metadata = walk("cbr", "show_metadata", cbr.ShowMetadataRequest(backup_id=backup.id))
+    assert metadata.backup_id == backup.id
+    assert backup.resource_id in metadata.volumes[0]
+    features = walk("cbr", "list_features", cbr.ListFeaturesRequest()).to_json_object()
+    assert features["replication.enable"] is False
+    for key, value in features.items():
+        shown = walk("cbr", "show_feature", cbr.ShowFeatureRequest(feature_key=key))
+        assert shown.to_json_object() == {key: value}
+    regions = walk(
+        "cbr", "show_replication_capabilities", cbr.ShowReplicationCapabilitiesRequest()
+    ).regions
+    assert [(r.name, r.replication_destinations) for r in regions] == [("region-1", [])]
+    external = cbr.ListExternalVaultRequest(
+        external_project_id=walk.owner.project_id,
+        region_id="region-2",
+        protect_type="replication",
+        objcet_type="disk",
+    )
+    assert walk("cbr", "list_external_vault", external).vaults == []
+
+
+def _walk_account(walk: Walk) -> None:
+    projects = walk("cbr", "list_projects", cbr.ListProjectsRequest()).projects
+    assert walk.owner.project_id in {p.id for p in projects}
+    named = cbr.ListDomainProjectsRequest(domain_name=walk.owner.creds.domain_name)
+    listed = walk("cbr", "list_domain_projects", named).projects
+    assert walk.owner.project_id in {p.project_id for p in listed}
+    shown = walk(
+        "cbr", "show_domain", cbr.ShowDomainRequest(source_project_id=walk.owner.project_id)
+    )
+    assert (shown.domain_id, shown.domain_name) == (
+        walk.owner.domain_id,
+        walk.owner.creds.domain_name,
+    )
+
+
 def test_cbr_walk(world: World) -> None:
     walk = Walk(world.owner, world.other)
     evs_client = world.owner.clients["evs"]
@@ -322,6 +363,8 @@ def test_cbr_walk(world: World) -> None:
     _walk_policies(walk, vault.id)
     backup = _walk_backups(walk, vault.id, disk)
     _walk_sharing(walk, backup.id)
+    _walk_project_info(walk, backup)
+    _walk_account(walk)
     logs = walk("cbr", "list_op_logs", cbr.ListOpLogsRequest(vault_id=vault.id)).operation_logs
     walk("cbr", "show_op_log", cbr.ShowOpLogRequest(operation_log_id=logs[0].id))
     walk("cbr", "delete_backup", cbr.DeleteBackupRequest(backup_id=backup.id))

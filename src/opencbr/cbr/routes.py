@@ -18,6 +18,8 @@ from opencbr.evs.models import Disk
 from opencbr.iam.auth import ActorDep
 
 from . import backups, deletion, oplogs, restore, vaults
+from .info_routes import account_router
+from .info_routes import router as info_router
 from .models import Backup, BackupRecord, ResourceType, Vault
 from .policy_routes import router as policy_router
 from .schemas import (
@@ -409,5 +411,5 @@ def create_server_from_backup(
     return {"job_id": job.id, "server_id": server.id, "volume_ids": disks}
 
 
-routers = (router, share_router, policy_router, tag_router)
+routers = (router, share_router, policy_router, tag_router, info_router, account_router)
 """Every router of the slice, for the app to add route by route."""

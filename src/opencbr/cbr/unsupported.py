@@ -70,10 +70,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("import_backup", "POST", "/{project_id}/backups/sync", _SYNC),
     _op("import_checkpoint", "POST", "/{project_id}/checkpoints/sync", _SYNC),
     _op("batch_update_vault", "PUT", "/{project_id}/vaults/batch-update", _LATER),
-    _op("list_domain_projects", "GET", "/domain/{domain_name}/projects", _LATER),
-    _op("list_external_vault", "GET", "/{project_id}/vaults/external", _LATER),
-    _op("list_features", "GET", "/{project_id}/cbr-features", _LATER),
-    _op("list_projects", "GET", "/region-projects", _LATER),
     _op(
         "list_protectable", "GET", "/{project_id}/protectables/{protectable_type}/instances", _LATER
     ),
@@ -81,17 +77,12 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "migrate_vault_resource", "POST", "/{project_id}/vaults/{vault_id}/migrateresources", _LATER
     ),
     _op("set_vault_resource", "PUT", "/{project_id}/vaults/{vault_id}/set-resources", _LATER),
-    _op("show_domain", "GET", "/domain/{source_project_id}", _LATER),
-    _op("show_feature", "GET", "/{project_id}/cbr-features/{feature_key}", _LATER),
-    _op("show_metadata", "GET", "/{project_id}/backups/{backup_id}/metadata", _LATER),
     _op(
         "show_protectable",
         "GET",
         "/{project_id}/protectables/{protectable_type}/instances/{instance_id}",
         _LATER,
     ),
-    _op("show_replication_capabilities", "GET", "/{project_id}/replication-capabilities", _LATER),
-    _op("show_storage_usage", "GET", "/{project_id}/storage_usage", _LATER),
     _op(
         "update_expiration_time",
         "PUT",
