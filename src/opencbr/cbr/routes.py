@@ -22,6 +22,7 @@ from .info_routes import account_router
 from .info_routes import router as info_router
 from .models import Backup, BackupRecord, ResourceType, Vault
 from .policy_routes import router as policy_router
+from .protectable_routes import router as protectable_router
 from .schemas import (
     AddResourcesBody,
     CheckpointBody,
@@ -411,5 +412,13 @@ def create_server_from_backup(
     return {"job_id": job.id, "server_id": server.id, "volume_ids": disks}
 
 
-routers = (router, share_router, policy_router, tag_router, info_router, account_router)
+routers = (
+    router,
+    share_router,
+    policy_router,
+    tag_router,
+    info_router,
+    account_router,
+    protectable_router,
+)
 """Every router of the slice, for the app to add route by route."""

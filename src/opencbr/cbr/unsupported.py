@@ -71,18 +71,9 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("import_checkpoint", "POST", "/{project_id}/checkpoints/sync", _SYNC),
     _op("batch_update_vault", "PUT", "/{project_id}/vaults/batch-update", _LATER),
     _op(
-        "list_protectable", "GET", "/{project_id}/protectables/{protectable_type}/instances", _LATER
-    ),
-    _op(
         "migrate_vault_resource", "POST", "/{project_id}/vaults/{vault_id}/migrateresources", _LATER
     ),
     _op("set_vault_resource", "PUT", "/{project_id}/vaults/{vault_id}/set-resources", _LATER),
-    _op(
-        "show_protectable",
-        "GET",
-        "/{project_id}/protectables/{protectable_type}/instances/{instance_id}",
-        _LATER,
-    ),
     _op(
         "update_expiration_time",
         "PUT",
