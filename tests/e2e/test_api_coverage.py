@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -199,12 +200,27 @@ def _walk_vaults(walk: Walk, disk: str, spare: str) -> Any:
         resources=[cbr.ResourceCreate(id=spare, type="OS::Cinder::Volume")]
     )
     walk("cbr", "add_vault_resource", cbr.AddVaultResourceRequest(vault_id=vault.id, body=add))
+    for action in ("suspend", "unsuspend"):
+        body = cbr.VaultSetResourceReq(resource_ids=[spare], action=action)
+        set_request = cbr.SetVaultResourceRequest(vault_id=vault.id, body=body)
+        assert walk("cbr", "set_vault_resource", set_request).set_resource_ids == [spare]
+    other = _disk_vault(walk, unique("other"), [])
+    migrate = cbr.VaultMigrateResourceReq(destination_vault_id=other.id, resource_ids=[spare])
+    moved = walk(
+        "cbr",
+        "migrate_vault_resource",
+        cbr.MigrateVaultResourceRequest(vault_id=vault.id, body=migrate),
+    )
+    assert moved.migrated_resources == [spare]
     remove = cbr.VaultRemoveResourceReq(resource_ids=[spare])
     walk(
         "cbr",
         "remove_vault_resource",
-        cbr.RemoveVaultResourceRequest(vault_id=vault.id, body=remove),
+        cbr.RemoveVaultResourceRequest(vault_id=other.id, body=remove),
     )
+    batch = cbr.BatchUpdateVaultRequestBody(vault=cbr.VaultBatchUpdate(threshold=90))
+    updated = walk("cbr", "batch_update_vault", cbr.BatchUpdateVaultRequest(body=batch))
+    assert {vault.id, other.id} <= set(updated.updated_vaults_id)
     return vault
 
 
@@ -250,6 +266,14 @@ def _walk_backups(walk: Walk, vault_id: str, disk: str) -> Any:
     )[0]
     assert backup.status == "available"
     walk("cbr", "show_backup", cbr.ShowBackupRequest(backup_id=backup.id))
+    day = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d")
+    expiry = cbr.UpdateExpirationTimeReq(expect_expiration_date=day, time_zone="UTC+08:00")
+    changed = walk(
+        "cbr",
+        "update_expiration_time",
+        cbr.UpdateExpirationTimeRequest(vault_id=vault_id, body=expiry),
+    )
+    assert (changed.affected_backups_count, changed.new_expiration_day) == (1, day)
     update = cbr.BackupUpdateReq(backup=cbr.BackupUpdate(name=unique("backup")))
     walk("cbr", "update_backup", cbr.UpdateBackupRequest(backup_id=backup.id, body=update))
     restore = cbr.BackupRestoreReq(restore=cbr.BackupRestore(volume_id=disk))

@@ -110,6 +110,8 @@ def create_checkpoint(session: Session, actor: Actor, spec: CheckpointSpec) -> C
         if unknown:
             raise ResourceNotFound(id=", ".join(sorted(unknown)))
         held = [r for r in held if r.resource_id in wanted]
+    if spec.auto_trigger:  # a policy's run leaves suspended resources out (vault_admin)
+        held = [r for r in held if not r.suspended]
     if not held:
         raise NothingToBackup(vault_id=vault.id)
     now = utcnow()

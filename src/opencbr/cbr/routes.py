@@ -35,6 +35,7 @@ from .schemas import (
 )
 from .share_routes import router as share_router
 from .tag_routes import router as tag_router
+from .vault_admin_routes import router as vault_admin_router
 from .vault_views import vault_out as _vault_out
 from .views import backup_view, checkpoint_view, oplog_view
 
@@ -420,5 +421,6 @@ routers = (
     info_router,
     account_router,
     protectable_router,
+    vault_admin_router,
 )
 """Every router of the slice, for the app to add route by route."""

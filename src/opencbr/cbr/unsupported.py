@@ -69,15 +69,4 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("copy_checkpoint", "POST", "/{project_id}/checkpoints/replicate", _REPLICATION),
     _op("import_backup", "POST", "/{project_id}/backups/sync", _SYNC),
     _op("import_checkpoint", "POST", "/{project_id}/checkpoints/sync", _SYNC),
-    _op("batch_update_vault", "PUT", "/{project_id}/vaults/batch-update", _LATER),
-    _op(
-        "migrate_vault_resource", "POST", "/{project_id}/vaults/{vault_id}/migrateresources", _LATER
-    ),
-    _op("set_vault_resource", "PUT", "/{project_id}/vaults/{vault_id}/set-resources", _LATER),
-    _op(
-        "update_expiration_time",
-        "PUT",
-        "/{project_id}/vaults/{vault_id}/update-backup-expiration-time",
-        _LATER,
-    ),
 )
