@@ -449,6 +449,7 @@ def _walk_keys(walk: Walk) -> str:
     key_id: str = walk("kms", "create_key", kms.CreateKeyRequest(body=body)).key_info.key_id
     _key(walk, kms.ListKeyDetailRequest, key_id, "list_key_detail")
     walk("kms", "list_keys", kms.ListKeysRequest(body=kms.ListKeysRequestBody(limit="10")))
+    assert key_id in walk("kms", "list_keys", kms.ListKeysRequest()).keys  # no body at all
     _key(walk, kms.DisableKeyRequest, key_id, "disable_key")
     _key(walk, kms.EnableKeyRequest, key_id, "enable_key")
     return key_id
@@ -476,6 +477,11 @@ def _walk_data_keys(walk: Walk, key_id: str) -> None:
         key_id=key_id, cipher_text=cipher, datakey_cipher_length=str(len(data_key))
     )
     walk("kms", "decrypt_datakey", kms.DecryptDatakeyRequest(body=decrypt))
+    encrypt_data = kms.EncryptDataRequestBody(key_id=key_id, plain_text="a secret")
+    sealed = walk("kms", "encrypt_data", kms.EncryptDataRequest(body=encrypt_data))
+    decrypt_data = kms.DecryptDataRequestBody(cipher_text=sealed.cipher_text)
+    opened = walk("kms", "decrypt_data", kms.DecryptDataRequest(body=decrypt_data))
+    assert (opened.key_id, opened.plain_text) == (key_id, "a secret")
 
 
 def _walk_grants(walk: Walk, key_id: str) -> None:

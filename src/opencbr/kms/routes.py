@@ -16,6 +16,7 @@ from opencbr.iam.auth import ActorDep
 
 from . import grants, keys, service
 from .access import check_key_usable
+from .data_routes import router as data_router
 from .errors import KmsValidationFailed
 from .models import KeyState
 from .schemas import (
@@ -69,7 +70,10 @@ def describe_key(body: KeyBody, actor: ActorDep, session: SessionDep) -> dict[st
 
 
 @router.post("/list-keys", operation_id="ListKeys")
-def list_keys(body: ListKeysBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
+def list_keys(
+    actor: ActorDep, session: SessionDep, body: ListKeysBody | None = None
+) -> dict[str, Any]:
+    body = body or ListKeysBody()  # the SDK sends no body when the request has none
     states = [s for s in (body.key_state or "").split(",") if s]
     if any(s not in {k.value for k in KeyState} for s in states):
         raise KmsValidationFailed(reason="key_state must be 1-5")
@@ -229,5 +233,5 @@ def list_retirable_grants(body: PageBody, actor: ActorDep, session: SessionDep) 
     return {"grants": [grant_view(g) for g in found], **paged(total, offset, len(found))}
 
 
-routers = (router,)
+routers = (router, data_router)
 """Every router of the slice, for the app to add route by route."""

@@ -54,7 +54,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "/v1.0/{project_id}/kms/create-rsa-datakey-pair",
         _ASYMMETRIC,
     ),
-    _op("decrypt_data", "POST", "/v1.0/{project_id}/kms/decrypt-data", _LATER),
     _op(
         "decrypt_datakey_capsule", "POST", "/v1.0/{project_id}/kms/datakey-capsule/decrypt", _OTHER
     ),
@@ -109,7 +108,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op(
         "enable_key_store", "POST", "/v1.0/{project_id}/keystores/{keystore_id}/enable", _KEYSTORES
     ),
-    _op("encrypt_data", "POST", "/v1.0/{project_id}/kms/encrypt-data", _LATER),
     _op("generate_mac", "POST", "/v1.0/{project_id}/kms/generate-mac", _ASYMMETRIC),
     _op("import_key_material", "POST", "/v1.0/{project_id}/kms/import-key-material", _IMPORT),
     _op("list_access_point", "GET", "/v1.0/{project_id}/kms/access-points", _ACCESS_POINTS),

@@ -70,7 +70,7 @@ def test_each_not_supported_operation_reaches_its_own_route(app: FastAPI) -> Non
 @pytest.mark.parametrize(
     ("method", "path", "operation"),
     [
-        ("PUT", f"/v3/{AN_ID}/vaults/batch-update", "BatchUpdateVault"),
+        ("GET", f"/v3/{AN_ID}/agents", "ListAgent"),
         ("POST", f"/v3/{AN_ID}/agents", "RegisterAgent"),
         ("POST", f"/v2/{AN_ID}/cloudvolumes/change-charge-mode", "ChangeVolumeChargeMode"),
         ("POST", f"/v1.0/{AN_ID}/kms/sign", "Sign"),

@@ -1,0 +1,77 @@
+"""KMS `encrypt-data` / `decrypt-data` through the SDK: the cipher text names its key and
+opens only under it (and the same AAD); a grantee needs the matching operation granted; an
+outsider learns nothing; `list-keys` works with no body at all."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+from huaweicloudsdkkms.v2 import KmsClient
+from huaweicloudsdkkms.v2 import model as m
+
+from tests.conftest import LiveServer, TenantFactory
+from tests.e2e.sdk import project_client
+from tests.e2e.test_kms_sdk import create_key, grant
+
+
+def _error(call: Any) -> tuple[int, str]:
+    with pytest.raises(ClientRequestException) as caught:
+        call()
+    return caught.value.status_code, caught.value.error_code
+
+
+def _encrypt(client: Any, key_id: str, text: str, aad: str | None = None) -> str:
+    body = m.EncryptDataRequestBody(
+        key_id=key_id, plain_text=text, additional_authenticated_data=aad
+    )
+    cipher: str = client.encrypt_data(m.EncryptDataRequest(body=body)).cipher_text
+    return cipher
+
+
+def _decrypt(client: Any, cipher: str, key_id: str | None = None, aad: str | None = None) -> Any:
+    body = m.DecryptDataRequestBody(
+        cipher_text=cipher, key_id=key_id, additional_authenticated_data=aad
+    )
+    return client.decrypt_data(m.DecryptDataRequest(body=body))
+
+
+def test_data_opens_only_under_its_key_and_aad(
+    server: LiveServer, make_tenant: TenantFactory
+) -> None:
+    client = project_client(KmsClient, server.url, make_tenant())
+    key_id, other_key = create_key(client), create_key(client)
+    cipher = _encrypt(client, key_id, "héllo", aad="ctx")
+    opened = _decrypt(client, cipher, aad="ctx")
+    assert (opened.key_id, opened.plain_text) == (key_id, "héllo")
+    assert base64.b64decode(opened.plain_text_base64) == "héllo".encode()
+
+    assert _error(lambda: _decrypt(client, cipher)) == (400, "KMS.0213")  # no AAD
+    assert _error(lambda: _decrypt(client, cipher, other_key, "ctx")) == (400, "KMS.0213")
+    raw = bytearray(base64.b64decode(cipher))
+    raw[-1] ^= 1
+    altered = base64.b64encode(bytes(raw)).decode()
+    assert _error(lambda: _decrypt(client, altered, aad="ctx")) == (400, "KMS.0213")
+    assert _error(lambda: _decrypt(client, "not base64!")) == (400, "KMS.0206")
+    assert _error(lambda: _encrypt(client, key_id, "x" * 4097)) == (400, "KMS.0206")
+    assert key_id in client.list_keys(m.ListKeysRequest()).keys
+
+
+def test_a_grantee_needs_each_operation_and_an_outsider_learns_nothing(
+    server: LiveServer, make_tenant: TenantFactory
+) -> None:
+    owner_creds, grantee_creds, outsider_creds = make_tenant(), make_tenant(), make_tenant()
+    owner = project_client(KmsClient, server.url, owner_creds)
+    grantee = project_client(KmsClient, server.url, grantee_creds)
+    outsider = project_client(KmsClient, server.url, outsider_creds)
+    key_id = create_key(owner)
+    grant(owner, key_id, grantee_creds.domain_id, ["encrypt-data", "describe-key"])
+    cipher = _encrypt(grantee, key_id, "from the grantee")
+    assert _error(lambda: _decrypt(grantee, cipher)) == (403, "KMS.0306")
+    assert _decrypt(owner, cipher).plain_text == "from the grantee"
+    assert _error(lambda: _decrypt(outsider, cipher))[1] == "KMS.0306"
+    assert _error(lambda: _encrypt(outsider, key_id, "x"))[1] == "KMS.0306"
+    owner.disable_key(m.DisableKeyRequest(body=m.OperateKeyRequestBody(key_id=key_id)))
+    assert _error(lambda: _decrypt(owner, cipher)) == (400, "KMS.0209")
