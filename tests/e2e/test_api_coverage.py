@@ -434,6 +434,10 @@ def test_evs_walk(world: World) -> None:
     walk("evs", "show_volume", evs.ShowVolumeRequest(volume_id=volume_id))
     walk("evs", "list_volumes", evs.ListVolumesRequest(limit=10))
     walk("evs", "delete_volume", evs.DeleteVolumeRequest(volume_id=volume_id))
+    listed = walk("evs", "list_versions", evs.ListVersionsRequest()).versions
+    assert {"v2", "v2.1"} <= {v.id for v in listed}
+    shown = walk("evs", "show_version", evs.ShowVersionRequest(version="v2")).versions
+    assert [v.id for v in shown] == ["v2"]
     walk.check_complete("evs")
 
 
@@ -517,4 +521,8 @@ def test_kms_walk(world: World) -> None:
     schedule = kms.ScheduleKeyDeletionRequestBody(key_id=key_id, pending_days="7")
     walk("kms", "delete_key", kms.DeleteKeyRequest(body=schedule))
     _key(walk, kms.CancelKeyDeletionRequest, key_id, "cancel_key_deletion")
+    versions = walk("kms", "show_versions", kms.ShowVersionsRequest()).versions
+    assert "v1.0" in {v.id for v in versions}
+    shown = walk("kms", "show_version", kms.ShowVersionRequest(version_id="v1.0")).version
+    assert shown["id"] == "v1.0"
     walk.check_complete("kms")

@@ -28,6 +28,7 @@ from opencbr.core.logging import request_context
 from opencbr.core.metrics import MetricsExposition, record_request
 from opencbr.core.web import FastJSONResponse, end_request_threads
 
+from . import versions
 from .route_order import not_supported_routes, specific_first
 from .runtime import SLICES
 
@@ -304,6 +305,7 @@ def _include_slice_routes(app: FastAPI) -> None:
         for router in module.routers:
             app.router.routes.extend(router.routes)
     app.router.routes.extend(not_supported_routes())
+    app.router.routes.extend(versions.router.routes)
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -142,7 +142,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("list_snapshot_tags", "GET", "/v5/{project_id}/snapshots/tags", _V5),
     _op("list_snapshots", "GET", "/v2/{project_id}/cloudsnapshots/detail", _SNAPSHOTS),
     _op("list_snapshots_details", "GET", "/v5/{project_id}/snapshots/detail", _V5),
-    _op("list_versions", "GET", "/", _LATER),
     _op("list_volume_tags", "GET", "/v2/{project_id}/cloudvolumes/tags", _LATER),
     _op(
         "list_volumes_by_tags",
@@ -182,7 +181,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("show_snapshot", "GET", "/v2/{project_id}/cloudsnapshots/{snapshot_id}", _SNAPSHOTS),
     _op("show_snapshot_group", "GET", "/v5/{project_id}/snapshot-groups/{snapshot_group_id}", _V5),
     _op("show_standard_snapshot", "GET", "/v5/{project_id}/snapshots/{snapshot_id}", _V5),
-    _op("show_version", "GET", "/{version}", _LATER),
     _op(
         "show_volume_in_recycle",
         "GET",
