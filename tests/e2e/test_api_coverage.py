@@ -44,6 +44,7 @@ NOT_FILLED = (
     r"|os-vol-mig-status-attr:\w+|dedicated_storage_\w+|serial_number|iops|throughput)$",
     r"^entities\.sub_jobs$",  # a disk job has no sub-jobs
     r"protectable\.vault\.(updated_at|version)$",  # no update time kept; version undocumented
+    r"^metadata\.(__system__cmkid|hw:passthrough|orderID)$",  # encrypted/SCSI/prepaid only
 )
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api-coverage.md"
 SERVICES = tuple(api_coverage.CLIENTS)
@@ -415,6 +416,46 @@ def test_cbr_walk(world: World) -> None:
 # --- EVS ----------------------------------------------------------------------------------
 
 
+def _walk_volume_admin(walk: Walk, volume_id: str) -> None:
+    change = evs.UpdateVolumeRequestBody(volume=evs.UpdateVolumeOption(name="renamed"))
+    renamed = walk(
+        "evs", "update_volume", evs.UpdateVolumeRequest(volume_id=volume_id, body=change)
+    )
+    assert renamed.name == "renamed"
+    tags = evs.BatchCreateVolumeTagsRequestBody(
+        action="create", tags=[evs.Tag(key="env", value="prod"), evs.Tag(key="tmp", value="")]
+    )
+    walk(
+        "evs",
+        "batch_create_volume_tags",
+        evs.BatchCreateVolumeTagsRequest(volume_id=volume_id, body=tags),
+    )
+    drop = evs.BatchDeleteVolumeTagsRequestBody(
+        action="delete", tags=[evs.DeleteTagsOption(key="tmp")]
+    )
+    walk(
+        "evs",
+        "batch_delete_volume_tags",
+        evs.BatchDeleteVolumeTagsRequest(volume_id=volume_id, body=drop),
+    )
+    shown = walk("evs", "show_volume_tags", evs.ShowVolumeTagsRequest(volume_id=volume_id)).tags
+    assert [(t.key, t.value) for t in shown] == [("env", "prod")]
+    listed = walk("evs", "list_volume_tags", evs.ListVolumeTagsRequest()).tags
+    assert listed == {"env": ["prod"]}
+    zones = walk(
+        "evs", "cinder_list_availability_zones", evs.CinderListAvailabilityZonesRequest()
+    ).availability_zone_info
+    assert "az1" in {z.zone_name for z in zones}
+    types = walk("evs", "cinder_list_volume_types", evs.CinderListVolumeTypesRequest())
+    assert "SAS" in {t.name for t in types.volume_types}
+    quotas = walk(
+        "evs",
+        "cinder_list_quotas",
+        evs.CinderListQuotasRequest(target_project_id=walk.owner.project_id, usage="True"),
+    ).quota_set
+    assert quotas.volumes.in_use >= 1
+
+
 def test_evs_walk(world: World) -> None:
     walk = Walk(world.owner, world.other)
     option = evs.CreateVolumeOption(
@@ -433,6 +474,7 @@ def test_evs_walk(world: World) -> None:
     volume_id = created.volume_ids[0]
     walk("evs", "show_volume", evs.ShowVolumeRequest(volume_id=volume_id))
     walk("evs", "list_volumes", evs.ListVolumesRequest(limit=10))
+    _walk_volume_admin(walk, volume_id)
     walk("evs", "delete_volume", evs.DeleteVolumeRequest(volume_id=volume_id))
     listed = walk("evs", "list_versions", evs.ListVersionsRequest()).versions
     assert {"v2", "v2.1"} <= {v.id for v in listed}

@@ -50,6 +50,7 @@ from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
 from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
 from .views import job_view, job_volume_id, volume_view
+from .volume_admin_routes import router as volume_admin_router
 
 __all__ = ["PIECE", "VALIDATION_ERRORS", "router", "routers"]
 
@@ -298,5 +299,5 @@ def volume_extents(
     }
 
 
-routers = (server_router, router)
+routers = (server_router, router, volume_admin_router)
 """Every router of the slice, for the app to add route by route."""

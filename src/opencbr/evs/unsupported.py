@@ -48,12 +48,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         _V5,
     ),
     _op(
-        "batch_create_volume_tags",
-        "POST",
-        "/v2/{project_id}/cloudvolumes/{volume_id}/tags/action",
-        _LATER,
-    ),
-    _op(
         "batch_delete_snapshot_group_tag",
         "POST",
         "/v5/{project_id}/snapshot-groups/{snapshot_group_id}/tags/delete",
@@ -64,12 +58,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "POST",
         "/v5/{project_id}/snapshots/{snapshot_id}/tags/delete",
         _V5,
-    ),
-    _op(
-        "batch_delete_volume_tags",
-        "POST",
-        "/v2/{project_id}/cloudvolumes/{volume_id}/tags/action",
-        _LATER,
     ),
     _op("batch_resize_volumes", "POST", "/v5/{project_id}/volumes/batch-extend", _BATCH),
     _op(
@@ -91,10 +79,7 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "/v2/{project_id}/os-volume-transfer/{transfer_id}",
         _TRANSFER,
     ),
-    _op("cinder_list_availability_zones", "GET", "/v2/{project_id}/os-availability-zone", _LATER),
-    _op("cinder_list_quotas", "GET", "/v2/{project_id}/os-quota-sets/{target_project_id}", _LATER),
     _op("cinder_list_volume_transfers", "GET", "/v2/{project_id}/os-volume-transfer", _TRANSFER),
-    _op("cinder_list_volume_types", "GET", "/v2/{project_id}/types", _LATER),
     _op(
         "cinder_show_volume_transfer",
         "GET",
@@ -142,7 +127,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("list_snapshot_tags", "GET", "/v5/{project_id}/snapshots/tags", _V5),
     _op("list_snapshots", "GET", "/v2/{project_id}/cloudsnapshots/detail", _SNAPSHOTS),
     _op("list_snapshots_details", "GET", "/v5/{project_id}/snapshots/detail", _V5),
-    _op("list_volume_tags", "GET", "/v2/{project_id}/cloudvolumes/tags", _LATER),
     _op(
         "list_volumes_by_tags",
         "POST",
@@ -187,7 +171,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "/v3/{project_id}/recycle-bin-volumes/{volume_id}",
         _RECYCLE,
     ),
-    _op("show_volume_tags", "GET", "/v2/{project_id}/cloudvolumes/{volume_id}/tags", _LATER),
     _op(
         "unsubscribe_postpaid_volume", "POST", "/v2/{project_id}/cloudvolumes/unsubscribe", _ORDERS
     ),
@@ -203,5 +186,4 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "update_snapshot_group", "PUT", "/v5/{project_id}/snapshot-groups/{snapshot_group_id}", _V5
     ),
     _op("update_standard_snapshot", "PUT", "/v5/{project_id}/snapshots/{snapshot_id}", _V5),
-    _op("update_volume", "PUT", "/v2/{project_id}/cloudvolumes/{volume_id}", _LATER),
 )
