@@ -496,6 +496,10 @@ def _walk_keys(walk: Walk) -> str:
     _key(walk, kms.ListKeyDetailRequest, key_id, "list_key_detail")
     walk("kms", "list_keys", kms.ListKeysRequest(body=kms.ListKeysRequestBody(limit="10")))
     assert key_id in walk("kms", "list_keys", kms.ListKeysRequest()).keys  # no body at all
+    alias = kms.UpdateKeyAliasRequestBody(key_id=key_id, key_alias=unique("renamed"))
+    walk("kms", "update_key_alias", kms.UpdateKeyAliasRequest(body=alias))
+    text = kms.UpdateKeyDescriptionRequestBody(key_id=key_id, key_description="described")
+    walk("kms", "update_key_description", kms.UpdateKeyDescriptionRequest(body=text))
     _key(walk, kms.DisableKeyRequest, key_id, "disable_key")
     _key(walk, kms.EnableKeyRequest, key_id, "enable_key")
     return key_id

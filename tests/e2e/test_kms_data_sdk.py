@@ -75,3 +75,31 @@ def test_a_grantee_needs_each_operation_and_an_outsider_learns_nothing(
     assert _error(lambda: _encrypt(outsider, key_id, "x"))[1] == "KMS.0306"
     owner.disable_key(m.DisableKeyRequest(body=m.OperateKeyRequestBody(key_id=key_id)))
     assert _error(lambda: _decrypt(owner, cipher)) == (400, "KMS.0209")
+
+
+def test_the_owner_renames_and_describes_its_key(
+    server: LiveServer, make_tenant: TenantFactory
+) -> None:
+    owner_creds, grantee_creds = make_tenant(), make_tenant()
+    owner = project_client(KmsClient, server.url, owner_creds)
+    grantee = project_client(KmsClient, server.url, grantee_creds)
+    key_id, other = create_key(owner, "first"), create_key(owner, "second")
+    grant(owner, key_id, grantee_creds.domain_id, ["describe-key"])
+
+    def rename(client: Any, key: str, alias: str) -> Any:
+        body = m.UpdateKeyAliasRequestBody(key_id=key, key_alias=alias)
+        return client.update_key_alias(m.UpdateKeyAliasRequest(body=body)).key_info
+
+    assert rename(owner, key_id, "renamed").key_alias == "renamed"
+    assert _error(lambda: rename(owner, other, "renamed"))[0] == 400  # taken
+    assert _error(lambda: rename(owner, key_id, "bad alias!")) == (400, "KMS.0206")
+    assert _error(lambda: rename(grantee, key_id, "mine"))[1] == "KMS.0306"
+    body = m.UpdateKeyDescriptionRequestBody(key_id=key_id, key_description="d" * 256)
+    request = m.UpdateKeyDescriptionRequest(body=body)
+    assert _error(lambda: owner.update_key_description(request)) == (400, "KMS.0206")
+    body = m.UpdateKeyDescriptionRequestBody(key_id=key_id, key_description="for backups")
+    owner.update_key_description(m.UpdateKeyDescriptionRequest(body=body))
+    shown = owner.list_key_detail(
+        m.ListKeyDetailRequest(body=m.OperateKeyRequestBody(key_id=key_id))
+    ).key_info
+    assert (shown.key_alias, shown.key_description) == ("renamed", "for backups")

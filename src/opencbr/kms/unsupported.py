@@ -130,8 +130,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("show_user_instances", "GET", "/v1.0/{project_id}/kms/user-instances", _OTHER),
     _op("show_user_quotas", "GET", "/v1.0/{project_id}/kms/user-quotas", _OTHER),
     _op("sign", "POST", "/v1.0/{project_id}/kms/sign", _ASYMMETRIC),
-    _op("update_key_alias", "POST", "/v1.0/{project_id}/kms/update-key-alias", _LATER),
-    _op("update_key_description", "POST", "/v1.0/{project_id}/kms/update-key-description", _LATER),
     _op(
         "update_key_policy", "PUT", "/v1.0/{project_id}/kms/key-policies/{policy_id}", _KEY_POLICIES
     ),
