@@ -44,7 +44,7 @@ NOT_FILLED = (
     r"|os-vol-mig-status-attr:\w+|dedicated_storage_\w+|serial_number|iops|throughput)$",
     r"^entities\.sub_jobs$",  # a disk job has no sub-jobs
     r"protectable\.vault\.(updated_at|version)$",  # no update time kept; version undocumented
-    r"^metadata\.(__system__cmkid|hw:passthrough|orderID)$",  # encrypted/SCSI/prepaid only
+    r"metadata\.(__system__cmkid|hw:passthrough|orderID)$",  # encrypted/SCSI/prepaid only
 )
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api-coverage.md"
 SERVICES = tuple(api_coverage.CLIENTS)
@@ -442,6 +442,11 @@ def _walk_volume_admin(walk: Walk, volume_id: str) -> None:
     assert [(t.key, t.value) for t in shown] == [("env", "prod")]
     listed = walk("evs", "list_volume_tags", evs.ListVolumeTagsRequest()).tags
     assert listed == {"env": ["prod"]}
+    query = evs.ListVolumesByTagsRequestBody(
+        action="filter", tags=[evs.TagsForListVolumes(key="env", values=["prod"])]
+    )
+    found = walk("evs", "list_volumes_by_tags", evs.ListVolumesByTagsRequest(body=query))
+    assert [r.resource_id for r in found.resources] == [volume_id]
     zones = walk(
         "evs", "cinder_list_availability_zones", evs.CinderListAvailabilityZonesRequest()
     ).availability_zone_info

@@ -127,12 +127,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("list_snapshot_tags", "GET", "/v5/{project_id}/snapshots/tags", _V5),
     _op("list_snapshots", "GET", "/v2/{project_id}/cloudsnapshots/detail", _SNAPSHOTS),
     _op("list_snapshots_details", "GET", "/v5/{project_id}/snapshots/detail", _V5),
-    _op(
-        "list_volumes_by_tags",
-        "POST",
-        "/v2/{project_id}/cloudvolumes/resource_instances/action",
-        _LATER,
-    ),
     _op("list_volumes_in_recycle", "GET", "/v3/{project_id}/recycle-bin-volumes/detail", _RECYCLE),
     _op("modify_volume_qo_s", "PUT", "/v5/{project_id}/cloudvolumes/{volume_id}/qos", _QOS),
     _op("resize_volume", "POST", "/v2.1/{project_id}/cloudvolumes/{volume_id}/action", _LATER),

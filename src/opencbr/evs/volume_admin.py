@@ -27,6 +27,7 @@ __all__ = [
     "Usage",
     "availability_zones",
     "disk_tags",
+    "find_by_tags",
     "project_tags",
     "remove_tags",
     "set_tags",
@@ -103,6 +104,31 @@ def project_tags(session: Session, actor: Actor) -> dict[str, list[str]]:
             if value not in values:
                 values.append(value)
     return dict(sorted(found.items()))
+
+
+def find_by_tags(
+    session: Session,
+    actor: Actor,
+    tags: Mapping[str, Sequence[str]],
+    name: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Disk], int]:
+    """The caller's disks having every key of `tags` with one of its values (any value when
+    none are listed) and, when `name` is given, that text in their name; one page (newest
+    first) and how many match."""
+
+    def matches(disk: Disk) -> bool:
+        have = disk.tags or {}
+        if name and name not in disk.name:
+            return False
+        return all(k in have and (not v or have[k] in v) for k, v in tags.items())
+
+    query = select(Disk).where(Disk.project_id == _project(actor), Disk.status.not_in(_GONE))
+    found = [
+        d for d in session.scalars(query.order_by(Disk.created_at.desc(), Disk.id)) if matches(d)
+    ]
+    return found[offset : offset + limit], len(found)
 
 
 def availability_zones(session: Session, actor: Actor) -> list[str]:

@@ -15,6 +15,7 @@ from opencbr.iam.auth import ActorDep
 
 from . import volume_admin
 from .errors import EvsValidationFailed
+from .models import Disk
 from .views import volume_view
 from .volume_admin import Usage
 
@@ -85,6 +86,66 @@ def volume_tags_action(
     else:
         volume_admin.remove_tags(session, actor, volume_id, [t.key for t in body.tags])
     return Response(status_code=204)
+
+
+class TagValuesIn(_Body):
+    key: str = Field(max_length=volume_admin.MAX_KEY)
+    values: list[str] = Field(default_factory=list, max_length=10)
+
+
+class MatchIn(_Body):
+    key: Literal["resource_name"]
+    value: str = Field(default="", max_length=255)
+
+
+class ByTagsBody(_Body):
+    action: Literal["filter"]
+    tags: list[TagValuesIn] = Field(default_factory=list, max_length=10)
+    matches: list[MatchIn] = Field(default_factory=list, max_length=1)
+    limit: int = Field(default=1000, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+# Fields of a disk found by tags that this service has no use for, with the vendor's nulls.
+_UNUSED_DETAIL: dict[str, Any] = dict.fromkeys(
+    (
+        "source_volid",
+        "consistencygroup_id",
+        "os-volume-replication:extended_status",
+        "os-vol-mig-status-attr:migstat",
+        "os-vol-mig-status-attr:name_id",
+        "dedicated_storage_id",
+        "dedicated_storage_name",
+    )
+)
+
+
+def _detail(disk: Disk, base_url: str) -> dict[str, Any]:
+    detail: dict[str, Any] = {**_UNUSED_DETAIL, "enterprise_project_id": "0"}
+    detail.update(volume_view(disk, base_url))
+    return detail
+
+
+@router.post("/cloudvolumes/resource_instances/action", operation_id="ListVolumesByTags")
+def list_volumes_by_tags(
+    body: ByTagsBody, request: Request, actor: ActorDep, session: SessionDep
+) -> dict[str, Any]:
+    tags = {t.key: t.values for t in body.tags}
+    if len(tags) != len(body.tags):
+        raise EvsValidationFailed(reason="a tag key is given twice")
+    name = body.matches[0].value if body.matches else None
+    found, total = volume_admin.find_by_tags(session, actor, tags, name, body.limit, body.offset)
+    base = str(request.base_url).rstrip("/")
+    resources: list[dict[str, Any]] = [
+        {
+            "resource_id": disk.id,
+            "resource_name": disk.name,
+            "resource_detail": _detail(disk, base),
+            "tags": [{"key": k, "value": v} for k, v in (disk.tags or {}).items()],
+        }
+        for disk in found
+    ]
+    return {"resources": resources, "total_count": total}
 
 
 @router.get("/os-availability-zone", operation_id="CinderListAvailabilityZones")
