@@ -505,9 +505,31 @@ def _walk_keys(walk: Walk) -> str:
     walk("kms", "update_key_alias", kms.UpdateKeyAliasRequest(body=alias))
     text = kms.UpdateKeyDescriptionRequestBody(key_id=key_id, key_description="described")
     walk("kms", "update_key_description", kms.UpdateKeyDescriptionRequest(body=text))
+    _walk_key_tags(walk, key_id)
     _key(walk, kms.DisableKeyRequest, key_id, "disable_key")
     _key(walk, kms.EnableKeyRequest, key_id, "enable_key")
     return key_id
+
+
+def _walk_key_tags(walk: Walk, key_id: str) -> None:
+    one = kms.CreateKmsTagRequestBody(tag=kms.TagItem(key="team", value="a"))
+    walk("kms", "create_kms_tag", kms.CreateKmsTagRequest(key_id=key_id, body=one))
+    batch = kms.BatchCreateKmsTagsRequestBody(
+        action="create", tags=[kms.TagItem(key="env", value="prod"), kms.TagItem(key="x")]
+    )
+    walk("kms", "batch_create_kms_tags", kms.BatchCreateKmsTagsRequest(key_id=key_id, body=batch))
+    walk("kms", "delete_tag", kms.DeleteTagRequest(key_id=key_id, key="x"))
+    shown = walk("kms", "show_kms_tags", kms.ShowKmsTagsRequest(key_id=key_id))
+    assert shown.exist_tags_num == 2
+    listed = walk("kms", "list_kms_tags", kms.ListKmsTagsRequest()).tags
+    assert {(t.key, tuple(t.values)) for t in listed} == {("team", ("a",)), ("env", ("prod",))}
+    query = kms.ListKmsByTagsRequestBody(action="filter", tags=[kms.Tag(key="env", values=[])])
+    found = walk(
+        "kms",
+        "list_kms_by_tags",
+        kms.ListKmsByTagsRequest(resource_instances="resource_instances", body=query),
+    )
+    assert [r.resource_id for r in found.resources] == [key_id]
 
 
 def _walk_data_keys(walk: Walk, key_id: str) -> None:

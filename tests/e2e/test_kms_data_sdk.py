@@ -1,6 +1,7 @@
-"""KMS `encrypt-data` / `decrypt-data` through the SDK: the cipher text names its key and
-opens only under it (and the same AAD); a grantee needs the matching operation granted; an
-outsider learns nothing; `list-keys` works with no body at all."""
+"""KMS `encrypt-data` / `decrypt-data`, key alias, description and tags through the SDK: the
+cipher text names its key and opens only under it (and the same AAD); a grantee needs the
+matching operation granted; only the owner renames, describes or tags a key; an outsider
+learns nothing; `list-keys` works with no body at all."""
 
 from __future__ import annotations
 
@@ -103,3 +104,31 @@ def test_the_owner_renames_and_describes_its_key(
         m.ListKeyDetailRequest(body=m.OperateKeyRequestBody(key_id=key_id))
     ).key_info
     assert (shown.key_alias, shown.key_description) == ("renamed", "for backups")
+
+
+def test_key_tags_are_the_owners(server: LiveServer, make_tenant: TenantFactory) -> None:
+    owner_creds, grantee_creds = make_tenant(), make_tenant()
+    owner = project_client(KmsClient, server.url, owner_creds)
+    grantee = project_client(KmsClient, server.url, grantee_creds)
+    key_id = create_key(owner)
+    grant(owner, key_id, grantee_creds.domain_id, ["describe-key"])
+
+    def tag(client: Any, **tags: str) -> None:
+        body = m.BatchCreateKmsTagsRequestBody(
+            action="create", tags=[m.TagItem(key=k, value=v) for k, v in tags.items()]
+        )
+        client.batch_create_kms_tags(m.BatchCreateKmsTagsRequest(key_id=key_id, body=body))
+
+    tag(owner, **{f"k{i}": "v" for i in range(10)})
+    assert _error(lambda: tag(owner, k10="v")) == (400, "KMS.0206")
+    assert _error(lambda: tag(grantee, a="b"))[1] == "KMS.0306"
+    show = m.ShowKmsTagsRequest(key_id=key_id)
+    assert _error(lambda: grantee.show_kms_tags(show))[1] == "KMS.0306"
+    assert owner.show_kms_tags(show).exist_tags_num == 10
+    missing = m.DeleteTagRequest(key_id=key_id, key="nope")
+    assert _error(lambda: owner.delete_tag(missing)) == (404, "KMS.0404")
+    assert grantee.list_kms_tags(m.ListKmsTagsRequest()).tags == []
+    count = m.ListKmsByTagsRequestBody(action="count", tags=[m.Tag(key="k1", values=["v"])])
+    request = m.ListKmsByTagsRequest(resource_instances="resource_instances", body=count)
+    assert owner.list_kms_by_tags(request).total_count == 1
+    assert grantee.list_kms_by_tags(request).total_count == 0

@@ -25,6 +25,7 @@ __all__ = [
     "KeyStateInvalid",
     "KmsValidationFailed",
     "MissingParameter",
+    "TagNotFound",
     "TooManyGrants",
 ]
 
@@ -71,6 +72,13 @@ class KeyPendingDeletion(BadRequest):
 class DefaultKeyRefused(BadRequest):
     code = "KMS.0211"
     template = "KMS key {key_id} is a service default key; {operation} is not allowed on it."
+
+
+class TagNotFound(NotFound):
+    """Inferred code: DeleteTag of a tag the key does not have."""
+
+    code = "KMS.0404"
+    template = "KMS key {key_id} has no tag {tag}."
 
 
 class AliasTaken(BadRequest):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opencbr.core.clock import utcnow
@@ -56,6 +56,8 @@ class Key(Base):
     material_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     deletion_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The owner's `key: value` labels (key_tags.py); None for a key never tagged.
+    tags: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True, default=dict)
 
 
 class Grant(Base):

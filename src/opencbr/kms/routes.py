@@ -37,6 +37,7 @@ from .schemas import (
     page,
     paged,
 )
+from .tag_routes import router as tag_router
 
 __all__ = ["VALIDATION_ERRORS", "router", "routers"]
 
@@ -234,5 +235,5 @@ def list_retirable_grants(body: PageBody, actor: ActorDep, session: SessionDep) 
     return {"grants": [grant_view(g) for g in found], **paged(total, offset, len(found))}
 
 
-routers = (router, data_router, key_settings_router)
+routers = (router, data_router, key_settings_router, tag_router)
 """Every router of the slice, for the app to add route by route."""

@@ -27,7 +27,6 @@ def _op(sdk_method: str, method: str, path: str, reason: str) -> NotSupportedOpe
 
 NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("associate_alias", "POST", "/v1.0/{project_id}/kms/alias/associate", _LATER),
-    _op("batch_create_kms_tags", "POST", "/v1.0/{project_id}/kms/{key_id}/tags/action", _LATER),
     _op("create_access_point", "POST", "/v1.0/{project_id}/kms/access-points", _ACCESS_POINTS),
     _op("create_alias", "POST", "/v1.0/{project_id}/kms/aliases", _LATER),
     _op("create_datakey_capsule", "POST", "/v1.0/{project_id}/kms/datakey-capsule/create", _OTHER),
@@ -39,7 +38,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     ),
     _op("create_key_policy", "POST", "/v1.0/{project_id}/kms/key-policies", _KEY_POLICIES),
     _op("create_key_store", "POST", "/v1.0/{project_id}/keystores", _KEYSTORES),
-    _op("create_kms_tag", "POST", "/v1.0/{project_id}/kms/{key_id}/tags", _LATER),
     _op(
         "create_parameters_for_import",
         "POST",
@@ -77,7 +75,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         _KEY_POLICIES,
     ),
     _op("delete_key_store", "DELETE", "/v1.0/{project_id}/keystores/{keystore_id}", _KEYSTORES),
-    _op("delete_tag", "DELETE", "/v1.0/{project_id}/kms/{key_id}/tags/{key}", _LATER),
     _op("derive_shared_secret", "POST", "/v1.0/{project_id}/kms/derive-shared-secret", _ASYMMETRIC),
     _op(
         "disable_access_point",
@@ -114,8 +111,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("list_aliases", "GET", "/v1.0/{project_id}/kms/aliases", _LATER),
     _op("list_key_policy", "GET", "/v1.0/{project_id}/kms/key-policies", _KEY_POLICIES),
     _op("list_key_stores", "GET", "/v1.0/{project_id}/keystores", _KEYSTORES),
-    _op("list_kms_by_tags", "POST", "/v1.0/{project_id}/kms/{resource_instances}/action", _LATER),
-    _op("list_kms_tags", "GET", "/v1.0/{project_id}/kms/tags", _LATER),
     _op("list_support_regions", "GET", "/v2/{project_id}/kms/regions", _REGIONS),
     _op("re_encrypt", "POST", "/v1.0/{project_id}/kms/re-encrypt", _OTHER),
     _op("replicate_key", "POST", "/v2/{project_id}/kms/keys/{key_id}/replicate", _REGIONS),
@@ -125,7 +120,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "show_key_rotation_status", "POST", "/v1.0/{project_id}/kms/get-key-rotation-status", _LATER
     ),
     _op("show_key_store", "GET", "/v1.0/{project_id}/keystores/{keystore_id}", _KEYSTORES),
-    _op("show_kms_tags", "GET", "/v1.0/{project_id}/kms/{key_id}/tags", _LATER),
     _op("show_public_key", "POST", "/v1.0/{project_id}/kms/get-publickey", _ASYMMETRIC),
     _op("show_user_instances", "GET", "/v1.0/{project_id}/kms/user-instances", _OTHER),
     _op("show_user_quotas", "GET", "/v1.0/{project_id}/kms/user-quotas", _OTHER),
