@@ -506,6 +506,7 @@ def _walk_keys(walk: Walk) -> str:
     text = kms.UpdateKeyDescriptionRequestBody(key_id=key_id, key_description="described")
     walk("kms", "update_key_description", kms.UpdateKeyDescriptionRequest(body=text))
     _walk_key_tags(walk, key_id)
+    _walk_aliases(walk, key_id)
     _key(walk, kms.DisableKeyRequest, key_id, "disable_key")
     _key(walk, kms.EnableKeyRequest, key_id, "enable_key")
     return key_id
@@ -530,6 +531,23 @@ def _walk_key_tags(walk: Walk, key_id: str) -> None:
         kms.ListKmsByTagsRequest(resource_instances="resource_instances", body=query),
     )
     assert [r.resource_id for r in found.resources] == [key_id]
+
+
+def _walk_aliases(walk: Walk, key_id: str) -> None:
+    body = kms.CreateKeyRequestBody(key_alias=unique("key"))
+    other = walk("kms", "create_key", kms.CreateKeyRequest(body=body)).key_info.key_id
+    name = "alias/" + unique("cov")
+    made = walk(
+        "kms", "create_alias", kms.CreateAliasRequest(body=kms.CreateAliasRequestBody(key_id, name))
+    )
+    assert (made.alias, made.key_id) == (name, key_id)
+    listed = walk("kms", "list_aliases", kms.ListAliasesRequest(key_id=key_id))
+    assert name in listed.raw_content.decode()
+    move = kms.AssociateAliasRequestBody(alias=name, target_key_id=other)
+    moved = walk("kms", "associate_alias", kms.AssociateAliasRequest(body=move))
+    assert moved.key_id == other
+    drop = kms.DeleteAliasRequestBody(key_id=other, aliases=[name])
+    walk("kms", "delete_alias", kms.DeleteAliasRequest(body=drop))
 
 
 def _walk_data_keys(walk: Walk, key_id: str) -> None:

@@ -132,3 +132,29 @@ def test_key_tags_are_the_owners(server: LiveServer, make_tenant: TenantFactory)
     request = m.ListKmsByTagsRequest(resource_instances="resource_instances", body=count)
     assert owner.list_kms_by_tags(request).total_count == 1
     assert grantee.list_kms_by_tags(request).total_count == 0
+
+
+def test_aliases_are_the_owners_and_unique(server: LiveServer, make_tenant: TenantFactory) -> None:
+    owner_creds, grantee_creds = make_tenant(), make_tenant()
+    owner = project_client(KmsClient, server.url, owner_creds)
+    grantee = project_client(KmsClient, server.url, grantee_creds)
+    key_id, other = create_key(owner), create_key(owner)
+    grant(owner, key_id, grantee_creds.domain_id, ["describe-key"])
+
+    def alias(client: Any, key: str, name: str) -> Any:
+        body = m.CreateAliasRequestBody(key_id=key, alias=name)
+        return client.create_alias(m.CreateAliasRequest(body=body))
+
+    made = alias(owner, key_id, "alias/backups")
+    assert made.alias_urn.endswith(":alias/backups")
+    assert _error(lambda: alias(owner, other, "alias/backups"))[0] == 400  # taken
+    assert _error(lambda: alias(owner, key_id, "backups")) == (400, "KMS.0206")
+    assert _error(lambda: alias(grantee, key_id, "alias/mine"))[1] == "KMS.0306"
+    listed = grantee.list_aliases(m.ListAliasesRequest()).raw_content.decode()
+    assert "alias/backups" not in listed
+    wrong_key = m.DeleteAliasRequestBody(key_id=other, aliases=["alias/backups"])
+    request = m.DeleteAliasRequest(body=wrong_key)
+    assert _error(lambda: owner.delete_alias(request)) == (404, "KMS.0405")
+    move = m.AssociateAliasRequestBody(alias="alias/backups", target_key_id=other)
+    assert _error(lambda: grantee.associate_alias(m.AssociateAliasRequest(body=move)))[0] == 404
+    assert owner.associate_alias(m.AssociateAliasRequest(body=move)).key_id == other

@@ -9,6 +9,7 @@ from __future__ import annotations
 from opencbr.core.errors import BadRequest, Forbidden, NotFound, ValidationFailed
 
 __all__ = [
+    "AliasNotFound",
     "AliasTaken",
     "CipherTextInvalid",
     "DefaultKeyRefused",
@@ -79,6 +80,13 @@ class TagNotFound(NotFound):
 
     code = "KMS.0404"
     template = "KMS key {key_id} has no tag {tag}."
+
+
+class AliasNotFound(NotFound):
+    """Inferred code: an alias the caller's project does not have (or not of that key)."""
+
+    code = "KMS.0405"
+    template = "Alias {alias} not found."
 
 
 class AliasTaken(BadRequest):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from opencbr.core.clock import utcnow
 from opencbr.core.db import Base
 
-__all__ = ["Grant", "GranteeType", "Key", "KeyState"]
+__all__ = ["Grant", "GranteeType", "Key", "KeyAlias", "KeyState"]
 
 
 class KeyState(StrEnum):
@@ -78,3 +78,20 @@ class Grant(Base):
     @property
     def operation_list(self) -> list[str]:
         return self.operations.split(",") if self.operations else []
+
+
+class KeyAlias(Base):
+    """An alias (`alias/...`) naming one key; unique in its account and region. Deleted with
+    its key (the database cascades when the key is purged)."""
+
+    __tablename__ = "kms_aliases"
+    __table_args__ = (UniqueConstraint("domain_id", "region", "alias"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    domain_id: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str] = mapped_column(String(32), index=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("kms_keys.id", ondelete="CASCADE"), index=True)
+    alias: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -16,6 +16,7 @@ from opencbr.iam.auth import ActorDep
 
 from . import grants, keys, service
 from .access import check_key_usable
+from .alias_routes import router as alias_router
 from .data_routes import router as data_router
 from .errors import KmsValidationFailed
 from .key_settings_routes import router as key_settings_router
@@ -235,5 +236,5 @@ def list_retirable_grants(body: PageBody, actor: ActorDep, session: SessionDep) 
     return {"grants": [grant_view(g) for g in found], **paged(total, offset, len(found))}
 
 
-routers = (router, data_router, key_settings_router, tag_router)
+routers = (router, data_router, key_settings_router, tag_router, alias_router)
 """Every router of the slice, for the app to add route by route."""

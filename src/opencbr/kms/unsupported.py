@@ -26,9 +26,7 @@ def _op(sdk_method: str, method: str, path: str, reason: str) -> NotSupportedOpe
 
 
 NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
-    _op("associate_alias", "POST", "/v1.0/{project_id}/kms/alias/associate", _LATER),
     _op("create_access_point", "POST", "/v1.0/{project_id}/kms/access-points", _ACCESS_POINTS),
-    _op("create_alias", "POST", "/v1.0/{project_id}/kms/aliases", _LATER),
     _op("create_datakey_capsule", "POST", "/v1.0/{project_id}/kms/datakey-capsule/create", _OTHER),
     _op(
         "create_ec_datakey_pair",
@@ -61,7 +59,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "/v1.0/{project_id}/kms/access-points/{access_point_id}",
         _ACCESS_POINTS,
     ),
-    _op("delete_alias", "DELETE", "/v1.0/{project_id}/kms/aliases", _LATER),
     _op(
         "delete_imported_key_material",
         "POST",
@@ -108,7 +105,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("generate_mac", "POST", "/v1.0/{project_id}/kms/generate-mac", _ASYMMETRIC),
     _op("import_key_material", "POST", "/v1.0/{project_id}/kms/import-key-material", _IMPORT),
     _op("list_access_point", "GET", "/v1.0/{project_id}/kms/access-points", _ACCESS_POINTS),
-    _op("list_aliases", "GET", "/v1.0/{project_id}/kms/aliases", _LATER),
     _op("list_key_policy", "GET", "/v1.0/{project_id}/kms/key-policies", _KEY_POLICIES),
     _op("list_key_stores", "GET", "/v1.0/{project_id}/keystores", _KEYSTORES),
     _op("list_support_regions", "GET", "/v2/{project_id}/kms/regions", _REGIONS),
