@@ -507,6 +507,7 @@ def _walk_keys(walk: Walk) -> str:
     walk("kms", "update_key_description", kms.UpdateKeyDescriptionRequest(body=text))
     _walk_key_tags(walk, key_id)
     _walk_aliases(walk, key_id)
+    _walk_rotation(walk, key_id)
     _key(walk, kms.DisableKeyRequest, key_id, "disable_key")
     _key(walk, kms.EnableKeyRequest, key_id, "enable_key")
     return key_id
@@ -548,6 +549,23 @@ def _walk_aliases(walk: Walk, key_id: str) -> None:
     assert moved.key_id == other
     drop = kms.DeleteAliasRequestBody(key_id=other, aliases=[name])
     walk("kms", "delete_alias", kms.DeleteAliasRequest(body=drop))
+
+
+def _walk_rotation(walk: Walk, key_id: str) -> None:
+    _key(walk, kms.EnableKeyRotationRequest, key_id, "enable_key_rotation")
+    interval = kms.UpdateKeyRotationIntervalRequestBody(key_id=key_id, rotation_interval=90)
+    walk(
+        "kms",
+        "update_key_rotation_interval",
+        kms.UpdateKeyRotationIntervalRequest(body=interval),
+    )
+    walk(
+        "kms", "rotate_on_demand", kms.RotateOnDemandRequest(body=kms.OperateKeyRequestBody(key_id))
+    )
+    shown = _key(walk, kms.ShowKeyRotationStatusRequest, key_id, "show_key_rotation_status")
+    assert (shown.key_rotation_enabled, shown.rotation_interval) == (True, 90)
+    assert (shown.number_of_rotations, len(shown.key_materials)) == (1, 2)
+    _key(walk, kms.DisableKeyRotationRequest, key_id, "disable_key_rotation")
 
 
 def _walk_data_keys(walk: Walk, key_id: str) -> None:

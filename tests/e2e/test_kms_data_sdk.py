@@ -158,3 +158,52 @@ def test_aliases_are_the_owners_and_unique(server: LiveServer, make_tenant: Tena
     move = m.AssociateAliasRequestBody(alias="alias/backups", target_key_id=other)
     assert _error(lambda: grantee.associate_alias(m.AssociateAliasRequest(body=move)))[0] == 404
     assert owner.associate_alias(m.AssociateAliasRequest(body=move)).key_id == other
+
+
+def test_rotation_gives_new_material_and_keeps_the_old_to_decrypt(
+    server: LiveServer, make_tenant: TenantFactory
+) -> None:
+    owner_creds, grantee_creds = make_tenant(), make_tenant()
+    owner = project_client(KmsClient, server.url, owner_creds)
+    grantee = project_client(KmsClient, server.url, grantee_creds)
+    key_id = create_key(owner)
+    grant(owner, key_id, grantee_creds.domain_id, ["describe-key", "decrypt-datakey"])
+    key = m.OperateKeyRequestBody(key_id=key_id)
+
+    def data_key() -> tuple[str, str]:
+        made = owner.create_datakey(
+            m.CreateDatakeyRequest(body=m.CreateDatakeyRequestBody(key_id=key_id))
+        )
+        return made.plain_text, made.cipher_text
+
+    def unwrap(client: Any, cipher: str) -> str:
+        body = m.DecryptDatakeyRequestBody(
+            key_id=key_id, cipher_text=cipher, datakey_cipher_length="32"
+        )
+        plain: str = client.decrypt_datakey(m.DecryptDatakeyRequest(body=body)).data_key
+        return plain
+
+    before_plain, before_cipher = data_key()
+    sealed = _encrypt(owner, key_id, "before")
+    owner.rotate_on_demand(m.RotateOnDemandRequest(body=key))
+    owner.rotate_on_demand(m.RotateOnDemandRequest(body=key))
+    after_plain, after_cipher = data_key()
+    assert unwrap(owner, before_cipher) == before_plain  # retired material still decrypts
+    assert unwrap(grantee, before_cipher) == before_plain
+    assert unwrap(owner, after_cipher) == after_plain
+    assert _decrypt(owner, sealed).plain_text == "before"
+    status = owner.show_key_rotation_status(m.ShowKeyRotationStatusRequest(body=key))
+    assert status.number_of_rotations == 2
+    assert [k.state for k in status.key_materials] == [3, 3, 2]
+
+    assert _error(lambda: grantee.rotate_on_demand(m.RotateOnDemandRequest(body=key)))[1] == (
+        "KMS.0306"
+    )
+    bad = m.UpdateKeyRotationIntervalRequestBody(key_id=key_id, rotation_interval=7)
+    request = m.UpdateKeyRotationIntervalRequest(body=bad)
+    assert _error(lambda: owner.update_key_rotation_interval(request)) == (400, "KMS.0206")
+    owner.disable_key(m.DisableKeyRequest(body=key))
+    assert _error(lambda: owner.rotate_on_demand(m.RotateOnDemandRequest(body=key))) == (
+        400,
+        "KMS.0209",
+    )

@@ -26,6 +26,7 @@ from opencbr.core.context import Actor
 from opencbr.core.ids import is_uuid
 from opencbr.core.secrets import RootKey
 
+from . import rotation
 from .access import check_key_usable, master_key
 from .errors import CipherTextInvalid, KmsValidationFailed, MissingParameter
 
@@ -108,8 +109,10 @@ def decrypt_data(
         raise CipherTextInvalid(key_id=key_id)
     key = check_key_usable(session, actor, named, "decrypt-data")
     nonce, body = blob[1 + _KEY_ID : 1 + _KEY_ID + _NONCE], blob[1 + _KEY_ID + _NONCE :]
-    try:
-        plaintext = AESGCM(master_key(root_key, key)).decrypt(nonce, body, _aad(key.id, aad))
-    except InvalidTag as exc:
-        raise CipherTextInvalid(key_id=key.id) from exc
-    return Decrypted(key.id, plaintext)
+    associated = _aad(key.id, aad)
+    for material in rotation.materials(session, root_key, key):  # current, then retired
+        try:
+            return Decrypted(key.id, AESGCM(material).decrypt(nonce, body, associated))
+        except InvalidTag:
+            continue
+    raise CipherTextInvalid(key_id=key.id)

@@ -21,6 +21,7 @@ from .data_routes import router as data_router
 from .errors import KmsValidationFailed
 from .key_settings_routes import router as key_settings_router
 from .models import KeyState
+from .rotation_routes import router as rotation_router
 from .schemas import (
     CreateGrantBody,
     CreateKeyBody,
@@ -236,5 +237,5 @@ def list_retirable_grants(body: PageBody, actor: ActorDep, session: SessionDep) 
     return {"grants": [grant_view(g) for g in found], **paged(total, offset, len(found))}
 
 
-routers = (router, data_router, key_settings_router, tag_router, alias_router)
+routers = (router, data_router, key_settings_router, tag_router, alias_router, rotation_router)
 """Every router of the slice, for the app to add route by route."""

@@ -79,7 +79,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "/v1.0/{project_id}/kms/access-points/{access_point_id}/disable",
         _ACCESS_POINTS,
     ),
-    _op("disable_key_rotation", "POST", "/v1.0/{project_id}/kms/disable-key-rotation", _LATER),
     _op(
         "disable_key_store",
         "POST",
@@ -98,7 +97,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "/v1.0/{project_id}/kms/access-points/{access_point_id}/enable",
         _ACCESS_POINTS,
     ),
-    _op("enable_key_rotation", "POST", "/v1.0/{project_id}/kms/enable-key-rotation", _LATER),
     _op(
         "enable_key_store", "POST", "/v1.0/{project_id}/keystores/{keystore_id}/enable", _KEYSTORES
     ),
@@ -110,11 +108,7 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("list_support_regions", "GET", "/v2/{project_id}/kms/regions", _REGIONS),
     _op("re_encrypt", "POST", "/v1.0/{project_id}/kms/re-encrypt", _OTHER),
     _op("replicate_key", "POST", "/v2/{project_id}/kms/keys/{key_id}/replicate", _REGIONS),
-    _op("rotate_on_demand", "POST", "/v1.0/{project_id}/kms/rotate-on-demand", _LATER),
     _op("show_key_policy", "GET", "/v1.0/{project_id}/kms/key-policies/{policy_id}", _KEY_POLICIES),
-    _op(
-        "show_key_rotation_status", "POST", "/v1.0/{project_id}/kms/get-key-rotation-status", _LATER
-    ),
     _op("show_key_store", "GET", "/v1.0/{project_id}/keystores/{keystore_id}", _KEYSTORES),
     _op("show_public_key", "POST", "/v1.0/{project_id}/kms/get-publickey", _ASYMMETRIC),
     _op("show_user_instances", "GET", "/v1.0/{project_id}/kms/user-instances", _OTHER),
@@ -122,12 +116,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("sign", "POST", "/v1.0/{project_id}/kms/sign", _ASYMMETRIC),
     _op(
         "update_key_policy", "PUT", "/v1.0/{project_id}/kms/key-policies/{policy_id}", _KEY_POLICIES
-    ),
-    _op(
-        "update_key_rotation_interval",
-        "POST",
-        "/v1.0/{project_id}/kms/update-key-rotation-interval",
-        _LATER,
     ),
     _op(
         "update_primary_region",
