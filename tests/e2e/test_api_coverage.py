@@ -461,6 +461,42 @@ def _walk_volume_admin(walk: Walk, volume_id: str) -> None:
     assert quotas.volumes.in_use >= 1
 
 
+def _offer(walk: Walk, volume_id: str, as_other: bool = False) -> Any:
+    option = evs.CreateVolumeTransferOption(volume_id=volume_id, name="to-other")
+    body = evs.CinderCreateVolumeTransferRequestBody(transfer=option)
+    request = evs.CinderCreateVolumeTransferRequest(body=body)
+    return walk("evs", "cinder_create_volume_transfer", request, as_other).transfer
+
+
+def _accept(walk: Walk, offered: Any, as_other: bool = False) -> None:
+    accept = evs.CinderAcceptVolumeTransferRequestBody(
+        accept=evs.CinderAcceptVolumeTransferOption(auth_key=offered.auth_key)
+    )
+    request = evs.CinderAcceptVolumeTransferRequest(transfer_id=offered.id, body=accept)
+    walk("evs", "cinder_accept_volume_transfer", request, as_other)
+
+
+def _walk_transfers(walk: Walk, volume_id: str) -> None:
+    first = _offer(walk, volume_id)
+    listed = walk("evs", "cinder_list_volume_transfers", evs.CinderListVolumeTransfersRequest())
+    assert [t.id for t in listed.transfers] == [first.id]
+    shown = walk(
+        "evs",
+        "cinder_show_volume_transfer",
+        evs.CinderShowVolumeTransferRequest(transfer_id=first.id),
+    ).transfer
+    assert shown.volume_id == volume_id
+    walk(
+        "evs",
+        "cinder_delete_volume_transfer",
+        evs.CinderDeleteVolumeTransferRequest(transfer_id=first.id),
+    )
+    _accept(walk, _offer(walk, volume_id), as_other=True)
+    moved = walk.other.clients["evs"].show_volume(evs.ShowVolumeRequest(volume_id=volume_id))
+    assert moved.volume.status == "available"
+    _accept(walk, _offer(walk, volume_id, as_other=True))  # and back, for the rest of the walk
+
+
 def test_evs_walk(world: World) -> None:
     walk = Walk(world.owner, world.other)
     option = evs.CreateVolumeOption(
@@ -480,6 +516,7 @@ def test_evs_walk(world: World) -> None:
     walk("evs", "show_volume", evs.ShowVolumeRequest(volume_id=volume_id))
     walk("evs", "list_volumes", evs.ListVolumesRequest(limit=10))
     _walk_volume_admin(walk, volume_id)
+    _walk_transfers(walk, volume_id)
     walk("evs", "delete_volume", evs.DeleteVolumeRequest(volume_id=volume_id))
     listed = walk("evs", "list_versions", evs.ListVersionsRequest()).versions
     assert {"v2", "v2.1"} <= {v.id for v in listed}

@@ -68,3 +68,50 @@ def test_disk_settings_and_tags_are_the_owners(
     assert _error(lambda: outsider.cinder_list_quotas(foreign))[0] == 403
     quota = client.cinder_list_quotas(foreign).quota_set
     assert (quota.volumes.in_use, quota.gigabytes.in_use, quota.volumes_sas.in_use) == (1, 1, 1)
+
+
+def test_a_transfer_needs_its_key_and_only_its_offerer_sees_it(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool
+) -> None:
+    mine, theirs = make_tenant(), make_tenant()
+    client = project_client(EvsClient, server.url, mine)
+    other = project_client(EvsClient, server.url, theirs)
+    disk = create_disk(client, "moving")
+    option = evs.CreateVolumeTransferOption(volume_id=disk, name="t")
+    offered = client.cinder_create_volume_transfer(
+        evs.CinderCreateVolumeTransferRequest(
+            body=evs.CinderCreateVolumeTransferRequestBody(transfer=option)
+        )
+    ).transfer
+    shown = client.show_volume(evs.ShowVolumeRequest(volume_id=disk)).volume
+    assert shown.status == "awaiting-transfer"
+    again = evs.CinderCreateVolumeTransferRequest(
+        body=evs.CinderCreateVolumeTransferRequestBody(transfer=option)
+    )
+    assert _error(lambda: client.cinder_create_volume_transfer(again)) == (400, "EVS.0409")
+
+    def accept(who: Any, key: str) -> Any:
+        body = evs.CinderAcceptVolumeTransferRequestBody(
+            accept=evs.CinderAcceptVolumeTransferOption(auth_key=key)
+        )
+        return who.cinder_accept_volume_transfer(
+            evs.CinderAcceptVolumeTransferRequest(transfer_id=offered.id, body=body)
+        )
+
+    assert _error(lambda: accept(other, "0" * 16)) == (404, "EVS.0406")
+    show = evs.CinderShowVolumeTransferRequest(transfer_id=offered.id)
+    assert _error(lambda: other.cinder_show_volume_transfer(show)) == (404, "EVS.0406")
+    withdraw = evs.CinderDeleteVolumeTransferRequest(transfer_id=offered.id)
+    assert _error(lambda: other.cinder_delete_volume_transfer(withdraw)) == (404, "EVS.0406")
+    assert (
+        other.cinder_list_volume_transfers(evs.CinderListVolumeTransfersRequest()).transfers == []
+    )
+    assert _error(lambda: accept(client, offered.auth_key)) == (400, "EVS.0419")  # own disk
+
+    accept(other, offered.auth_key)
+    assert _error(lambda: client.show_volume(evs.ShowVolumeRequest(volume_id=disk))) == (
+        404,
+        "EVS.0404",
+    )
+    assert other.show_volume(evs.ShowVolumeRequest(volume_id=disk)).volume.status == "available"
+    assert _error(lambda: accept(other, offered.auth_key)) == (404, "EVS.0406")  # used up
