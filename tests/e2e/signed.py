@@ -19,8 +19,10 @@ def sign(
     query: str = "",
     date: datetime | None = None,
     extra_headers: dict[str, str] | None = None,
+    payload_hash: str | None = None,
 ) -> dict[str, str]:
-    """Headers for a request signed the way the vendor SDK signs (written apart from the server)."""
+    """Headers for a request signed the way the vendor SDK signs (written apart from the server);
+    `payload_hash` replaces the body's hash (`UNSIGNED-PAYLOAD`)."""
     parsed = httpx.URL(url)
     sdk_date = (date or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     headers = {
@@ -41,7 +43,7 @@ def sign(
             query,
             "".join(f"{n}:{headers[n]}\n" for n in names),
             ";".join(names),
-            hashlib.sha256(body).hexdigest(),
+            payload_hash or hashlib.sha256(body).hexdigest(),
         ]
     )
     to_sign = f"SDK-HMAC-SHA256\n{sdk_date}\n{hashlib.sha256(canonical.encode()).hexdigest()}"

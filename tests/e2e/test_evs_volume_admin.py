@@ -106,7 +106,7 @@ def test_a_transfer_needs_its_key_and_only_its_offerer_sees_it(
     assert (
         other.cinder_list_volume_transfers(evs.CinderListVolumeTransfersRequest()).transfers == []
     )
-    assert _error(lambda: accept(client, offered.auth_key)) == (400, "EVS.0419")  # own disk
+    assert _error(lambda: accept(client, offered.auth_key)) == (400, "EVS.0422")  # own disk
 
     accept(other, offered.auth_key)
     assert _error(lambda: client.show_volume(evs.ShowVolumeRequest(volume_id=disk))) == (

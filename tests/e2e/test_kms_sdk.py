@@ -200,7 +200,9 @@ def test_data_key_lengths_read_as_the_key_or_the_key_and_its_digest(world: World
 
 def _expected(actor: str, operation: str, state: str) -> str | None:
     """The error code the matrix cell must answer, or None for success."""
-    if actor == "third" or (actor == "grantee" and operation not in GRANTED):
+    if actor == "third":  # no grant at all: the key answers like a missing one (S14)
+        return "KMS.0207"
+    if actor == "grantee" and operation not in GRANTED:
         return "KMS.0306"
     if operation == "describe-key":
         return None
@@ -220,6 +222,11 @@ def test_grant_matrix(world: World, actor: str, operation: str, state: str) -> N
     error = refused(lambda: _run(client, operation, key_id, world.ciphers[state]))
     assert error.error_code == expected
     assert key_id in error.error_msg
+    if expected == "KMS.0207":
+        assert (error.status_code, error.error_msg) == (
+            404,
+            f"KMS key {key_id} not found in this region.",
+        )
     if expected == "KMS.0306":
         assert error.status_code == 403
         assert f"account {world.tenant(actor).domain_id}" in error.error_msg
@@ -352,7 +359,7 @@ def test_key_lifecycle_and_listing(world: World) -> None:
     theirs = world.grantee.kms.list_keys(m.ListKeysRequest(body=m.ListKeysRequestBody()))
     assert key_id not in theirs.keys
     error = refused(lambda: world.grantee.kms.enable_key(_key_request(m.EnableKeyRequest, key_id)))
-    assert error.status_code == 403
+    assert (error.status_code, error.error_code) == (404, "KMS.0207")  # holds no grant on it
 
 
 def test_revoked_and_retired_grants_stop_at_once(world: World) -> None:
@@ -365,7 +372,7 @@ def test_revoked_and_retired_grants_stop_at_once(world: World) -> None:
     error = refused(lambda: grantee.cancel_grant(m.CancelGrantRequest(body=revoke)))
     assert error.error_code == "KMS.0307"
     owner.cancel_grant(m.CancelGrantRequest(body=revoke))
-    assert refused(lambda: grantee.list_key_detail(describe)).error_code == "KMS.0306"
+    assert refused(lambda: grantee.list_key_detail(describe)).error_code == "KMS.0207"
     retirable = grant(
         owner, key_id, world.grantee.user_id, ["describe-key", "retire-grant"], kind="user"
     )
@@ -378,9 +385,9 @@ def test_revoked_and_retired_grants_stop_at_once(world: World) -> None:
     error = refused(
         lambda: world.third.kms.cancel_self_grant(m.CancelSelfGrantRequest(body=retire))
     )
-    assert error.error_code == "KMS.0307"
+    assert error.error_code == "KMS.0207"  # third sees neither the key nor may retire
     grantee.cancel_self_grant(m.CancelSelfGrantRequest(body=retire))
-    assert refused(lambda: grantee.list_key_detail(describe)).error_code == "KMS.0306"
+    assert refused(lambda: grantee.list_key_detail(describe)).error_code == "KMS.0207"
     error = refused(lambda: owner.cancel_grant(m.CancelGrantRequest(body=retire)))
     assert error.error_code == "KMS.2502"
 
@@ -480,16 +487,18 @@ def test_malformed_bodies_answer_in_the_kms_envelope(world: World) -> None:
         assert answer.json()["error"]["error_code"] == "KMS.0206"
 
 
-def _post(world: World, operation: str, body: dict[str, Any]) -> Any:
-    """A raw signed call as the owner: the body goes on the wire exactly as written."""
+def _post(world: World, operation: str, body: dict[str, Any], tenant: Tenant | None = None) -> Any:
+    """A raw signed call (as the owner unless told): the body goes on the wire exactly as
+    written."""
     import json
 
     import httpx
 
     from tests.e2e.signed import sign
 
-    creds = world.owner.creds
-    url = f"{world.server.url}/v1.0/{world.owner.project_id}/kms/{operation}"
+    tenant = tenant or world.owner
+    creds = tenant.creds
+    url = f"{world.server.url}/v1.0/{tenant.project_id}/kms/{operation}"
     content = json.dumps(body).encode()
     return httpx.post(
         url, content=content, headers=sign("POST", url, creds.access_key, creds.secret_key, content)
@@ -589,3 +598,78 @@ def test_an_empty_body_names_the_missing_key_id(world: World, operation: str) ->
     before = _owner_keys(world)
     _assert_refused(_post(world, operation, {}), "KMS.0204", "key_id")
     assert _owner_keys(world) == before
+
+
+# Every KMS route that takes a key id, with a body that is valid but for the key.
+_KEY_ROUTES: list[tuple[str, dict[str, Any]]] = [
+    ("describe-key", {}),
+    ("enable-key", {}),
+    ("disable-key", {}),
+    ("schedule-key-deletion", {"pending_days": "7"}),
+    ("cancel-key-deletion", {}),
+    ("create-datakey", {"datakey_length": "256"}),
+    ("create-datakey-without-plaintext", {"datakey_length": "256"}),
+    ("encrypt-datakey", {"plain_text": "00" * 64, "datakey_plain_length": "32"}),
+    ("decrypt-datakey", {"cipher_text": "00" * 124, "datakey_cipher_length": "32"}),
+    ("create-grant", {"grantee_principal": "0" * 32, "operations": ["describe-key"]}),
+    ("list-grants", {}),
+    ("revoke-grant", {"grant_id": "0" * 64}),
+    ("retire-grant", {"grant_id": "0" * 64}),
+]
+
+
+def _answer(world: World, tenant: Tenant, route: str, key_id: str, extra: dict[str, Any]) -> Any:
+    answer = _post(world, route, {"key_id": key_id, **extra}, tenant)
+    return answer.status_code, answer.text.replace(key_id, "<key>")
+
+
+@pytest.mark.parametrize(("route", "extra"), _KEY_ROUTES, ids=[r for r, _ in _KEY_ROUTES])
+def test_another_accounts_key_answers_like_a_missing_one(
+    world: World, route: str, extra: dict[str, Any]
+) -> None:
+    """No key-existence oracle: without a grant, the owner's key answers exactly as a random
+    id does, on every route, and nothing changes."""
+    key_id, missing = world.keys["enabled"], "00000000-0000-4000-8000-000000000000"
+    before, grants_before = _owner_keys(world), _grant_count(world, key_id)
+    theirs = _answer(world, world.third, route, key_id, extra)
+    assert theirs == _answer(world, world.third, route, missing, extra)
+    assert theirs[0] == 404
+    assert (_owner_keys(world), _grant_count(world, key_id)) == (before, grants_before)
+
+
+def test_a_grantee_sees_the_key_and_only_its_granted_operations_work(world: World) -> None:
+    key_id = world.keys["enabled"]
+    status, text = _answer(world, world.grantee, "enable-key", key_id, {})
+    assert (status, "KMS.0306" in text, "enable-key" in text) == (403, True, True)
+    status, _ = _answer(world, world.grantee, "describe-key", key_id, {})
+    assert status == 200
+
+
+def test_an_encrypted_disk_under_another_accounts_key_answers_like_a_missing_key(
+    world: World,
+) -> None:
+    from huaweicloudsdkevs.v2 import EvsClient
+    from huaweicloudsdkevs.v2 import model as evs
+
+    from opencbr.iam.agencies import EVS_KMS_AGENCY, create_agency
+
+    third = world.third
+    with world.runtime.database.unit_of_work() as session:
+        create_agency(session, third.domain_id, EVS_KMS_AGENCY, "op_svc_evs")
+    client = project_client(EvsClient, world.server.url, third.creds)
+
+    def create(key_id: str) -> tuple[int, str, str]:
+        metadata = {"__system__encrypted": "1", "__system__cmkid": key_id}
+        option = evs.CreateVolumeOption(
+            availability_zone="az1", volume_type="SAS", size=1, name="x", metadata=metadata
+        )
+        error = refused(
+            lambda: client.create_volume(
+                evs.CreateVolumeRequest(body=evs.CreateVolumeRequestBody(volume=option))
+            )
+        )
+        return error.status_code, error.error_code, error.error_msg.replace(key_id, "<key>")
+
+    missing = create("00000000-0000-4000-8000-000000000000")
+    assert create(world.keys["enabled"]) == missing
+    assert missing[:2] == (404, "KMS.0207")

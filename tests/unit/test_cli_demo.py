@@ -3,6 +3,7 @@ independently; start-up reconciles them and always prints credentials that work.
 
 from __future__ import annotations
 
+import io
 import json
 import stat
 from collections.abc import Iterator
@@ -11,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from opencbr.api.runtime import build_runtime
+from opencbr.cli import serving
 from opencbr.cli.serving import DEMO_CREDENTIALS_FILE, DEMO_TENANTS, ensure_demo_tenants
 from opencbr.core.context import Runtime
+from opencbr.core.logging import logging_config
 from opencbr.core.settings import Settings
 from opencbr.iam import service as iam
 
@@ -138,3 +142,16 @@ def test_unreadable_file_is_replaced(start: Any, data_dir: Path) -> None:
     runtime, tenants = start()
     assert saved(data_dir) == tenants
     assert_working(runtime, tenants)
+
+
+def test_the_banner_names_a_command_that_runs_and_comes_last(
+    start: Any, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = Console(width=200, record=True, file=io.StringIO())
+    monkeypatch.setattr(serving, "console", recorder)
+    _, tenants = start()
+    serving._print_demo(tenants, "http://127.0.0.1:8080", data_dir / DEMO_CREDENTIALS_FILE)
+    assert "uv run opencbr whoami" in recorder.export_text()  # `opencbr` alone is not on PATH
+    # The migration steps no longer print between the start and the credentials.
+    assert logging_config("text", "INFO")["loggers"]["alembic"]["level"] == "WARNING"
+    assert logging_config("text", "DEBUG")["loggers"]["alembic"]["level"] == "DEBUG"

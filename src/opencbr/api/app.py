@@ -24,9 +24,11 @@ from opencbr.core.context import Runtime
 from opencbr.core.db import is_transient_conflict
 from opencbr.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge, error_body
 from opencbr.core.ids import new_request_id, new_uuid
+from opencbr.core.json_input import is_json_content_type, json_body_problem
 from opencbr.core.logging import request_context
 from opencbr.core.metrics import MetricsExposition, record_request
 from opencbr.core.web import FastJSONResponse, end_request_threads
+from opencbr.evs.nbd import stop_nbd_server
 
 from . import versions
 from .route_order import not_supported_routes, specific_first
@@ -92,6 +94,19 @@ class _ReplayableBody:
     def rewind(self) -> None:
         self._replayed = 0
 
+    async def read(self) -> bytes:
+        """The whole body, which the app then receives again from the start."""
+        parts: list[bytes] = []
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                break
+            parts.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        self.rewind()
+        return b"".join(parts)
+
 
 class RequestEnvelope:
     """Gives every request an id (echoed in `X-Request-Id`, set in the logging context) and
@@ -126,6 +141,13 @@ class RequestEnvelope:
         if limited and length.isdigit() and int(length) > self.max_body:
             return await self._reject(PayloadTooLarge(limit=self.max_body), request_id, send)
         body = _ReplayableBody(receive, self.max_body if limited else None)
+        if limited and _may_be_json(scope):
+            try:
+                problem = json_body_problem(await body.read())
+            except _BodyTooLarge:
+                return await self._reject(PayloadTooLarge(limit=self.max_body), request_id, send)
+            if problem is not None:
+                return await self._reject(_invalid(Request(scope), problem), request_id, send)
         pristine = dict(scope)
         status = 500
         responded = False
@@ -186,6 +208,16 @@ class RequestEnvelope:
         response.headers["X-Request-Id"] = request_id
         await response({"type": "http"}, _no_receive, send)
         return error.status
+
+
+def _may_be_json(scope: Scope) -> bool:
+    """Whether the request has a body that a route may parse as JSON: one of a JSON content
+    type, or of none (FastAPI then parses it as JSON)."""
+    headers = dict(scope["headers"])
+    if headers.get(b"content-length", b"0") == b"0" and b"transfer-encoding" not in headers:
+        return False
+    content_type = headers.get(b"content-type")
+    return content_type is None or is_json_content_type(content_type.decode("latin-1"))
 
 
 def _route_template(scope: Scope, root_path: str) -> str:
@@ -324,6 +356,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         try:
             yield
         finally:
+            stop_nbd_server(runtime)
             end_request_threads(app.state)
 
     app = FastAPI(

@@ -11,11 +11,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import MetaData, text
 
+from opencbr.cbr.block_source import backup_block_source
+from opencbr.cbr.catalogue import catalogue_tick
 from opencbr.cbr.restore import disk_from_backup
 from opencbr.cbr.scheduler import periodic_tick
+from opencbr.cbr.scrub import scrub_tick
 from opencbr.chunkstore import keep_freed_buffers
 from opencbr.core.context import Runtime
 from opencbr.core.db import Base, Database, migrate
+from opencbr.core.files import private_directory
 from opencbr.core.jobs import JobHandler, WorkerPool
 from opencbr.core.secrets import RootKey
 from opencbr.core.settings import Settings
@@ -109,7 +113,7 @@ def check_object_store(settings: Settings) -> None:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)
     check_object_store(settings)
     database = Database(settings.effective_database_url)
     with _migration_lock(database):
@@ -119,6 +123,8 @@ def build_runtime(settings: Settings) -> Runtime:
     runtime = Runtime(settings=settings, database=database, root_key=root_key)
     # The disk service makes disks from backups through the backup service (evs cannot import cbr).
     runtime.extras["volume_from_backup"] = disk_from_backup
+    # ... and reads a new disk's blocks from its backup while the copy runs (instant restore).
+    runtime.extras["block_source"] = backup_block_source
     return runtime
 
 
@@ -148,4 +154,6 @@ def start_workers(runtime: Runtime, threads: int = 2, name: str | None = None) -
     runtime.extras["workers"] = pool
     pool.tick.append(periodic_tick(runtime))
     pool.tick.append(kms.purge_tick(runtime))
+    pool.tick.append(catalogue_tick(runtime))
+    pool.tick.append(scrub_tick(runtime))
     return pool.start()

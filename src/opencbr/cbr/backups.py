@@ -40,6 +40,7 @@ from opencbr.core.jobs import enqueue
 from opencbr.evs import service as evs
 
 from . import oplogs
+from .catalogue import enqueue_catalogue
 from .errors import (
     BackupNotFound,
     CheckpointNotFound,
@@ -607,4 +608,5 @@ def rename_backup(session: Session, actor: Actor, backup_id: str, name: str) -> 
         raise ValidationFailed(reason="backup name must be 1-64 characters")
     backup.name = name
     session.flush()
+    enqueue_catalogue(session, backup.id)
     return backup

@@ -10,6 +10,8 @@ server root key. The block-id key is derived from the data key, so ids are keyed
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -18,16 +20,25 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from opencbr.chunkstore import ChunkStore, Scope, open_store
+from opencbr.chunkstore import ChunkStore, CorruptBlock, CorruptObject, Scope, open_store
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.ids import new_uuid
 from opencbr.kms import service as kms
 
+from .errors import BackupDataCorrupt
 from .models import StoreScope
 
-__all__ = ["chunk_store", "open_scope", "scope_for"]
+__all__ = [
+    "PLAIN_PURPOSE",
+    "chunk_store",
+    "derive_id_key",
+    "open_scope",
+    "plain_data_key",
+    "scope_for",
+    "store_faults",
+]
 
-_PLAIN_PURPOSE = "cbr.store-scope"
+PLAIN_PURPOSE = "cbr.store-scope"
 
 
 def chunk_store(runtime: Runtime) -> ChunkStore:
@@ -41,7 +52,17 @@ def chunk_store(runtime: Runtime) -> ChunkStore:
     return store
 
 
-def _derive_id_key(data_key: bytes) -> bytes:
+@contextmanager
+def store_faults() -> Iterator[None]:
+    """The store's data faults as the catalogue's error, around a job's use of the store (the
+    store's own codes stay inside it)."""
+    try:
+        yield
+    except (CorruptBlock, CorruptObject) as fault:
+        raise BackupDataCorrupt(detail=fault.message) from fault
+
+
+def derive_id_key(data_key: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"opencbr block ids").derive(
         data_key
     )
@@ -54,7 +75,7 @@ def _create_scope(
     if kms_key_id:
         wrapped = kms.wrap_data_key(session, runtime.root_key, actor, kms_key_id, data_key)
     else:
-        wrapped = runtime.root_key.seal(data_key, f"{_PLAIN_PURPOSE}:{region}")
+        wrapped = runtime.root_key.seal(data_key, f"{PLAIN_PURPOSE}:{region}")
     row = StoreScope(id=new_uuid(), region=region, kms_key_id=kms_key_id, wrapped_key=wrapped)
     session.add(row)
     return row
@@ -85,6 +106,11 @@ def open_scope(session: Session, runtime: Runtime, actor: Actor, row: StoreScope
         data_key = kms.unwrap_data_key(
             session, runtime.root_key, actor, row.kms_key_id, row.wrapped_key
         )
-        return Scope(name=row.id, id_key=_derive_id_key(data_key), data_key=data_key)
-    data_key = runtime.root_key.unseal(row.wrapped_key, f"{_PLAIN_PURPOSE}:{row.region}")
-    return Scope(name=row.id, id_key=_derive_id_key(data_key), data_key=None)
+        return Scope(name=row.id, id_key=derive_id_key(data_key), data_key=data_key)
+    data_key = plain_data_key(runtime, row)
+    return Scope(name=row.id, id_key=derive_id_key(data_key), data_key=None)
+
+
+def plain_data_key(runtime: Runtime, row: StoreScope) -> bytes:
+    """A plain scope's data key (sealed by the root key; it only keys the block ids)."""
+    return runtime.root_key.unseal(row.wrapped_key, f"{PLAIN_PURPOSE}:{row.region}")

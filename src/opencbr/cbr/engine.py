@@ -6,9 +6,13 @@ Backup (`cbr.backup`, one job per protected resource):
   2. open a point-in-time view of every disk of the resource before reading any (a server
      backup is one consistent moment across its disks);
   3. store each disk (map incremental: read only changed extents; else read everything and
-     store only blocks the store lacks), reporting progress (the job's heartbeat);
+     store only blocks the store lacks), reporting progress (the job's heartbeat). The view
+     says which extents changed, or that it cannot tell (an external disk whose dirty bitmap
+     cannot be trusted): then everything allocated is read. Where the bytes live is the
+     view's business (a sparse image, an NBD source);
   4. complete (one transaction): reserve the bytes the backup added in the vault (refused →
-     the backup fails with BackupService.6114), mark `available`, move each disk's `cbt_base`;
+     the backup fails with BackupService.6114), mark `available`, move each disk's `cbt_base`,
+     keep what an external disk's view read (`evs.external_volumes.record_backup_read`);
   5. only after that commit, commit the views (forget the covered changes). A crash between 4
      and 5 leaves a superset of changes in the map: the next backup reads a little more, never
      less. On failure the views are aborted and their changes merged back.
@@ -35,13 +39,17 @@ from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.jobs import JobContext, Permanent
 from opencbr.core.metrics import record_backup_bytes, record_restore_bytes, record_store_write
+from opencbr.evs import instant
 from opencbr.evs import service as evs
+from opencbr.evs.external_volumes import record_backup_read
 from opencbr.evs.models import Disk, DiskStatus, Server, ServerStatus
 from opencbr.evs.volumes import BackupView
+from opencbr.evs.volumes.filling import FillingVolume
 from opencbr.iam.models import Project
 
 from . import oplogs
-from .dataplane import chunk_store, open_scope, scope_for
+from .catalogue import enqueue_catalogue
+from .dataplane import chunk_store, open_scope, scope_for, store_faults
 from .models import Backup, BackupStatus, OperationLog, Policy, StoreScope, Vault
 from .vaults import reserve
 
@@ -56,6 +64,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+FILL_BATCH = 16
+"""Blocks a new disk's copy fills per hold of the filling's lock (1 MiB of 64 KiB blocks)."""
 OPLOG_PROGRESS_SECONDS = 2.0
 """How often, at most, a running job copies its progress into its operation log."""
 
@@ -229,8 +239,9 @@ class BackupJob:
                     for t in tasks
                 }
             views.extend(volume.begin_backup() for volume in volumes)
-            results = self._store_all(ctx, store, tasks, views, scopes)
-            self._complete(runtime, ctx, backup_id, tasks, results)
+            with store_faults():
+                results = self._store_all(ctx, store, tasks, views, scopes)
+            self._complete(runtime, ctx, backup_id, tasks, results, views)
         except BaseException:
             for view in views:
                 view.abort()
@@ -281,6 +292,7 @@ class BackupJob:
         backup_id: str,
         tasks: list[DiskTask],
         results: list[BackupResult],
+        views: list[BackupView],
     ) -> None:
         now = utcnow()
         with runtime.database.unit_of_work() as session:
@@ -290,7 +302,7 @@ class BackupJob:
             assert vault is not None
             added = sum(r.new_bytes for r in results)
             reserve(session, vault, added)
-            for task, result in zip(tasks, results, strict=True):
+            for task, result, view in zip(tasks, results, views, strict=True):
                 row = session.get(Backup, task.backup_id)
                 assert row is not None
                 row.manifest_id, row.size_bytes, row.stored_bytes = (
@@ -300,11 +312,15 @@ class BackupJob:
                 )
                 row.status, row.protected_at = BackupStatus.AVAILABLE, now
                 session.execute(update(Disk).where(Disk.id == task.disk_id).values(cbt_base=row.id))
+                # An external disk's backup keeps what its source's bitmap marked (the next
+                # backup's check) and whether it read through it.
+                record_backup_read(session, row.id, view)
             if tasks[0].backup_id != backup.id:  # a server backup: the parent sums its disks
                 backup.size_bytes = sum(r.data_bytes for r in results)
                 backup.stored_bytes = added
                 backup.status, backup.protected_at = BackupStatus.AVAILABLE, now
                 backup.incremental = any(t.parent_manifest for t in tasks)
+            enqueue_catalogue(session, backup.id)
             oplog_id = ctx.payload.get("oplog_id")
             if oplog_id:
                 oplogs.finish(session, oplog_id, "success")
@@ -354,14 +370,15 @@ def _write_backup_into(
         report(int(95 * (index + done / max(total, 1)) / count))
 
     # A fresh (all-zero, sparse) disk needs no zeros written for the backup's holes.
-    written = store.restore_into(
-        scope,
-        manifest,
-        volume.write,
-        zero_holes=not fresh,
-        zero_at=volume.write_zeroes,
-        progress=progress,
-    )
+    with store_faults():
+        written = store.restore_into(
+            scope,
+            manifest,
+            volume.write,
+            zero_holes=not fresh,
+            zero_at=volume.write_zeroes,
+            progress=progress,
+        )
     volume.flush()
     record_restore_bytes(written)
     return written
@@ -418,26 +435,36 @@ class RestoreJob:
 
 
 class DiskFromBackupJob:
-    """A new disk from a backup (EVS CreateVolume with backup_id): `creating` until complete."""
+    """A new disk from a backup (EVS CreateVolume with backup_id): `creating` until complete.
+
+    The disk is usable over NBD while this runs (instant restore, `evs.instant`): the copy goes
+    through the disk's filling, which never overwrites a block a client wrote first and serves
+    blocks not copied yet from the backup. A retry resumes from the filling's map."""
 
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
         runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
         actor = project_actor(runtime, ctx.payload["project_id"])
+        disk_id = ctx.payload["disk_id"]
         with runtime.database.unit_of_work() as session:
-            disk = session.get(Disk, ctx.payload["disk_id"])
+            disk = session.get(Disk, disk_id)
             if disk is None or disk.status != DiskStatus.CREATING:
                 return {"skipped": "disk is not being created"}
-            evs.provision_image(runtime, disk, session=session)
-        written = _write_backup_into(
-            runtime, ctx, actor, ctx.payload["backup_id"], ctx.payload["disk_id"], fresh=True
-        )
-        with runtime.database.unit_of_work() as session:
-            session.execute(
-                update(Disk)
-                .where(Disk.id == ctx.payload["disk_id"], Disk.status == DiskStatus.CREATING)
-                .values(status=DiskStatus.AVAILABLE, updated_at=utcnow())
-            )
-        return {"volume_id": ctx.payload["disk_id"], "restored_bytes": written}
+            filling = instant.filling_volume(runtime, session, disk)
+        try:
+            written = _fill_from_backup(runtime, ctx, actor, ctx.payload["backup_id"], filling)
+            filling.flush()
+            with runtime.database.unit_of_work() as session:
+                disk = _disk(session, disk_id)
+                session.execute(
+                    update(Disk)
+                    .where(Disk.id == disk_id, Disk.status == DiskStatus.CREATING)
+                    .values(status=instant.status_after_fill(session, disk), updated_at=utcnow())
+                )
+        except BaseException:
+            instant.end_filling(runtime, disk_id, complete=False)
+            raise
+        instant.end_filling(runtime, disk_id, complete=True)
+        return {"volume_id": disk_id, "restored_bytes": written}
 
     def on_failure(self, ctx: JobContext, error: BaseException) -> None:
         runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
@@ -447,6 +474,36 @@ class DiskFromBackupJob:
                 .where(Disk.id == ctx.payload["disk_id"])
                 .values(status=DiskStatus.ERROR, error_message=str(error)[:2000])
             )
+
+
+def _fill_from_backup(
+    runtime: Runtime, ctx: JobContext, actor: Actor, backup_id: str, filling: FillingVolume
+) -> int:
+    """Copy every block of a disk backup into a new disk's filling (holes stay holes), at most
+    `Settings.restore_copy_mib_per_s`; the store verifies each block it reads."""
+    with runtime.database.unit_of_work() as session:
+        backup = session.get(Backup, backup_id)
+        if backup is None or backup.status not in (BackupStatus.AVAILABLE, BackupStatus.RESTORING):
+            raise Permanent(f"backup {backup_id} was deleted while it was being restored")
+        scope = open_scope(session, runtime, actor, _scope(session, backup.scope_id or ""))
+        manifest = backup.manifest_id
+    report = JobProgress(ctx)
+    rate = runtime.settings.restore_copy_mib_per_s * (1 << 20)
+    started, written = time.monotonic(), 0
+    batch: list[tuple[int, bytes | None]] = []
+    for offset, data in chunk_store(runtime).iter_blocks(scope, manifest):
+        batch.append((offset, data))
+        if len(batch) < FILL_BATCH:
+            continue
+        written += filling.fill(batch)
+        batch = []
+        end = offset + filling.block_size
+        report(int(95 * min(end, filling.size) / filling.size))
+        if rate and (ahead := end / rate - (time.monotonic() - started)) > 0:
+            time.sleep(ahead)
+    written += filling.fill(batch)
+    record_restore_bytes(written)
+    return written
 
 
 class ServerFromBackupJob:

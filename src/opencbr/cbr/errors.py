@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from opencbr.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from opencbr.core.errors import AppError, BadRequest, Conflict, Forbidden, NotFound
 
 __all__ = [
     "AcceptVaultTypeMismatch",
     "BackupCannotBeDeleted",
+    "BackupDataCorrupt",
     "BackupKeptByLock",
     "BackupNotFound",
     "BackupNotRestorable",
+    "CatalogueUnreadable",
     "CheckpointNotFound",
     "EncryptedBackupNeedsGrant",
     "MemberExists",
@@ -24,6 +26,7 @@ __all__ = [
     "PolicyNotFound",
     "ReceivedBackupNotShareable",
     "RecipientProjectInvalid",
+    "RecoveryRefused",
     "ResourceAlreadyProtected",
     "ResourceBusy",
     "ResourceNotFound",
@@ -266,3 +269,26 @@ class NotBackupOwner(Forbidden):
 class NotTheRecipient(Forbidden):
     code = "BackupService.6716"
     template = "Only the recipient project {member_id} can change its member status."
+
+
+class BackupDataCorrupt(AppError):
+    """The store holds a block or object of the backup that fails its check (it does not
+    authenticate, decompress or hash to its id): the chunk store's `CorruptBlock` and
+    `CorruptObject`, under the one code a job and its operation log both record. Not retried:
+    the stored bytes will not heal."""
+
+    code = "BackupService.9920"
+    template = "The backup's stored data is damaged: {detail}"
+
+
+class CatalogueUnreadable(AppError):
+    """The store's catalogue cannot be opened: wrong root or recovery key, or damage."""
+
+    code = "BackupService.9921"
+    template = "The store's catalogue cannot be read: {reason}."
+    exit_code = 6
+
+
+class RecoveryRefused(Conflict):
+    code = "BackupService.9922"
+    template = "Recovery refused: {reason}."

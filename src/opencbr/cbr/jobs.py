@@ -6,19 +6,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from opencbr.core.context import Runtime
-from opencbr.core.jobs import JobContext, JobHandler
+from opencbr.core.jobs import Job, JobContext, JobHandler
 
 from . import oplogs
+from .admin_routes import SCRUB_JOB
+from .catalogue import CATALOGUE_JOB, CatalogueJob, delete_backup_record
 from .collect import GC_JOB, CollectGarbage, request_collection
 from .dataplane import chunk_store
 from .deletion import mark_deleting
 from .engine import BackupJob, DiskFromBackupJob, RestoreJob, ServerFromBackupJob
 from .models import Backup, BackupStatus, Checkpoint, Vault, VaultStatus
+from .nbd_restore import RESTORE_NBD_JOB, NbdRestoreJob
+from .scrub import ScrubJob
 from .vaults import release
 
-__all__ = ["DeleteBackupJob", "DeleteVaultJob", "handlers"]
+__all__ = ["DeleteBackupJob", "DeleteVaultJob", "handlers", "job_title"]
 
 
 def _drop_backup(runtime: Runtime, backup_id: str) -> int:
@@ -46,6 +51,7 @@ def _drop_backup(runtime: Runtime, backup_id: str) -> int:
             )
         ]
     store = chunk_store(runtime)
+    delete_backup_record(runtime, backup_id)  # the record before its manifests (store rules)
     for manifest in manifests:
         store.delete_manifest(manifest)
     with runtime.database.unit_of_work() as session:
@@ -124,9 +130,39 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
     return {
         "cbr.backup": BackupJob(),
         "cbr.restore": RestoreJob(),
+        RESTORE_NBD_JOB: NbdRestoreJob(),
         "cbr.disk_from_backup": DiskFromBackupJob(),
         "cbr.server_from_backup": ServerFromBackupJob(),
         "cbr.delete_backup": DeleteBackupJob(),
         "cbr.delete_vault": DeleteVaultJob(),
         GC_JOB: CollectGarbage(),
+        CATALOGUE_JOB: CatalogueJob(),
+        SCRUB_JOB: ScrubJob(),
     }
+
+
+# What a person calls each job, naming the backup (or vault) it works on.
+_BACKUP_TITLES = {
+    "cbr.backup": "Create backup {}",
+    "cbr.restore": "Restore backup {}",
+    "cbr.disk_from_backup": "Create disk from backup {}",
+    "cbr.server_from_backup": "Create server from backup {}",
+    "cbr.delete_backup": "Delete backup {}",
+}
+
+
+def job_title(session: Session, job: Job) -> str | None:
+    """A human title for one of this slice's jobs ("Create disk from backup nightly"), for
+    pages that show a job; None for another slice's. Names are read now: a backup or vault
+    that is gone shows its id."""
+    payload = job.payload
+    if job.kind in _BACKUP_TITLES:
+        backup = session.get(Backup, str(payload.get("backup_id")))
+        name = backup.name if backup is not None else payload.get("backup_id")
+        return _BACKUP_TITLES[job.kind].format(name)
+    if job.kind == "cbr.delete_vault":
+        vault = session.get(Vault, str(payload.get("vault_id")))
+        return f"Delete vault {vault.name if vault is not None else payload.get('vault_id')}"
+    if job.kind == GC_JOB:
+        return "Collect unused backup data"
+    return None

@@ -45,6 +45,7 @@ from opencbr.iam.models import Project
 
 from . import oplogs
 from .backups import visible_backup
+from .catalogue import enqueue_catalogue
 from .errors import (
     AcceptVaultTypeMismatch,
     MemberExists,
@@ -64,12 +65,14 @@ from .resources import OBJECT_TYPES
 from .vaults import free_bytes, get_vault, has_room, lock_vaults, release, reserve
 
 __all__ = [
+    "MALFORMED_RECIPIENT",
     "MAX_MEMBERS",
     "TRANSITIONS",
     "AcceptChoice",
     "MemberFilters",
     "accept_choices",
     "add_members",
+    "check_recipient_format",
     "delete_member",
     "find_member",
     "list_members",
@@ -143,41 +146,65 @@ def _refuse_if_vault_deleting(session: Session, backup: Backup) -> Vault | None:
     return vault
 
 
-def _named_project(session: Session, backup: Backup, project_id: str) -> str:
-    project = None
-    if is_hex32(project_id):
-        project = rows_of(session).execute(_PROJECT, {"id": project_id}).first()
+# Why a project named as a recipient is refused (code 6704); the format is checked first, so
+# that a form can check it at once, before anything is read.
+MALFORMED_RECIPIENT = "a project ID is 32 lower-case hexadecimal characters"
+
+
+def check_recipient_format(project_id: str) -> None:
+    """Refuse a recipient whose ID is malformed (6704), as `add_members` would, without
+    reading anything: a form checks each ID as it is entered. Whether the project exists
+    and is in the backup's region is known only when the members are added."""
+    if not is_hex32(project_id):
+        raise RecipientProjectInvalid(project_id=project_id, reason=MALFORMED_RECIPIENT)
+
+
+def _refusal(session: Session, backup: Backup, project_id: str) -> str | None:
+    """Why `project_id` cannot receive the backup, or None if it can."""
+    if not is_hex32(project_id):
+        return MALFORMED_RECIPIENT
+    project = rows_of(session).execute(_PROJECT, {"id": project_id}).first()
     if project is None or not project.enabled or project.region != backup.region:
-        raise RecipientProjectInvalid(
-            project_id=project_id, reason=f"no such project in region {backup.region}"
-        )
+        return f"no such project in region {backup.region}"
     if project_id == backup.project_id:
-        raise RecipientProjectInvalid(project_id=project_id, reason="it owns the backup")
-    return project_id
+        return "it owns the backup"
+    return None
+
+
+def _cannot_receive(refused: list[tuple[str, str]]) -> RecipientProjectInvalid:
+    """One 6704 naming every refused project (or account), each with its reason, so that a
+    caller can mend them all at once; a single one reads as the error's own template."""
+    names = ", ".join(name for name, _ in refused)
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in refused:
+        by_reason.setdefault(reason, []).append(name)
+    if len(by_reason) == 1:
+        reason = refused[0][1]
+    else:
+        reason = "; ".join(f"{', '.join(group)}: {why}" for why, group in by_reason.items())
+    if len(refused) == 1:
+        return RecipientProjectInvalid(project_id=names, reason=reason)
+    return RecipientProjectInvalid(
+        f"Projects {names} cannot receive this backup: {reason}.", project_id=names, reason=reason
+    )
 
 
 def _account_projects(session: Session, backup: Backup, domain_id: str) -> list[str]:
     """Every enabled project of an account in the backup's region, but the owner's."""
     if not is_hex32(domain_id):
-        found: list[str] = []
-    else:
-        found = list(
-            session.scalars(
-                select(Project.id)
-                .where(
-                    Project.domain_id == domain_id,
-                    Project.region == backup.region,
-                    Project.enabled.is_(True),
-                    Project.id != backup.project_id,
-                )
-                .order_by(Project.id)
+        return []
+    return list(
+        session.scalars(
+            select(Project.id)
+            .where(
+                Project.domain_id == domain_id,
+                Project.region == backup.region,
+                Project.enabled.is_(True),
+                Project.id != backup.project_id,
             )
+            .order_by(Project.id)
         )
-    if not found:
-        raise RecipientProjectInvalid(
-            project_id=domain_id, reason=f"no project of that account in region {backup.region}"
-        )
-    return found
+    )
 
 
 def _recipients(
@@ -188,20 +215,26 @@ def _recipients(
     existing: set[str],
 ) -> list[str]:
     """New destination projects (S4): each named project must be new; an account adds those
-    of its projects in the region that are not members yet (at least one)."""
+    of its projects in the region that are not members yet (at least one). A refusal names
+    every project (6704), else every member already (6703), not only the first."""
     if len(set(project_ids)) != len(project_ids) or len(set(domain_ids)) != len(domain_ids):
         raise ValidationFailed(reason="a project or account is listed twice")
-    targets: list[str] = []
-    for project_id in project_ids:
-        target = _named_project(session, backup, project_id)
-        if target in existing:
-            raise MemberExists(backup_id=backup.id, project_id=target)
-        targets.append(target)
-    for domain_id in domain_ids:
-        fresh = [p for p in _account_projects(session, backup, domain_id) if p not in existing]
-        if not fresh:
-            raise MemberExists(backup_id=backup.id, project_id=f"(every project of {domain_id})")
-        targets.extend(p for p in fresh if p not in targets)
+    refused = [(p, why) for p in project_ids if (why := _refusal(session, backup, p))]
+    accounts = {d: _account_projects(session, backup, d) for d in domain_ids}
+    refused += [
+        (d, f"no project of that account in region {backup.region}")
+        for d, found in accounts.items()
+        if not found
+    ]
+    if refused:
+        raise _cannot_receive(refused)
+    already = [p for p in project_ids if p in existing]
+    already += [f"(every project of {d})" for d, got in accounts.items() if set(got) <= existing]
+    if already:
+        raise MemberExists(backup_id=backup.id, project_id=", ".join(already))
+    targets = list(project_ids)
+    for found in accounts.values():
+        targets.extend(p for p in found if p not in existing and p not in targets)
     return targets
 
 
@@ -250,6 +283,7 @@ def add_members(
         raise MemberExists(backup_id=backup.id, project_id=", ".join(targets)) from exc
     for member in members:
         _log_both(session, backup, member, "add", owner_vault=owner_vault)
+    enqueue_catalogue(session, backup.id)
     return members
 
 
@@ -320,6 +354,7 @@ def delete_member(session: Session, actor: Actor, backup_id: str, member_id: str
     if member is None:
         raise MemberNotFound(id=member_id)
     _remove(session, backup, member, "cancel")
+    enqueue_catalogue(session, backup.id)
 
 
 def revoke_all_members(session: Session, backup: Backup, reason: str) -> int:
@@ -400,10 +435,13 @@ def update_member_status(
     if member is None:
         raise MemberNotFound(id=member_id)
     if status == MemberStatus.ACCEPTED:
-        return _accept(session, actor, backup, member, vault_id, auto_bind)
+        accepted = _accept(session, actor, backup, member, vault_id, auto_bind)
+        enqueue_catalogue(session, backup.id)
+        return accepted
     if member.status == status:
         return member
     _transition(session, backup, member, status, None, 0)
+    enqueue_catalogue(session, backup.id)
     return member
 
 
@@ -559,8 +597,10 @@ def _log_both(
     owner_vault: Vault | None = None,
 ) -> None:
     """One operation log in the owner's project and one in the recipient's (S15). `vault` is
-    the recipient's, `owner_vault` the backup's (read here unless the caller has it)."""
-    share = {
+    the recipient's, `owner_vault` the backup's (read here unless the caller has it). Only the
+    recipient's log names the recipient's vault: the owner learns that a project accepted,
+    never into which of its vaults."""
+    owner_share = {
         "action": action,
         "backup_id": backup.id,
         "backup_name": backup.name,
@@ -568,14 +608,18 @@ def _log_both(
         "dest_project_id": member.dest_project_id,
         "member_id": member.id,
         "member_status": member.status,
-        "vault_id": vault.id if vault else (member.vault_id or ""),
     }
+    share = {**owner_share, "vault_id": vault.id if vault else (member.vault_id or "")}
     resource = (backup.resource_id, backup.resource_type, backup.resource_name)
     owner_vault = owner_vault or _vault(session, backup.vault_id)
     oplogs.record(
         session,
         oplogs.completed(
-            backup.project_id, "share", vault=owner_vault, resource=resource, extra={"share": share}
+            backup.project_id,
+            "share",
+            vault=owner_vault,
+            resource=resource,
+            extra={"share": owner_share},
         ),
         oplogs.completed(
             member.dest_project_id, "share", vault=vault, resource=resource, extra={"share": share}

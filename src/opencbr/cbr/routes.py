@@ -17,7 +17,9 @@ from opencbr.core.web import RuntimeDep, SessionDep, json_response
 from opencbr.evs.models import Disk
 from opencbr.iam.auth import ActorDep
 
-from . import backups, deletion, oplogs, restore, vaults
+from . import backups, deletion, nbd_restore, oplogs, restore, vaults
+from .admin_routes import router as admin_router
+from .external_reads import external_read_views
 from .info_routes import account_router
 from .info_routes import router as info_router
 from .models import Backup, BackupRecord, ResourceType, Vault
@@ -316,7 +318,11 @@ def list_backups(
 def show_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> JSONResponse:
     backup, share = backups.visible_backup_record(session, actor, backup_id)
     shares = {backup.id: share} if share is not None else {}
-    return json_response({"backup": _backups_out(session, actor, [backup], shares)[0]})
+    shown = _backups_out(session, actor, [backup], shares)[0]
+    read = external_read_views(session, [backup.id]).get(backup.id)
+    if read is not None:
+        shown["extend_info"] = {**shown.get("extend_info", {}), "external_source": read}
+    return json_response({"backup": shown})
 
 
 @router.put("/backups/{backup_id}", operation_id="UpdateBackup")
@@ -382,6 +388,11 @@ def restore_backup(
     backup_id: str, body: RestoreBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
     spec = body.restore
+    if spec.nbd_uri is not None:
+        nbd_restore.restore_to_nbd(
+            session, runtime, actor, backup_id, spec.nbd_uri, spec.tls_psk_file
+        )
+        return Response(status_code=202)
     targets = [restore.RestoreTarget(m.backup_id, m.volume_id) for m in spec.mappings]
     if spec.volume_id:
         targets.append(restore.RestoreTarget(backup_id, spec.volume_id))
@@ -417,6 +428,7 @@ routers = (
     router,
     share_router,
     policy_router,
+    admin_router,
     tag_router,
     info_router,
     account_router,

@@ -19,10 +19,11 @@ vault has `auto_bind` (S13), then a checkpoint (`auto_trigger`, `policy_id`) of 
 a vault that cannot be backed up (no resources, full) gets a `skipped` operation log; a locked
 vault is backed up as any other (`vault_lock`).
 
-Auto-bind vaults that follow no policy use a default period: daily at 00:00 UTC with a 60-minute
-start window. In that window each tick associates the vault's unprotected resources and backs up
-just those; association is idempotent (a resource is in one vault only), so concurrent ticks
-associate and back up each resource once. A vault whose policy is disabled is paused: nothing.
+Auto-bind vaults that follow no policy of their own project use a default period: daily at
+00:00 UTC with a 60-minute start window. In that window each tick associates the vault's
+unprotected resources and backs up just those; association is idempotent (a resource is in one
+vault only), so concurrent ticks associate and back up each resource once.
+A vault whose policy is disabled is paused: nothing.
 
 Retention: at every tick, each vault that follows an enabled policy with a count or age limit
 gets `policies.backups_to_drop` applied to its available automatic backups, per resource, and
@@ -261,7 +262,11 @@ def _back_up_vault(
 
 def _unscheduled_autobind_vaults(database: Database) -> list[str]:
     with database.unit_of_work() as session:
-        has_policy = exists().where(Policy.id == Vault.policy_id)
+        # Only a policy of the vault's own project schedules it: a policy id it cannot see (one
+        # stored before CreateVault checked it) must not stop its automatic association.
+        has_policy = exists().where(
+            Policy.id == Vault.policy_id, Policy.project_id == Vault.project_id
+        )
         query = select(Vault.id).where(
             Vault.auto_bind.is_(True),
             Vault.status == VaultStatus.AVAILABLE,

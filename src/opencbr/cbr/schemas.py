@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "AddMembersBody",
@@ -205,6 +205,17 @@ class RestoreIn(_Body):
     server_id: str | None = None
     mappings: list[RestoreMappingIn] = Field(default_factory=list, max_length=64)
     power_on: bool = True
+    nbd_uri: str | None = Field(default=None, min_length=1, max_length=1024)
+    """Our extension: restore a disk backup onto this NBD export instead of a disk."""
+    tls_psk_file: str = Field(default="", max_length=1024)
+
+    @model_validator(mode="after")
+    def _one_kind_of_target(self) -> RestoreIn:
+        if self.nbd_uri is not None and (self.volume_id or self.server_id or self.mappings):
+            raise ValueError(
+                "nbd_uri is a target of its own: give no volume_id, server_id or mappings"
+            )
+        return self
 
 
 class RestoreBody(_Body):

@@ -20,6 +20,7 @@ from opencbr.core.ids import is_uuid, new_uuid
 from opencbr.core.jobs import enqueue
 
 from .errors import (
+    PolicyNotFound,
     ResourceAlreadyProtected,
     ResourceNotFound,
     VaultCapacityInsufficient,
@@ -35,6 +36,7 @@ from .models import (
     GiB,
     Member,
     MemberStatus,
+    Policy,
     Vault,
     VaultResource,
     VaultStatus,
@@ -129,6 +131,22 @@ def _check_name(name: str) -> None:
         raise ValidationFailed(reason="vault name must be 1-64 characters without <>&'\"\\")
 
 
+def _check_policy(session: Session, actor: Actor, policy_id: str) -> None:
+    """A vault may be created following only a backup policy of its own project: another
+    project's policy answers like a missing one, 404 6401, as AssociateVaultPolicy does (S14)."""
+    operation_type = None
+    if is_uuid(policy_id):
+        operation_type = session.scalar(
+            select(Policy.operation_type).where(
+                Policy.id == policy_id, Policy.project_id == actor.project_id
+            )
+        )
+    if operation_type is None:
+        raise PolicyNotFound(id=policy_id)
+    if operation_type != "backup":
+        raise ValidationFailed(reason="only backup policies apply to backup vaults")
+
+
 def create_vault(session: Session, actor: Actor, spec: VaultSpec) -> Vault:
     _check_name(spec.name)
     if spec.object_type not in OBJECT_TYPES.values():
@@ -138,6 +156,8 @@ def create_vault(session: Session, actor: Actor, spec: VaultSpec) -> Vault:
     if spec.protect_type != "backup":
         raise ValidationFailed(reason="billing.protect_type must be backup")
     _check_size(spec.size_gb)
+    if spec.policy_id:
+        _check_policy(session, actor, spec.policy_id)
     vault = Vault(
         id=new_uuid(),
         project_id=actor.project_id,
@@ -155,7 +175,7 @@ def create_vault(session: Session, actor: Actor, spec: VaultSpec) -> Vault:
         bind_rules=dict(spec.bind_rules),
         auto_expand=spec.auto_expand,
         tags=list(spec.tags),
-        policy_id=spec.policy_id,
+        policy_id=spec.policy_id or None,
         enterprise_project_id=spec.enterprise_project_id,
     )
     session.add(vault)

@@ -18,11 +18,13 @@ from urllib.parse import urlparse
 from .allocator import keep_freed_buffers
 from .backend import Backend, LocalDirBackend, MemoryBackend
 from .backup import BackupResult
+from .catalogue import CATALOGUE_PREFIX, Catalogue
 from .codec import Scope
 from .errors import (
     ChunkStoreError,
     CorruptBlock,
     CorruptObject,
+    LockLost,
     MissingObject,
     PlanStale,
     StoreLocked,
@@ -37,10 +39,12 @@ from .store import DEFAULT_BLOCK_SIZE, DEFAULT_PACK_SIZE, ChunkStore
 from .verify import VerifyReport
 
 __all__ = [
+    "CATALOGUE_PREFIX",
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_PACK_SIZE",
     "Backend",
     "BackupResult",
+    "Catalogue",
     "ChunkStore",
     "ChunkStoreError",
     "CorruptBlock",
@@ -49,6 +53,7 @@ __all__ = [
     "GcResult",
     "LocalDirBackend",
     "LockInfo",
+    "LockLost",
     "Manifest",
     "MemoryBackend",
     "MissingObject",

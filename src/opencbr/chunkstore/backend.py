@@ -18,6 +18,7 @@ Contracts every backend keeps:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from typing import Protocol, runtime_checkable
 
 from .errors import MissingObject
 
-__all__ = ["Backend", "LocalDirBackend", "MemoryBackend"]
+__all__ = ["PRIVATE_FILE", "Backend", "LocalDirBackend", "MemoryBackend"]
 
 _TMP_PREFIX = ".tmp-"
 
@@ -93,12 +94,30 @@ class MemoryBackend:
             return name in self.objects
 
 
+PRIVATE_FILE = 0o600
+"""The mode of every file the store writes (the umask only ever narrows it)."""
+PRIVATE_DIRECTORY = 0o700
+
+
+def _private_directory(path: Path) -> None:
+    """Make `path` and each missing parent 0700 (`mkdir(parents=True)` gives the parents it
+    makes the default mode)."""
+    missing: list[Path] = []
+    for each in (path, *path.parents):
+        if each.exists():
+            break
+        missing.append(each)
+    for each in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another writer
+            os.mkdir(each, PRIVATE_DIRECTORY)
+
+
 class LocalDirBackend:
     """Objects as files under a directory; writes go to a temp file, fsync, rename, fsync dir."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        _private_directory(self.root)
 
     def _path(self, name: str) -> Path:
         _check_name(name)
@@ -106,9 +125,9 @@ class LocalDirBackend:
 
     def put(self, name: str, data: bytes) -> None:
         path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_directory(path.parent)
         tmp = path.parent / f"{_TMP_PREFIX}{os.urandom(16).hex()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
         try:
             view = memoryview(data)
             while view:

@@ -11,6 +11,7 @@ __all__ = [
     "ChunkStoreError",
     "CorruptBlock",
     "CorruptObject",
+    "LockLost",
     "MissingObject",
     "PlanStale",
     "StoreLocked",
@@ -93,6 +94,13 @@ class StoreLocked(ChunkStoreError):
     """Another garbage collection holds the store."""
 
     code = "chunkstore.locked"
+
+
+class LockLost(ChunkStoreError):
+    """This process's lock was removed (its lease ran out unrenewed): another process may have
+    acted as if it were gone, so the work it guarded must stop."""
+
+    code = "chunkstore.lock_lost"
 
 
 class PlanStale(ChunkStoreError):

@@ -22,14 +22,12 @@ from .index import (
     read_pack_header,
     write_index_file,
 )
-from .locks import HeldLock, LockInfo, read_locks
+from .locks import CLOCK_SKEW, HeldLock, LockInfo, live_locks
 
 if TYPE_CHECKING:
     from .store import ChunkStore
 
 __all__ = ["GcPlan", "GcResult", "execute_gc", "make_gc_plan"]
-
-CLOCK_SKEW = 60.0  # seconds of disagreement between hosts' clocks that locks tolerate
 
 
 @dataclass(frozen=True)
@@ -167,7 +165,7 @@ def _plan_once(store: ChunkStore, live: frozenset[str] | None, grace: float, tic
 
 
 def _take_gc_lock(store: ChunkStore, plan: GcPlan) -> HeldLock:
-    others = [lock for lock in read_locks(store.backend) if lock.kind == "gc"]
+    others = [lock for lock in live_locks(store.backend, store.clock()) if lock.kind == "gc"]
     if others:
         raise StoreLocked(f"garbage collection {others[0].name} is running")
     lock = HeldLock(
@@ -177,7 +175,7 @@ def _take_gc_lock(store: ChunkStore, plan: GcPlan) -> HeldLock:
         packs=plan.dead_packs + plan.orphan_packs,
         refresh_every=store.lock_refresh,
     )
-    first = next(lk for lk in read_locks(store.backend) if lk.kind == "gc")
+    first = next(lk for lk in live_locks(store.backend, store.clock()) if lk.kind == "gc")
     if first.name != lock.info.name:
         lock.release()
         raise StoreLocked(f"garbage collection {first.name} is running")
@@ -211,7 +209,7 @@ class _Execution:
         self.held_ids |= ids
 
     def read_locks(self) -> None:
-        for lock in read_locks(self.store.backend):
+        for lock in live_locks(self.store.backend, self.store.clock()):
             if lock.kind == "gc":
                 continue
             for manifest_id in lock.manifests:

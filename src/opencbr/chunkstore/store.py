@@ -11,6 +11,8 @@ Objects (immutable but the config and locks; see formats.py and codec.py for the
     index/<64 hex>               index files: block id -> (pack, offset, length)
     manifests/<64 hex>           one backup of one disk: size, block size, ordered block ids
     locks/<kind>-<32 hex>        running backups, restores and garbage collections
+    catalogue/<kind>/<name>      the caller's catalogue: sealed blobs the store never opens
+                                 (catalogue.py), named and rewritten by the caller
 
 Packs, index files and manifests are named by the BLAKE3 digest of their bytes, so anyone can
 check any of them without keys, and writing one twice writes the same bytes.
@@ -51,17 +53,43 @@ Garbage collection then writes a new index file without the entries of the packs
 delete, deletes the old index files, and deletes the packs last. A crash in between leaves
 index entries for existing packs or unindexed packs, never an entry for a missing pack.
 
+Catalogue. So that a store can be read again when everything its caller knew about it is
+lost, the caller keeps its own records in it: for the cbr slice, its keys (sealed by the
+server root key and by an offline recovery key), each scope's key, each tenant's identities
+and KMS key material, and one record per backup naming its manifests. The store frames them
+with a checksum (catalogue.py) and otherwise treats them as opaque; the caller encrypts and
+authenticates them. Their rules, which the caller keeps:
+
+- A backup's record is written after its manifests (packs -> index -> manifests -> record)
+  and rewritten when what it says changes; so every record names manifests that were
+  written, unless a crash or a collection removed them since.
+- A record whose manifests are missing is skipped by a recovery (a crashed or collected
+  backup), never taken for a backup without data.
+- Deleting a backup deletes its record before its manifests (record -> manifest -> index ->
+  packs): a crash in between leaves a manifest no record names, which collection removes.
+- Catalogue objects are not roots of garbage collection here: the caller names the live
+  manifests (the cbr slice names those of its records too, so a service started on an empty
+  database collects nothing of the backups its catalogue knows).
+- Catalogue objects are mutable and not content-named; a put replaces the whole object
+  atomically. `verify_store` checks every catalogue object's frame.
+
 Locks and garbage collection. A backup writes ``locks/backup-*`` (start time, parent manifest)
 before it reads the index; a restore writes ``locks/restore-*`` (its manifest) before it reads
-the manifest; both are deleted when done and rewritten every few minutes while running.
+the manifest; both are deleted when done. Every lock is a lease kept by a heartbeat thread
+(rewritten every `lock_refresh` seconds, a minute by default; the lease is three of them) and
+names its holder's host and pid. A lock whose holder is dead counts for nothing and is removed
+by the next reader (locks.py): at once when the holder ran on the reader's host and its process
+is gone (a kill -9), else when its lease has run out (another host, an object store). A holder
+that finds its lock removed stops with `LockLost`.
 Garbage collection is plan-then-execute: `gc_plan` computes, without changing anything, the
 manifests to drop (stored but not in the caller's live set and older than the grace period),
 the packs none of whose blocks a live manifest names, and the unindexed packs older than the
 grace period. `gc_execute` then
 
-1. writes ``locks/gc-*`` listing the packs it means to delete (another running collection
-   makes it stop with `StoreLocked`); backups that start later do not reuse blocks in them;
-2. reads the locks: while a backup that started before its lock runs (it may reuse any indexed
+1. writes ``locks/gc-*`` listing the packs it means to delete (another live collection makes
+   it stop with `StoreLocked`; a dead one's lock is removed); backups that start later do not
+   reuse blocks in them;
+2. reads the live locks: while a backup that started before its lock runs (it may reuse any indexed
    block), it deletes no indexed pack; it never deletes an unindexed pack newer than the oldest
    running backup's start; it keeps every pack holding a block of a manifest a running restore
    or backup holds, and the manifest itself;
@@ -71,14 +99,15 @@ grace period. `gc_execute` then
 The roots of collection are the manifests the caller names live (for the cbr slice: every
 backup that exists, including those shared with other projects, which reference the same
 manifest) plus every manifest younger than the grace period, so a backup that finished but
-whose caller has not yet recorded it is never collected. A crashed holder leaves its lock;
-collection stays conservative until `break_stale_locks` removes locks not refreshed for longer
-than a given age.
+whose caller has not yet recorded it is never collected. A crashed holder's lock pins nothing
+once its death is known (see the lock rules above): collection never stalls behind it.
 
 Reads. Every block read is decrypted (authenticated), decompressed and hashed; its keyed hash
 must equal its id, or the read fails with `CorruptBlock` naming the block, the manifest and
 the pack. A manifest is checked against the scope first (`WrongKey` for another scope's keys).
-`verify` reads every block of one manifest; `verify_store` checks every object.
+`verify` reads every block of one manifest; `verify_store` checks every object and says which
+manifests need a damaged or missing pack (`VerifyReport.damaged`); without reading the data
+it still reads each pack's table and its last byte, so a missing or truncated pack is found.
 """
 
 from __future__ import annotations
@@ -90,14 +119,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .backend import Backend
+from .backend import PRIVATE_FILE, Backend
 from .backup import BackupResult, ReadAt, as_read_at, run_backup
+from .catalogue import Catalogue
 from .codec import DEFAULT_ZSTD_LEVEL, BlockCodec, Scope, deterministic_nonces
 from .errors import ChunkStoreError, CorruptObject, MissingObject
 from .formats import Manifest, decode_manifest, object_digest
 from .gc import GcPlan, GcResult, execute_gc, make_gc_plan
 from .index import BlockIndex, Location, rebuild_index
-from .locks import HeldLock, LockInfo, read_locks
+from .locks import HeldLock, LockInfo, live_locks, read_locks
 from .restore import RestoreResult, restore_blocks, stream_blocks
 from .shifts import SHIFT_UNIT
 from .verify import VerifyReport, verify_manifest, verify_store
@@ -139,7 +169,7 @@ class ChunkStore:
         window: int | None = None,
         clock: Callable[[], float] = time.time,
         deterministic: bool = False,
-        lock_refresh: float = 300.0,
+        lock_refresh: float = 60.0,
         shift_unit: int = SHIFT_UNIT,
     ) -> None:
         if block_size < 512 or block_size & (block_size - 1) or block_size > 1 << 24:
@@ -158,6 +188,7 @@ class ChunkStore:
         self.lock_refresh = lock_refresh
         self.shift_unit = shift_unit
         self.index = BlockIndex(backend)
+        self.catalogue = Catalogue(backend)
         self.version = 1
         self._check_config()
 
@@ -237,7 +268,7 @@ class ChunkStore:
             raise ValueError("size must not be negative")
         read_at = as_read_at(reader)
         with self._lock("backup", scope.name, (parent,) if parent else ()) as lock:
-            gc_locks = [held for held in read_locks(self.backend) if held.kind == "gc"]
+            gc_locks = [h for h in live_locks(self.backend, self.clock()) if h.kind == "gc"]
             condemned = frozenset(pack for held in gc_locks for pack in held.packs)
             index = self.index.refresh()
             base = self.load_manifest(parent) if parent else None
@@ -287,7 +318,7 @@ class ChunkStore:
         if os.path.exists(target):
             raise FileExistsError(target)
         partial = target + ".partial"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
         try:
             with (
                 self._reading(scope, manifest_id) as (manifest, index, lock),
@@ -403,6 +434,31 @@ class ChunkStore:
         skip = offset - first * bs
         return b"".join(parts)[skip : skip + end - offset]
 
+    def range_reader(self, scope: Scope, manifest_id: str) -> Callable[[int, int], bytes]:
+        """`read(offset, length)` of one backup for many small reads (a disk served while it
+        is restored): the manifest and index are loaded once and no lock is taken per read,
+        so the caller keeps the backup's blocks from garbage collection by other means (a
+        restore of the same backup running meanwhile holds the restore lock). Every block is
+        verified as in `read_range`."""
+        manifest = self.load_manifest(manifest_id)
+        manifest.check_scope(scope)
+        index, codec = self.index.refresh(), self.codec(scope)
+        bs, size = manifest.block_size, manifest.disk_size
+
+        def read(offset: int, length: int) -> bytes:
+            end = min(offset + length, size)
+            if offset < 0 or end <= offset:
+                return b""
+            first, last = offset // bs, -(-end // bs)
+            parts = [
+                data if data is not None else bytes(min(bs, size - block_offset))
+                for block_offset, data in stream_blocks(self, codec, manifest, index, first, last)
+            ]
+            skip = offset - first * bs
+            return b"".join(parts)[skip : skip + end - offset]
+
+        return read
+
     # ------------------------------------------------------------------------- manifests
 
     def load_manifest(self, manifest_id: str) -> Manifest:
@@ -467,6 +523,12 @@ class ChunkStore:
 
     def locks(self) -> list[LockInfo]:
         return read_locks(self.backend)
+
+    def break_dead_locks(self) -> list[str]:
+        """Remove the locks whose holders are dead (the rules in locks.py); their names."""
+        removed: list[str] = []
+        live_locks(self.backend, self.clock(), removed)
+        return removed
 
     def break_stale_locks(self, older_than: float) -> list[str]:
         """Remove locks not refreshed for `older_than` seconds (their holder has died)."""

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .catalogue import CATALOGUE_PREFIX
 from .codec import BlockCodec
 from .errors import ChunkStoreError, CorruptBlock, CorruptObject, MissingObject, UnknownBlock
 from .formats import Manifest, PackHeader, object_digest, parse_pack_header
@@ -40,6 +41,9 @@ class VerifyReport:
     blocks: int = 0  # blocks decoded and hashed
     bytes_read: int = 0
     unindexed_packs: list[str] = field(default_factory=list)  # harmless; gc removes them
+    # manifest id -> the damaged or missing packs (or other objects) it needs
+    damaged: dict[str, set[str]] = field(default_factory=dict)
+    catalogue_objects: int = 0
 
     @property
     def ok(self) -> bool:
@@ -141,7 +145,7 @@ def _check_pack(
     try:
         if not read_data:
             header = read_pack_header(store.backend, digest)
-            return 0, header.header_length, _compare_table(name, header, indexed)
+            return 0, header.header_length, _check_end(store, name, header, indexed)
         data = store.backend.get(name)
         if object_digest(data) != digest:  # go on: the blob checks below name the block
             errors.append(CorruptObject(name, "content does not match its name"))
@@ -161,6 +165,19 @@ def _check_pack(
     return len(header.entries), len(data), errors
 
 
+def _check_end(
+    store: ChunkStore, name: str, header: PackHeader, indexed: dict[bytes, Location]
+) -> list[ChunkStoreError]:
+    """The table against the index, and the pack's last blob's last byte is there (a read of
+    one byte finds a truncated pack without reading the data)."""
+    errors = _compare_table(name, header, indexed)
+    if header.entries:
+        end = max(e.offset + e.length for e in header.entries)
+        if len(store.backend.get(name, end - 1, 1)) != 1:
+            errors.append(CorruptObject(name, f"truncated: shorter than {end} bytes"))
+    return errors
+
+
 def _compare_table(
     name: str, header: PackHeader, indexed: dict[bytes, Location]
 ) -> list[ChunkStoreError]:
@@ -175,8 +192,30 @@ def _compare_table(
     return []
 
 
+def _bad_blocks(
+    by_pack: dict[str, dict[bytes, Location]], errors: list[ChunkStoreError]
+) -> dict[bytes, str]:
+    """block id -> the damaged object holding it: a corrupt block names itself; a pack that
+    could not be read whole (missing, truncated, unreadable table) loses every block in it."""
+    bad: dict[bytes, str] = {}
+    for error in errors:
+        if isinstance(error, CorruptBlock) and error.pack:
+            bad[error.block_id] = pack_object(error.pack)
+        elif isinstance(error, MissingObject | CorruptObject) and error.name.startswith("packs/"):
+            digest = error.name.rsplit("/", 1)[-1]
+            if isinstance(error, CorruptObject) and "does not match its name" in error.detail:
+                continue  # the blob checks name the damaged blocks, if any
+            for block_id in by_pack.get(digest, {}):
+                bad.setdefault(block_id, error.name)
+    return bad
+
+
 def _check_manifests(
-    store: ChunkStore, codecs: dict[str, BlockCodec], known: set[bytes], report: VerifyReport
+    store: ChunkStore,
+    codecs: dict[str, BlockCodec],
+    known: set[bytes],
+    bad: dict[bytes, str],
+    report: VerifyReport,
 ) -> None:
     for manifest_id in store.list_manifests():
         report.manifests += 1
@@ -187,10 +226,15 @@ def _check_manifests(
                 manifest.check_scope(codec.scope)
         except ChunkStoreError as exc:
             report.errors.append(exc)
+            report.damaged.setdefault(manifest_id, set()).add(f"manifests/{manifest_id}")
             continue
         for block_id in manifest.stored_ids():
-            if block_id not in known:
+            where = bad.get(block_id)
+            if where is not None:
+                report.damaged.setdefault(manifest_id, set()).add(where)
+            elif block_id not in known:
                 report.errors.append(UnknownBlock(block_id, manifest_id=manifest_id))
+                report.damaged.setdefault(manifest_id, set()).add(f"block {block_id.hex()}")
 
 
 def verify_store(
@@ -214,5 +258,7 @@ def verify_store(
             report.bytes_read += nbytes
             report.errors.extend(errors)
     known = {block_id for pack in by_pack.keys() & present for block_id in by_pack[pack]}
-    _check_manifests(store, codecs, known, report)
+    _check_manifests(store, codecs, known, _bad_blocks(by_pack, report.errors), report)
+    report.catalogue_objects = sum(1 for _ in store.backend.list(CATALOGUE_PREFIX))
+    report.errors.extend(store.catalogue.check())
     return report

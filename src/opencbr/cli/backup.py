@@ -77,6 +77,20 @@ def _backup_row(backup: dict[str, Any]) -> dict[str, Any]:
         "created_at": backup["created_at"],
         "protected_at": backup.get("protected_at"),
         "disks": len(backup.get("children") or []) or None,
+        **_external_read(backup),
+    }
+
+
+def _external_read(backup: dict[str, Any]) -> dict[str, Any]:
+    """How a backup of an external disk read its source (ShowBackup only)."""
+    read = backup["extend_info"].get("external_source")
+    if not read:
+        return {}
+    return {
+        "source_bitmap": read["bitmap"] or None,
+        "source_read": read["read"],
+        "full_read_reason": read["full_read_reason"] or None,
+        "bitmap_marked": human_size(read["marked_bytes"]),
     }
 
 
@@ -421,11 +435,19 @@ def restore(
         str | None,
         typer.Option("--server", help="Stopped server to restore a server backup onto."),
     ] = None,
+    nbd: Annotated[
+        str | None,
+        typer.Option("--nbd", help="Restore a disk backup onto this NBD export (a VM's disk)."),
+    ] = None,
+    tls_psk: Annotated[
+        str, typer.Option("--tls-psk", help="TLS PSK file for --nbd (on the server).")
+    ] = "",
     wait: WaitOpt = False,
     timeout: TimeoutOpt = 3600.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Restore a backup onto its disk or server (or another one of at least its size)."""
+    """Restore a backup onto its disk or server (or another one of at least its size), or a
+    disk backup onto an NBD export."""
     api = client()
     backup = api.request("GET", _cbr(api, f"/backups/{backup_id}"))["backup"]
     body: dict[str, Any] = {}
@@ -433,6 +455,8 @@ def restore(
         body["volume_id"] = volume
     if server is not None:
         body["server_id"] = server
+    if nbd is not None:
+        body["nbd_uri"], body["tls_psk_file"] = nbd, tls_psk
     api.request("POST", _cbr(api, f"/backups/{backup_id}/restore"), {"restore": body})
     log = _restore_log(api, backup)
     if wait:
@@ -444,7 +468,7 @@ def restore(
     if as_json:
         print_json(result)
         return
-    targets = ", ".join(result["targets"] or [])
+    targets = ", ".join(result["targets"] or []) or str(nbd)
     console.print(f"restore of {backup_id} onto {targets}: {log['status']}")
 
 

@@ -8,9 +8,12 @@ from .account import configure, whoami
 from .admin import admin_app
 from .backup import backup_app, job_app, oplog_app, restore
 from .disk import disk_app
+from .disk_external import register as _register_external  # noqa: F401  (adds `disk register`)
 from .errors_cmd import errors
 from .kms import kms_app
+from .nbd import disk_nbd_app, server_nbd_app
 from .policy import policy_app
+from .recovery import store_app
 from .server import serve, worker
 from .server_cmds import server_app
 from .share import share_app, shared_app
@@ -33,6 +36,8 @@ app.add_typer(kms_app, name="kms")
 app.add_typer(share_app, name="share")
 app.add_typer(shared_app, name="shared-with-me")
 app.add_typer(policy_app, name="policy")
+disk_app.add_typer(disk_nbd_app, name="nbd")
+server_app.add_typer(server_nbd_app, name="nbd")
 app.add_typer(disk_app, name="disk")
 app.add_typer(server_app, name="server")
 app.add_typer(vault_app, name="vault")
@@ -40,3 +45,4 @@ app.add_typer(backup_app, name="backup")
 app.command()(restore)
 app.add_typer(oplog_app, name="oplog")
 app.add_typer(job_app, name="job")
+app.add_typer(store_app, name="store")

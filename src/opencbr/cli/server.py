@@ -15,6 +15,15 @@ __all__ = ["serve", "worker"]
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+    nbd_port: Annotated[
+        int | None,
+        typer.Option(
+            "--nbd-port",
+            min=0,
+            max=65535,
+            help="NBD server port on loopback [env OPENCBR_NBD_PORT, default 0: a free port].",
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     database_url: DatabaseUrlOpt = None,
     demo: Annotated[
@@ -36,7 +45,11 @@ def serve(
     from .serving import run_server
 
     run_server(
-        make_settings(data_dir, database_url, host=host, port=port, run_workers=jobs), workers, demo
+        make_settings(
+            data_dir, database_url, host=host, port=port, nbd_port=nbd_port, run_workers=jobs
+        ),
+        workers,
+        demo,
     )
 
 

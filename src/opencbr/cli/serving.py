@@ -27,10 +27,12 @@ from opencbr.api.runtime import build_runtime, start_workers
 from opencbr.chunkstore.errors import ChunkStoreError
 from opencbr.core.context import Runtime
 from opencbr.core.errors import AppError
+from opencbr.core.files import private_directory
 from opencbr.core.logging import configure_logging, logging_config
 from opencbr.core.metrics import MetricsExposition
 from opencbr.core.secrets import SealedDataCorrupt
 from opencbr.core.settings import Settings
+from opencbr.evs.nbd import nbd_server
 from opencbr.iam import service as iam
 from opencbr.iam.errors import DomainNotFound
 
@@ -154,7 +156,7 @@ def _reconcile(
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
     """Replace the file atomically with a new one that only its owner can read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -238,8 +240,20 @@ def run_server(settings: Settings, workers: int, demo: bool) -> None:
         )
 
 
+def _start_nbd(runtime: Runtime) -> None:
+    """The NBD server starts with the process where nbdkit is installed (else on first use,
+    which then fails naming the packages)."""
+    try:
+        server = nbd_server(runtime)
+    except AppError as exc:
+        console.print(f"NBD export unavailable: {exc.message}")
+        return
+    console.print(f"NBD server on [bold]nbd://{server.address}/[/bold] (exports: disk nbd open)")
+
+
 def _serve_in_process(runtime: Runtime, uvicorn_options: dict[str, Any]) -> None:
     settings = runtime.settings
+    _start_nbd(runtime)
     pool = start_workers(runtime, threads=settings.worker_threads) if settings.run_workers else None
     try:
         uvicorn.run(create_app(runtime), **uvicorn_options)

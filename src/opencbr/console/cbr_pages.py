@@ -11,8 +11,10 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from opencbr.cbr import backups, deletion, members, vaults
-from opencbr.cbr.models import Backup, BackupStatus, Member, ResourceType, Vault
+from opencbr.cbr.errors import RecipientProjectInvalid
+from opencbr.cbr.models import Backup, BackupStatus, Member, MemberStatus, ResourceType, Vault
 from opencbr.core.errors import AppError, NotFound, ValidationFailed
+from opencbr.core.ids import HEX32_PATTERN
 from opencbr.core.numbers import whole_number
 from opencbr.evs import service as evs
 from opencbr.evs.models import Disk, Server
@@ -23,7 +25,6 @@ from .web import Ctx, Form, get, post, query, redirect, render, url
 __all__ = ["KINDS", "router"]
 
 router = APIRouter(prefix="/cbr/{kind}")
-GiB = 1024**3
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,6 @@ def _backup_of_kind(ctx: Ctx, kind: Kind, backup_id: str) -> Backup:
     return backup
 
 
-def human_bytes(value: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
-
-
 def _page(ctx: Ctx, kind: Kind, template: str, status: int = 200, **values: Any) -> Response:
     return render(
         ctx,
@@ -75,7 +68,6 @@ def _page(ctx: Ctx, kind: Kind, template: str, status: int = 200, **values: Any)
         kind=kind,
         kinds=KINDS,
         nav=kind.slug,
-        human_bytes=human_bytes,
         **values,
     )
 
@@ -276,18 +268,18 @@ def _vault_names(session: Session, ids: set[str]) -> dict[str, str]:
 
 
 def _filters(ctx: Ctx, kind: Kind, shared: bool) -> tuple[dict[str, str], backups.BackupFilters]:
-    """Backups tab: own backups and shares accepted into a vault (S7); Shared with Me: every
-    share of any status (S12)."""
-    names = ("name", "status", "vault_id", "resource", "start", "end")
+    """My Backups: own backups and shares accepted into a vault (S7); Backups Shared with Me:
+    every share, or those of the chosen share status (S12)."""
+    names = ("name", "status", "share_status", "vault_id", "resource", "start", "end")
     chosen = {n: query(ctx.request, n) for n in names}
     filters = backups.BackupFilters(
         name=chosen["name"] or None,
-        status=chosen["status"] or None,
+        status=None if shared else chosen["status"] or None,
         vault_id=chosen["vault_id"] or None,
         resource_name=chosen["resource"] or None,
         resource_type=kind.resource_type,
         own_type="shared" if shared else "all_granted",
-        member_status=None if shared else "accepted",
+        member_status=(chosen["share_status"] or None) if shared else "accepted",
         start_time=_time(chosen["start"]),
         end_time=_time(chosen["end"], end=True),
         limit=200,
@@ -338,6 +330,7 @@ def _backups_page(ctx: Ctx, kind: Kind, status: int = 200, **extra: Any) -> Resp
         chosen=chosen,
         vaults=vault_list,
         statuses=list(BackupStatus),
+        share_statuses=list(MemberStatus),
         **extra,
     )
 
@@ -395,14 +388,24 @@ async def backup_delete(request: Request, kind: str, backup_id: str) -> Response
 
 # --- the Share Backup dialog ------------------------------------------------------------------
 
+_ID_SLOT = "{id}"  # where the dialog's script puts the ID it refuses
+
 
 def _share_dialog(
-    ctx: Ctx, kind: Kind, backup_id: str, added: list[str], status: int = 200, entry: str = ""
+    ctx: Ctx,
+    kind: Kind,
+    backup_id: str,
+    added: list[str],
+    status: int = 200,
+    entry: str = "",
+    cancelling: list[str] | None = None,
 ) -> Response:
+    """The dialog; `cancelling` (projects chosen under Cancel Sharing) asks to confirm."""
     backup = _backup_of_kind(ctx, kind, backup_id)
     shares, _ = members.list_members(
         ctx.session, ctx.actor, backup.id, members.MemberFilters(sort="created_at:asc")
     )
+    statuses = {m.dest_project_id: str(m.status) for m in shares}
     return _backups_page(
         ctx,
         kind,
@@ -412,8 +415,14 @@ def _share_dialog(
             "added": added,
             "entry": entry,
             "shares": shares,
-            "tab": query(ctx.request, "dialog_tab", "share"),
+            "tab": "cancel" if cancelling else query(ctx.request, "dialog_tab", "share"),
+            "cancelling": [(p, statuses.get(p, "")) for p in cancelling or []],
             "max": members.MAX_MEMBERS,
+            # The service's format rule and message, for the check as each ID is added.
+            "pattern": HEX32_PATTERN,
+            "malformed": RecipientProjectInvalid(
+                project_id=_ID_SLOT, reason=members.MALFORMED_RECIPIENT
+            ).message,
         },
     )
 
@@ -437,6 +446,7 @@ async def share(request: Request, kind: str, backup_id: str) -> Response:
         if step == "add":
             entry = form.get("project_id")
             if entry and entry not in added:
+                members.check_recipient_format(entry)  # the page's script checks it first
                 added.append(entry)
             return _share_dialog(ctx, k, backup_id, added)
         if step.startswith("remove:"):
@@ -465,10 +475,15 @@ async def share(request: Request, kind: str, backup_id: str) -> Response:
 
 @router.post("/backups/{backup_id}/unshare")
 async def unshare(request: Request, kind: str, backup_id: str) -> Response:
+    """OK first asks to confirm, naming the recipients that had accepted the backup (it
+    leaves their vaults); the confirmation's own button cancels the sharing."""
+
     def action(ctx: Ctx, form: Form) -> Response:
         chosen = form.all("project")
         if not chosen:
             raise ValidationFailed(reason="select at least one project to cancel sharing with")
+        if form.get("confirmed") != "yes":
+            return _share_dialog(ctx, _kind(ctx, kind), backup_id, [], cancelling=chosen)
         for project_id in chosen:
             members.delete_member(ctx.session, ctx.actor, backup_id, project_id)
         return redirect(

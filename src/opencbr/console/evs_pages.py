@@ -15,13 +15,16 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from opencbr.cbr import backups, oplogs
+from opencbr.cbr import jobs as cbr_jobs
 from opencbr.cbr import restore as cbr_restore
 from opencbr.core.errors import AppError, ValidationFailed
 from opencbr.core.jobs import JobStatus, get_job
 from opencbr.core.numbers import whole_number
+from opencbr.evs import jobs as evs_jobs
 from opencbr.evs import servers as evs_servers
 from opencbr.evs import service as evs
 from opencbr.evs.errors import FromBackupUnavailable
+from opencbr.evs.external import external_sources
 from opencbr.evs.models import Disk, DiskStatus, Server
 from opencbr.evs.service import DiskSpec, VolumeFromBackup
 from opencbr.kms import keys as kms_keys
@@ -74,6 +77,7 @@ async def disk_list(request: Request) -> Response:
             "disks.html",
             "disks",
             disks=disks,
+            external=external_sources(ctx.session, [d.id for d in disks]),
             servers=servers,
             server_names={s.id: s.name for s in servers},
         )
@@ -323,7 +327,19 @@ async def job_progress(request: Request, job_id: str) -> Response:
         server = ctx.session.get(Server, payload.get("server_id") or "")
         if server is not None and server.project_id != ctx.project.id:
             server = None
-        return _page(ctx, "job.html", "tasks", job=job, running=running, disks=disks, server=server)
+        title = (
+            cbr_jobs.job_title(ctx.session, job) or evs_jobs.job_title(ctx.session, job) or job.kind
+        )
+        return _page(
+            ctx,
+            "job.html",
+            "tasks",
+            job=job,
+            title=title,
+            running=running,
+            disks=disks,
+            server=server,
+        )
 
     return await get(request, body)
 
@@ -343,6 +359,6 @@ async def task_list(request: Request) -> Response:
                 common = (log.extra_info or {}).get("common", {})
                 progress[log.id] = int(common.get("progress", 100))
         running = any(log.status == "running" for log in logs)
-        return _page(ctx, "tasks.html", "tasks", logs=logs, progress=progress, running=running)
+        return _page(ctx, "tasks.html", "tasks", logs=logs, percent=progress, running=running)
 
     return await get(request, body)

@@ -18,8 +18,10 @@ from opencbr.core.context import Runtime
 from opencbr.core.errors import AppError
 from opencbr.core.ids import is_hex32, is_uuid
 from opencbr.iam import service as iam
+from opencbr.iam import throttle
+from opencbr.iam.errors import LoginThrottled
 
-from . import account_pages, cbr_pages, evs_pages, kms_pages
+from . import account_pages, cbr_pages, evs_pages, kms_pages, nbd_pages
 from .web import (
     LOGIN_CSRF_COOKIE,
     PREFIX,
@@ -76,14 +78,18 @@ def _sign_in(request: Request, form: Form) -> Response:
     runtime = runtime_of(request)
     if not check_login_csrf(request, form):
         return _login_page(request, "The sign-in form expired; please try again.", 403)
-    try:
-        with runtime.database.unit_of_work() as session:
-            token, _, _ = iam.issue_token(
-                session,
-                form.get("username"),
-                form.get("password"),
-                timedelta(seconds=runtime.settings.token_ttl_seconds),
-            )
+    asked = throttle.LoginRequest(
+        form.get("username"),
+        form.get("password"),
+        timedelta(seconds=runtime.settings.token_ttl_seconds),
+    )
+    try:  # the API's sign-in rules: throttled per user name, on the process's check slots
+        gate = throttle.gate_of(runtime)
+        token, _, _ = gate.run_from_thread(lambda: throttle.login(runtime.database, asked))
+    except LoginThrottled as error:
+        page = _login_page(request, error.message, error.status)
+        page.headers["Retry-After"] = str(error.retry_after)
+        return page
     except AppError as error:
         return _login_page(request, error.message, error.status)
     response = redirect(safe_back(form.get("next"), HOME))
@@ -135,6 +141,7 @@ async def choose_project(request: Request) -> Response:
 
 router.include_router(cbr_pages.router)
 router.include_router(evs_pages.router)
+router.include_router(nbd_pages.router)
 router.include_router(kms_pages.router)
 router.include_router(account_pages.router)
 

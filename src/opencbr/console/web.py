@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -40,6 +40,8 @@ from opencbr.core.ids import new_uuid
 from opencbr.iam import service as iam
 from opencbr.iam.errors import LoginFailed
 from opencbr.iam.models import Domain, Project
+
+from .sizes import UNITS_NOTE, size_markup
 
 __all__ = [
     "PREFIX",
@@ -66,6 +68,8 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+templates.filters["size"] = size_markup  # "{{ n|size }}": see sizes.py
+templates.globals["units_note"] = UNITS_NOTE
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -140,8 +144,14 @@ def runtime_of(request: Request) -> Runtime:
 
 
 def safe_back(target: str, default: str) -> str:
-    """A same-site console path to return to (never an open redirect)."""
-    if target.startswith(PREFIX + "/") and not target.startswith("//") and "\\" not in target:
+    """A same-site console path to return to (never an open redirect): a relative path under
+    the console, without a scheme or host, backslashes, dot segments or control characters."""
+    if (
+        target.startswith(PREFIX + "/")
+        and "\\" not in target
+        and "/../" not in target + "/"
+        and target.isprintable()
+    ):
         return target
     return default
 
@@ -201,16 +211,37 @@ def render(
     return response
 
 
-def _login_redirect(request: Request) -> RedirectResponse:
-    target = safe_back(
-        request.url.path + (f"?{request.url.query}" if request.url.query else ""), ""
-    )
+EXPIRED = "Your session expired. Sign in again to continue where you were."
+
+
+def _page_before(request: Request) -> str:
+    """The console page to come back to after signing in: this one for a GET; for a form
+    sent, the page it was sent from (the Referer, which the console's policy keeps to its
+    own origin), if it is this site's."""
+    if request.method == "GET":
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc:
+        return ""
+    return referer.path + (f"?{referer.query}" if referer.query else "")
+
+
+def _login_redirect(request: Request, expired: bool) -> RedirectResponse:
+    """To the sign-in page, which then comes back here (`next`: a checked same-site path).
+    A session cookie that no longer signs in (it expired) is dropped, and the page says so."""
+    target = safe_back(_page_before(request), "")
     url = f"{PREFIX}/login" + (f"?next={quote(target)}" if target else "")
-    return RedirectResponse(url, status_code=303)
+    if not expired:
+        return RedirectResponse(url, status_code=303)
+    response = redirect(url, ("info", EXPIRED))
+    response.delete_cookie(SESSION_COOKIE, path=PREFIX)
+    return response
 
 
 class _NotSignedIn(Exception):
-    pass
+    def __init__(self, expired: bool = False) -> None:
+        super().__init__()
+        self.expired = expired
 
 
 def _context(request: Request, runtime: Runtime, session: Session) -> Ctx:
@@ -220,7 +251,7 @@ def _context(request: Request, runtime: Runtime, session: Session) -> Ctx:
     try:
         principal = iam.resolve_token(session, token)
     except LoginFailed as exc:
-        raise _NotSignedIn() from exc
+        raise _NotSignedIn(expired=True) from exc
     projects = [p for p in iam.list_projects(session, principal.domain_id) if p.enabled]
     if not projects:
         raise _NotSignedIn()
@@ -261,8 +292,8 @@ def _get_sync(request: Request, body: PageBody) -> Response:
                 return render(
                     ctx, request, "error.html", status=error.status, message=error.message
                 )
-    except _NotSignedIn:
-        return _login_redirect(request)
+    except _NotSignedIn as gone:
+        return _login_redirect(request, gone.expired)
     except Exception:
         return _internal_error(request)
 
@@ -293,14 +324,30 @@ def _post_sync(
         except AppError as error:
             if on_error is None:
                 return redirect(safe_back(form.get("back"), back), ("error", error.message))
-            with runtime.database.unit_of_work() as session:
-                ctx = _context(request, runtime, session)
-                ctx.flash = {"kind": "error", "text": error.message}
-                return on_error(ctx, form, error)
-    except _NotSignedIn:
-        return _login_redirect(request)
+            return _refused_page(request, runtime, form, error, on_error)
+    except _NotSignedIn as gone:
+        return _login_redirect(request, gone.expired)
     except Exception:
         return _internal_error(request)
+
+
+def _refused_page(
+    request: Request, runtime: Runtime, form: Form, error: AppError, on_error: ErrorPage
+) -> Response:
+    """The form's page again, with the refusal shown. Drawing it looks things up in a unit of
+    work of its own, which can be refused in turn (the form's backup is not the user's to see):
+    then that refusal is the answer, on the error page, as a GET of the page would answer."""
+    with runtime.database.unit_of_work() as session:
+        ctx = _context(request, runtime, session)
+        ctx.flash = {"kind": "error", "text": error.message}
+        try:
+            return on_error(ctx, form, error)
+        except AppError as page_error:
+            session.rollback()
+            ctx.flash = None  # the page the first refusal was for is not shown
+            return render(
+                ctx, request, "error.html", status=page_error.status, message=page_error.message
+            )
 
 
 async def read_form(request: Request) -> Form:

@@ -18,6 +18,8 @@ from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from .files import private_directory, private_file
+
 __all__ = [
     "Base",
     "Database",
@@ -111,6 +113,21 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError("an idle pooled connection is gone") from exc
 
 
+# SQLite gives its -wal, -shm and -journal files the database file's own mode.
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _private_sqlite_files(path: Path) -> None:
+    """The database file made (or narrowed to) 0600 before SQLite opens it, so that SQLite,
+    which would create it 0644 less the umask, creates its side files 0600 too."""
+    private_directory(path.parent)
+    private_file(path)
+    for suffix in SQLITE_SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            private_file(side)
+
+
 class Database:
     """An engine plus its session factory."""
 
@@ -120,7 +137,7 @@ class Database:
         if self.is_sqlite:
             path = url.removeprefix("sqlite:///")
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_files(Path(path))
             self.engine: Engine = create_engine(
                 url, connect_args={"check_same_thread": False, "timeout": 30}
             )

@@ -111,11 +111,20 @@ class UnsupportedMediaType(AppError):
 
 def error_body(error: AppError, request_id: str) -> dict[str, Any]:
     """The JSON body for an error, in the envelope its service family uses on the wire."""
+    message = _encodable(error.message)
     if error.code.startswith("KMS."):
-        return {"error": {"error_code": error.code, "error_msg": error.message}}
+        return {"error": {"error_code": error.code, "error_msg": message}}
     if error.code.startswith("EVS."):
-        return {"error": {"code": error.code, "message": error.message}}
-    return {"error_code": error.code, "error_msg": error.message, "request_id": request_id}
+        return {"error": {"code": error.code, "message": message}}
+    return {"error_code": error.code, "error_msg": message, "request_id": request_id}
+
+
+def _encodable(text: str) -> str:
+    """`text` with whatever UTF-8 cannot encode (a lone surrogate a message quotes) written as
+    a `\\udXXX` escape, so that rendering the error cannot fail in turn."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def all_error_classes() -> list[type[AppError]]:

@@ -6,12 +6,13 @@ import random
 import re
 import uuid
 
-__all__ = ["is_hex32", "is_uuid", "new_hex32", "new_request_id", "new_uuid"]
+__all__ = ["HEX32_PATTERN", "is_hex32", "is_uuid", "new_hex32", "new_request_id", "new_uuid"]
 
 # Used with fullmatch only: "^...$" with match() also takes a trailing newline ("$" matches
 # before one), so "<uuid>\n" would pass as an id.
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_HEX32 = re.compile(r"[0-9a-f]{32}")
+HEX32_PATTERN = "[0-9a-f]{32}"  # also a form field's `pattern`, which browsers anchor
+_HEX32 = re.compile(HEX32_PATTERN)
 
 
 def new_uuid() -> str:

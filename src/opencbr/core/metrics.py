@@ -44,6 +44,7 @@ __all__ = [
     "record_backup_bytes",
     "record_request",
     "record_restore_bytes",
+    "record_scrub",
     "record_store_size",
     "record_store_write",
 ]
@@ -78,6 +79,22 @@ STORE_SIZE = Gauge(
     "Bytes held in the object store, as last measured (e.g. by garbage collection).",
     multiprocess_mode="mostrecent",
 )
+
+SCRUB_OBJECTS = Counter(
+    "opencbr_scrub_objects_checked", "Store objects (packs, manifests, catalogue) scrubs checked."
+)
+SCRUB_ERRORS = Counter("opencbr_scrub_errors", "Damaged or missing store objects scrubs found.")
+SCRUB_DAMAGED = Gauge(
+    "opencbr_scrub_damaged_backups",
+    "Backups the last scrub found damaged (marked `error`).",
+    multiprocess_mode="mostrecent",
+)
+
+
+def record_scrub(objects: int, errors: int, damaged_backups: int) -> None:
+    SCRUB_OBJECTS.inc(objects)
+    SCRUB_ERRORS.inc(errors)
+    SCRUB_DAMAGED.set(damaged_backups)
 
 
 def record_request(method: str, route: str, status: int, seconds: float) -> None:

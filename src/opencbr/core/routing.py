@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import email.message
 import functools
 import inspect
 import json
@@ -25,6 +24,7 @@ from fastapi.utils import get_path_param_names, is_body_allowed_for_status_code
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from .json_input import is_json_content_type
 from .web import (
     FastJSONResponse,
     OnEndpointThread,
@@ -291,7 +291,7 @@ def _parse_body(model: TypeAdapter[Any], request: Request, body: bytes) -> Any:
         missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
         raise RequestValidationError([missing])
     value: Any = body
-    if _is_json(request.headers.get("content-type")):
+    if is_json_content_type(request.headers.get("content-type")):
         try:
             value = json.loads(body)
         except json.JSONDecodeError as error:
@@ -310,14 +310,3 @@ def _parse_body(model: TypeAdapter[Any], request: Request, body: bytes) -> Any:
     except ValidationError as error:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
         raise RequestValidationError(errors) from error
-
-
-def _is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    message = email.message.Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )

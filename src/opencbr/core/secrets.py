@@ -13,6 +13,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .files import PRIVATE_FILE, private_directory
+
 __all__ = ["RootKey", "SealedDataCorrupt"]
 
 _VERSION = b"\x01"
@@ -36,8 +38,8 @@ class RootKey:
             return cls(base64.b64decode(configured))
         path = data_dir / "root.key"
         if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            private_directory(data_dir)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(base64.b64encode(AESGCM.generate_key(256)))
         return cls(base64.b64decode(path.read_bytes()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
     request_threads: int = Field(
         default=4, ge=1, description="requests an API process works on at once (its threads)"
     )
+    # Each check is argon2 with 64 MiB (about a quarter second of a core): a login flood must
+    # leave the cores to signed requests (iam.throttle).
+    login_checks: int = Field(
+        default=1, ge=1, description="password checks an API process runs at once"
+    )
     job_lease_seconds: int = Field(
         default=60,
         ge=1,
@@ -64,6 +70,38 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key: str | None = None
     s3_secret_key: str | None = Field(default=None, repr=False)
+    admin_token: str | None = Field(
+        default=None,
+        repr=False,
+        description="bearer token of the operator's API (/v1/admin); unset: no such API",
+    )
+    scrub_period_hours: float = Field(
+        default=168.0, ge=0, description="hours between scheduled store scrubs (0: none)"
+    )
+    scrub_deep: bool = Field(
+        default=False, description="scheduled scrubs decrypt and hash every block (slow)"
+    )
+
+    nbd_host: str = Field(
+        default="127.0.0.1",
+        description="address the NBD server listens on; loopback only (exports carry no TLS)",
+    )
+    nbd_port: int = Field(
+        default=0, ge=0, le=65535, description="NBD server port (0: a free port at start)"
+    )
+
+    restore_copy_mib_per_s: float = Field(
+        default=0,
+        ge=0,
+        description="rate of a new disk's copy from a backup in MiB/s (0: as fast as it goes)",
+    )
+
+    @field_validator("nbd_host")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        if not ipaddress.ip_address(value).is_loopback:
+            raise ValueError("the NBD server listens on a loopback address only")
+        return value
 
     @field_validator("regions", mode="before")
     @classmethod

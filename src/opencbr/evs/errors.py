@@ -19,9 +19,14 @@ __all__ = [
     "DiskRangeInvalid",
     "DiskStatusConflict",
     "EvsValidationFailed",
+    "ExternalDiskDataPath",
+    "ExternalSourceInvalid",
     "FromBackupUnavailable",
     "JobNotFound",
     "LengthRequired",
+    "NbdExportConflict",
+    "NbdExportNotFound",
+    "NbdUnavailable",
     "ServerNotFound",
     "ServerStatusConflict",
     "SystemDiskDetach",
@@ -121,5 +126,41 @@ class TransferNotFound(NotFound):
 
 
 class TransferRefused(BadRequest):
-    code = "EVS.0419"
+    code = "EVS.0422"
     template = "Disk transfer refused: {reason}."
+
+
+class ExternalSourceInvalid(BadRequest):
+    """An NBD source that cannot be registered or restored onto as given. Nothing changed."""
+
+    code = "EVS.0433"
+    template = "Cannot use NBD source {uri}: {reason}"
+
+
+class ExternalDiskDataPath(BadRequest):
+    code = "EVS.0434"
+    template = (
+        "Disk {id} is an external disk: its bytes live in its NBD source {uri}; read and write "
+        "them there."
+    )
+
+
+class NbdUnavailable(AppError):
+    """The NBD protocol engine (nbdkit with its Python plugin) is not installed or did not start."""
+
+    status = 503
+    code = "EVS.0419"
+    template = (
+        "NBD export is not available on this server: {reason}. It needs the Debian packages "
+        "nbdkit and nbdkit-plugin-python (apt-get install nbdkit nbdkit-plugin-python)."
+    )
+
+
+class NbdExportNotFound(NotFound):
+    code = "EVS.0420"
+    template = "Disk {id} has no open NBD export."
+
+
+class NbdExportConflict(Conflict):
+    code = "EVS.0421"
+    template = "Disk {id} is already exported {mode}; close that export first."

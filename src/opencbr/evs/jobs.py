@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from opencbr.core.context import Runtime
-from opencbr.core.jobs import JobContext, JobHandler
+from opencbr.core.jobs import Job, JobContext, JobHandler
 
 from .models import Disk, DiskStatus, Server, ServerStatus
 from .servers import CREATE_SERVER_JOB
@@ -26,7 +26,7 @@ from .service import (
 )
 from .volumes import BackupInProgress
 
-__all__ = ["handlers"]
+__all__ = ["handlers", "job_title"]
 
 
 class RetryLater(Exception):
@@ -124,3 +124,23 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
         CREATE_SERVER_JOB: CreateServer(runtime),
         DELETE_DISK_JOB: DeleteDisk(runtime),
     }
+
+
+def _disk_name(session: Session, disk_id: object) -> str:
+    disk = session.get(Disk, str(disk_id))
+    return (disk.name or disk.id) if disk is not None else str(disk_id)
+
+
+def job_title(session: Session, job: Job) -> str | None:
+    """What a person calls one of this slice's jobs ("Create disk data-1"), for pages that
+    show a job; None for another slice's. Names are read now: a deleted disk shows its id."""
+    payload = job.payload
+    if job.kind == CREATE_DISK_JOB:
+        names = [_disk_name(session, i) for i in payload.get("disk_ids") or []]
+        return f"Create disk{'s' if len(names) > 1 else ''} {', '.join(names)}"
+    if job.kind == DELETE_DISK_JOB:
+        return f"Delete disk {_disk_name(session, payload.get('disk_id'))}"
+    if job.kind == CREATE_SERVER_JOB:
+        server = session.get(Server, str(payload.get("server_id")))
+        return f"Create server {server.name if server is not None else payload.get('server_id')}"
+    return None

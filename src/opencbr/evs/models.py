@@ -1,4 +1,5 @@
-"""EVS tables: disks (block volumes) and servers (compute instance records owning disks)."""
+"""EVS tables: disks (block volumes), servers (compute instance records owning disks) and the
+NBD exports of disks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from opencbr.core.clock import utcnow
 from opencbr.core.db import Base
 
-__all__ = ["Disk", "DiskStatus", "DiskTransfer", "Server", "ServerStatus"]
+__all__ = ["Disk", "DiskStatus", "DiskTransfer", "NbdExport", "Server", "ServerStatus"]
 
 
 class DiskStatus(StrEnum):
@@ -105,3 +106,27 @@ class DiskTransfer(Base):
     name: Mapped[str] = mapped_column(String(255), default="")
     auth_key_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+
+class NbdExport(Base):
+    """An open NBD export of a disk (at most one per disk).
+
+    The row is the export: any process's NBD broker resolves a client's export name here, and
+    deleting the row ends the export everywhere. `name` is a random secret that only the disk's
+    project is told; `address` is the host:port of the NBD server that the URI names.
+    """
+
+    __tablename__ = "evs_nbd_exports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    disk_id: Mapped[str] = mapped_column(ForeignKey("evs_disks.id"), unique=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    read_only: Mapped[bool] = mapped_column(Boolean)
+    address: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+
+from .external_models import ExternalDisk, ExternalRead  # noqa: E402  (registers the tables)
+
+__all__ += ["ExternalDisk", "ExternalRead"]

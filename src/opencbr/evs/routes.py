@@ -33,7 +33,7 @@ from opencbr.core.jobs import get_job as core_get_job
 from opencbr.core.numbers import whole_number
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep, SessionDep, get_runtime
-from opencbr.iam.auth import ActorDep, SignedBodyDep, project_actor
+from opencbr.iam.auth import ActorDep, StreamedBodyDep, project_actor
 
 from . import service
 from .errors import (
@@ -45,7 +45,9 @@ from .errors import (
     LengthRequired,
     WriteIncomplete,
 )
+from .external_routes import router as external_router
 from .models import Disk
+from .nbd_routes import router as nbd_router
 from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
 from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
@@ -192,9 +194,9 @@ def show_job(job_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any
 # ---------------------------------------------------------------------------- data path
 
 
-def data_actor(project_id: str, request: Request, body: SignedBodyDep) -> Actor:
+def data_actor(project_id: str, request: Request, body: StreamedBodyDep) -> Actor:
     """The caller in the path's project, resolved in its own short unit of work: a stream of
-    disk data holds no database connection."""
+    disk data holds no database connection. Its body alone may go unsigned."""
     with get_runtime(request).database.unit_of_work() as session:
         return project_actor(project_id, request, session, body)
 
@@ -301,5 +303,5 @@ def volume_extents(
     }
 
 
-routers = (server_router, router, volume_admin_router, transfer_router)
+routers = (server_router, external_router, nbd_router, router, volume_admin_router, transfer_router)
 """Every router of the slice, for the app to add route by route."""

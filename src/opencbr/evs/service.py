@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
@@ -44,10 +44,12 @@ from .errors import (
     DiskRangeInvalid,
     DiskStatusConflict,
     EvsValidationFailed,
+    ExternalDiskDataPath,
     ServerNotFound,
     ServerStatusConflict,
 )
-from .models import Disk, DiskStatus, Server
+from .external_volumes import external_source, external_volume
+from .models import Disk, DiskStatus, NbdExport, Server
 from .volumes import (
     DiskKey,
     LocalVolumeDriver,
@@ -57,6 +59,7 @@ from .volumes import (
     VolumeNotFound,
     WriteData,
 )
+from .volumes.nbd_source import NbdVolume
 from .volumes.protocol import BackupView, Extent
 
 __all__ = [
@@ -453,12 +456,22 @@ class DiskVolume:
 
 def open_volume(
     runtime: Runtime, session: Session, disk: Disk, actor: Actor | None = None
-) -> DiskVolume:
-    """The disk's volume, ready for data and `begin_backup()`.
+) -> DiskVolume | NbdVolume:
+    """The disk's volume, ready for data and `begin_backup()`; an external disk's is its NBD
+    source (`external_volumes`).
 
     An encrypted disk's key is unwrapped through KMS as `actor` (the caller, or by default the
     disk's owner project): a disabled or no longer granted key refuses here with its KMS error.
     """
+    external = external_volume(session, disk)
+    if external is not None:
+        return external
+    return _local_volume(runtime, session, disk, actor)
+
+
+def _local_volume(
+    runtime: Runtime, session: Session, disk: Disk, actor: Actor | None = None
+) -> DiskVolume:
     driver = volume_driver(runtime)
     key = _disk_key(runtime, session, disk, actor)
     driver.open(disk.id, key)
@@ -473,7 +486,18 @@ def data_volume(runtime: Runtime, session: Session, actor: Actor, disk_id: str) 
         raise DiskStatusConflict(
             id=disk.id, status=disk.status, expected=" or ".join(DATA_STATUSES)
         )
-    return open_volume(runtime, session, disk, actor)
+    return stored_volume(runtime, session, disk, actor)
+
+
+def stored_volume(
+    runtime: Runtime, session: Session, disk: Disk, actor: Actor | None = None
+) -> DiskVolume:
+    """The volume of a disk whose bytes OpenCBR stores: an external disk's bytes live in its
+    NBD source, so its data path (and an NBD export of it) is refused, naming the source."""
+    source = external_source(session, disk.id)
+    if source is not None:
+        raise ExternalDiskDataPath(id=disk.id, uri=source.uri)
+    return _local_volume(runtime, session, disk, actor)
 
 
 # ---------------------------------------------------------------------------- deletion
@@ -481,12 +505,14 @@ def data_volume(runtime: Runtime, session: Session, actor: Actor, disk_id: str) 
 
 def delete_disk(session: Session, actor: Actor, disk_id: str) -> Job:
     """Mark the disk `deleting` and enqueue the job that removes its image and record.
-    An attached disk is refused (detach it or delete the server with its disks)."""
+    An attached disk is refused (detach it or delete the server with its disks), and so is
+    one with a read-write NBD export (it is `in-use`); a read-only export ends here."""
     assert actor.project_id is not None
     disk = get_disk(session, actor.project_id, disk_id, lock=True)
     if disk.server_id is not None:
         raise DiskInUse(id=disk.id, server_id=disk.server_id)
     transition_disk(session, disk, DELETABLE_STATUSES, DiskStatus.DELETING)
+    session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     return enqueue(
         session,
         DELETE_DISK_JOB,
@@ -500,5 +526,6 @@ def remove_disk(runtime: Runtime, session: Session, disk: Disk) -> None:
     """Delete the image (if any) and the record of a disk in `deleting` (idempotent)."""
     with contextlib.suppress(VolumeNotFound):
         volume_driver(runtime).delete(disk.id)
+    session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     session.delete(disk)
     session.flush()

@@ -20,31 +20,32 @@ from . import service, signing
 from .errors import LoginFailed
 from .service import Principal, ProjectScope
 
-__all__ = ["ActorDep", "PrincipalDep", "SignedBodyDep", "authenticate", "caller", "project_actor"]
+__all__ = [
+    "ActorDep",
+    "PrincipalDep",
+    "SignedBodyDep",
+    "StreamedBodyDep",
+    "authenticate",
+    "caller",
+    "project_actor",
+]
 
 log = logging.getLogger(__name__)
 
 
+def _claims_unsigned(request: Request) -> bool:
+    return request.headers.get("x-sdk-content-sha256") == signing.UNSIGNED_PAYLOAD
+
+
 def _payload_hash(request: Request, body: bytes | None) -> str:
-    """The body hash the client signed; unsigned payloads are allowed only for non-JSON data."""
-    content_type = request.headers.get("content-type", "")
-    unsigned = request.headers.get("x-sdk-content-sha256") == signing.UNSIGNED_PAYLOAD
-    if body is None:
+    """The body hash the client signed: None stands for a body left unsigned, which only
+    `streamed_body` gives. An empty body the client called unsigned (as the SDK does for a
+    content type that is not JSON) has nothing left out of the signature."""
+    if body is None or (not body and _claims_unsigned(request)):
         return signing.UNSIGNED_PAYLOAD
     if not body:
         return signing.EMPTY_SHA256
-    if unsigned and not content_type.startswith("application/json"):
-        return signing.UNSIGNED_PAYLOAD
     return hashlib.sha256(body).hexdigest()
-
-
-def _streams_unsigned(request: Request) -> bool:
-    content_type = request.headers.get("content-type", "")
-    return (
-        request.headers.get("x-sdk-content-sha256") == signing.UNSIGNED_PAYLOAD
-        and not content_type.startswith("application/json")
-        and request.headers.get("content-length", "1") != "0"
-    )
 
 
 def _verify(
@@ -96,17 +97,31 @@ def _from_token(session: Session, token: str) -> Principal:
         raise Unauthenticated(reason="the token is invalid or expired") from exc
 
 
+def _signed(request: Request) -> bool:
+    """Whether the request is signed (not sent with a token): then its body is verified."""
+    signed = request.headers.get("authorization", "").startswith(signing.ALGORITHM + " ")
+    return signed and not request.headers.get("x-auth-token")
+
+
 async def signed_body(request: Request) -> bytes | None:
     """The body a signature covers, read on the event loop before the request's work moves to
-    a thread; None when nothing signs it (a token, no signature at all, or a streamed unsigned
-    upload), so a request that will be refused is not read."""
-    signed = request.headers.get("authorization", "").startswith(signing.ALGORITHM + " ")
-    if request.headers.get("x-auth-token") or not signed or _streams_unsigned(request):
+    a thread; None when nothing signs it (a token, or no signature at all), so a request that
+    will be refused is not read. Whatever `X-Sdk-Content-Sha256` claims, the body is hashed:
+    a route whose body is parsed never acts on bytes nobody signed."""
+    return await request.body() if _signed(request) else None
+
+
+async def streamed_body(request: Request) -> bytes | None:
+    """`signed_body` for the route of a disk data stream, the one route whose body may be left
+    out of the signature (`UNSIGNED-PAYLOAD`, as the SDK sends non-JSON bodies): then None,
+    and the body is streamed to the disk as it arrives rather than read here."""
+    if _claims_unsigned(request):
         return None
-    return await request.body()
+    return await signed_body(request)
 
 
 SignedBodyDep = Annotated[bytes | None, Depends(signed_body)]
+StreamedBodyDep = Annotated[bytes | None, Depends(streamed_body)]
 
 
 def caller(request: Request, session: Session, body: bytes | None) -> Principal:

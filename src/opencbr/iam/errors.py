@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from opencbr.core.errors import BadRequest, Conflict, NotFound, Unauthenticated, ValidationFailed
+from typing import ClassVar
+
+from opencbr.core.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
 
 __all__ = [
     "AccessKeyNotFound",
     "AgencyNotFound",
     "DomainNotFound",
     "IamValidationFailed",
+    "LoginBusy",
     "LoginFailed",
+    "LoginThrottled",
     "NameTaken",
     "UnknownRegion",
     "UserNotFound",
@@ -56,3 +67,24 @@ class IamValidationFailed(ValidationFailed):
 
     code = "IAM.0011"
     template = "Request parameter invalid: {reason}"
+
+
+class LoginThrottled(AppError):
+    """A sign-in refused before its password was checked, because the user name is locked
+    (`iam.throttle`); `retry_after` is in seconds (the edge sends it as `Retry-After`)."""
+
+    status: ClassVar[int] = 429
+    code = "IAM.0102"
+    template = "Too many failed sign-ins for this user name; try again in {retry_after} s."
+    exit_code: ClassVar[int] = 5  # as a conflict: the same call may work later
+
+    @property
+    def retry_after(self) -> int:
+        return int(self.params["retry_after"])
+
+
+class LoginBusy(LoginThrottled):
+    """Every password-check slot of the process is taken (`iam.throttle.LoginGate`)."""
+
+    code = "IAM.0103"
+    template = "Too many sign-ins are being checked right now; try again in {retry_after} s."

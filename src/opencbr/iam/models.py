@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opencbr.core.clock import utcnow
 from opencbr.core.db import Base
 
-__all__ = ["AccessKey", "Agency", "Domain", "Project", "Token", "User"]
+__all__ = ["AccessKey", "Agency", "Domain", "LoginFailures", "Project", "Token", "User"]
 
 
 class Domain(Base):
@@ -81,3 +89,16 @@ class Agency(Base):
     description: Mapped[str] = mapped_column(String(255), default="")
     duration: Mapped[str] = mapped_column(String(16), default="FOREVER")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LoginFailures(Base):
+    """Consecutive failed sign-ins for one user name (see `iam.throttle`). Keyed by the name's
+    SHA-256, whether or not such a user exists: an attacker's invented names cost one small
+    row each, and the table says nothing about which names are users."""
+
+    __tablename__ = "iam_login_failures"
+
+    name_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -6,18 +6,22 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from opencbr.core.clock import api_time
+from opencbr.core.context import Runtime
+from opencbr.core.errors import error_body
+from opencbr.core.ids import new_uuid
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep, SessionDep
 
-from . import agencies, service
+from . import agencies, service, throttle
 from .auth import PrincipalDep
-from .errors import DomainNotFound, IamValidationFailed
+from .errors import DomainNotFound, IamValidationFailed, LoginThrottled
 from .models import Agency, Domain, Project
 
-__all__ = ["VALIDATION_ERRORS", "domain_view", "project_view", "router", "routers"]
+__all__ = ["VALIDATION_ERRORS", "domain_view", "project_view", "router", "routers", "throttled"]
 
 # Bad input to these paths answers in IAM's family (`IAM.0011`), not the backup service's.
 VALIDATION_ERRORS: dict[str, type] = {
@@ -94,36 +98,62 @@ def domain_view(domain: Domain) -> dict[str, Any]:
 
 
 @router.post("/v3/auth/tokens", status_code=201, operation_id="KeystoneCreateUserTokenByPassword")
-def create_token(
-    body: TokenRequest, response: Response, session: SessionDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+async def create_token(
+    body: TokenRequest, request: Request, response: Response, runtime: RuntimeDep
+) -> Any:
+    """Runs on the event loop: the sign-in waits for a check slot of `iam.throttle` without
+    holding a request thread, and its units of work are its own."""
     user = body.auth.identity.password.user
     scope_project = (
         body.auth.scope.project.id if body.auth.scope and body.auth.scope.project else None
     )
-    token, principal, expires = service.issue_token(
-        session,
+    asked = throttle.LoginRequest(
         user.name,
         user.password,
         timedelta(seconds=runtime.settings.token_ttl_seconds),
         project_id=scope_project,
         domain_name=user.domain.name if user.domain else None,
     )
+    try:
+        return await throttle.gate_of(runtime).run(lambda: _token_answer(runtime, asked, response))
+    except LoginThrottled as error:
+        return throttled(request, error)
+
+
+def throttled(request: Request, error: LoginThrottled) -> JSONResponse:
+    """The 429 with its `Retry-After`."""
+    request_id = str(getattr(request.state, "request_id", "")) or new_uuid()
+    return JSONResponse(
+        error_body(error, request_id),
+        status_code=error.status,
+        headers={"Retry-After": str(error.retry_after)},
+    )
+
+
+def _token_answer(
+    runtime: Runtime, asked: throttle.LoginRequest, response: Response
+) -> dict[str, Any]:
+    token, principal, expires = throttle.login(runtime.database, asked)
     response.headers["X-Subject-Token"] = token
-    domain = service.get_domain(session, principal.domain_id)
-    payload: dict[str, Any] = {
-        "expires_at": api_time(expires),
-        "methods": ["password"],
-        "user": {
-            "id": principal.user_id,
-            "name": principal.user_name,
-            "domain": domain_view(domain),
-        },
-        "catalog": [],
-    }
-    if scope_project:
-        project = service.visible_project(session, principal.domain_id, scope_project)
-        payload["project"] = {"id": project.id, "name": project.name, "domain": domain_view(domain)}
+    with runtime.database.unit_of_work() as session:
+        domain = service.get_domain(session, principal.domain_id)
+        payload: dict[str, Any] = {
+            "expires_at": api_time(expires),
+            "methods": ["password"],
+            "user": {
+                "id": principal.user_id,
+                "name": principal.user_name,
+                "domain": domain_view(domain),
+            },
+            "catalog": [],
+        }
+        if asked.project_id:
+            project = service.visible_project(session, principal.domain_id, asked.project_id)
+            payload["project"] = {
+                "id": project.id,
+                "name": project.name,
+                "domain": domain_view(domain),
+            }
     return {"token": payload}
 
 

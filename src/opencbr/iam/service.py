@@ -60,6 +60,7 @@ __all__ = [
     "resolve_access_key_in_project",
     "resolve_token",
     "revoke_token",
+    "secret_purpose",
     "set_password",
     "visible_project",
 ]
@@ -68,6 +69,11 @@ _HASHER = PasswordHasher()
 _ALNUM = string.ascii_uppercase + string.digits
 _SK_ALPHABET = string.ascii_letters + string.digits
 _SK_PURPOSE = "iam.access-key-secret"
+
+
+def secret_purpose(access_key: str) -> str:
+    """The root-key sealing purpose of an access key's secret (binds it to the key)."""
+    return _SK_PURPOSE + ":" + access_key
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,14 @@ Rules (every KMS call, the wire's and other slices'):
 - A key lives in one project, so in one domain and one region. It is looked up only in the
   caller's region; another region's key answers KMS.0207 like a missing one.
 - The **owner** is the key's project (calls made in that project). It may do everything.
-- Anyone else needs a grant on the key whose grantee is the caller's domain
-  (`grantee_principal_type=domain`, the Account ID) or the caller's user (`user`), and whose
-  operations include the one asked for; otherwise KMS.0306 naming the key, the grantee and the
-  missing operation (S10). Key ids are random UUIDs: the message tells a caller who already
-  holds an id that the key exists, which S10 asks for, and nothing else.
+- A key is **visible** to its owner and to a caller that holds at least one grant on it whose
+  grantee is the caller's domain (`grantee_principal_type=domain`, the Account ID) or the
+  caller's user (`user`). To anyone else it answers KMS.0207 exactly like a key that does not
+  exist (S14 applied to keys): every call, lifecycle and grant calls too, so a key id is no
+  oracle of another account's keys.
+- A caller that sees a key it does not own may perform the operations its grants list; any
+  other operation answers KMS.0306 naming the key, the grantee and the missing operation (S10):
+  the grant already told it the key exists.
 - Using a key (data-key operations, creating grants) needs it enabled: a disabled key answers
   KMS.0209, a key pending deletion KMS.0210 — for owner and grantees alike, checked after
   access so an outsider learns nothing about the state.
@@ -42,8 +45,10 @@ __all__ = [
     "find_key",
     "grants_of_caller",
     "is_owner",
+    "key_in_region",
     "master_key",
     "material_purpose",
+    "may_see",
     "owned_key",
 ]
 
@@ -75,8 +80,11 @@ def master_key(root_key: RootKey, key: Key) -> bytes:
     return root_key.unseal(key.material_sealed, material_purpose(key.id))
 
 
-def find_key(session: Session, actor: Actor, key_id: str | None, lock: bool = False) -> Key:
-    """The key with this id in the caller's region, whoever owns it; KMS.0205/0207 otherwise."""
+def key_in_region(session: Session, actor: Actor, key_id: str | None, lock: bool = False) -> Key:
+    """The key with this id in the caller's region, *whoever owns it*; KMS.0205/0207 otherwise.
+
+    Only for a caller that proves its right another way (retiring a grant by its id); every
+    other lookup is `find_key`."""
     if not key_id:
         raise MissingParameter(name="key_id")
     if not is_uuid(key_id):
@@ -90,8 +98,21 @@ def find_key(session: Session, actor: Actor, key_id: str | None, lock: bool = Fa
     return key
 
 
+def find_key(session: Session, actor: Actor, key_id: str | None, lock: bool = False) -> Key:
+    """The key, if visible to the caller (the module rules); KMS.0205/0207 otherwise."""
+    key = key_in_region(session, actor, key_id, lock=lock)
+    if not may_see(session, key, actor):
+        raise KeyNotFound(key_id=key.id)
+    return key
+
+
 def is_owner(key: Key, actor: Actor) -> bool:
     return key.domain_id == actor.domain_id and key.project_id == actor.project_id
+
+
+def may_see(session: Session, key: Key, actor: Actor) -> bool:
+    """The caller owns the key or holds a grant on it."""
+    return is_owner(key, actor) or bool(grants_of_caller(session, key, actor))
 
 
 def grants_of_caller(session: Session, key: Key, actor: Actor) -> list[Grant]:
@@ -141,11 +162,13 @@ def check_key_usable(
     `operation` is one of `OPERATIONS`. `need_enabled=False` skips the state check (describing
     a key works in every state).
     """
-    key = find_key(session, actor, key_id)
-    if not is_owner(key, actor) and not any(
-        operation in grant.operation_list for grant in grants_of_caller(session, key, actor)
-    ):
-        raise _denied(key, actor, operation)
+    key = key_in_region(session, actor, key_id)
+    if not is_owner(key, actor):
+        held = grants_of_caller(session, key, actor)
+        if not held:
+            raise KeyNotFound(key_id=key.id)
+        if not any(operation in grant.operation_list for grant in held):
+            raise _denied(key, actor, operation)
     if need_enabled:
         ensure_enabled(key, operation)
     return key

@@ -6,7 +6,9 @@
   (KMS.2404); never on a service default key (KMS.0211); the key must be enabled.
 - list: the owner. revoke: the owner only (KMS.0307 for anyone else who can see the key).
 - retire: the grant's issuer, its retiring principal, or its grantee when the grant includes
-  `retire-grant`.
+  `retire-grant`. A caller that can neither see the key nor retire the grant it names gets
+  KMS.0207, as for a missing key (a retiring principal may hold no grant: the grant id, 64
+  random hex characters, is its proof).
 A revoked or retired grant is deleted in the same unit of work: it stops working at once.
 """
 
@@ -28,6 +30,8 @@ from .access import (
     find_key,
     grants_of_caller,
     is_owner,
+    key_in_region,
+    may_see,
     owned_key,
 )
 from .access import check_key_usable as _check
@@ -38,6 +42,7 @@ from .errors import (
     GrantOperationsInvalid,
     GrantRefused,
     InvalidGrantId,
+    KeyNotFound,
     KmsValidationFailed,
     MissingParameter,
     TooManyGrants,
@@ -112,7 +117,7 @@ def create_grant(
         raise KmsValidationFailed(reason="retiring_principal must be 1-64 letters or digits")
     _check_subset(session, key, actor, ops)
     ensure_enabled(key, "create-grant")
-    locked = find_key(session, actor, key.id, lock=True)
+    locked = key_in_region(session, actor, key.id, lock=True)  # `_check` decided who may
     count = session.scalar(select(func.count()).where(Grant.key_id == locked.id)) or 0
     if count >= MAX_GRANTS_PER_KEY:
         raise TooManyGrants(key_id=key.id, limit=MAX_GRANTS_PER_KEY)
@@ -187,8 +192,18 @@ def _may_retire(grant: Grant, actor: Actor) -> bool:
     return grant.grantee_principal == grantee and "retire-grant" in grant.operation_list
 
 
+def _retirable_unseen(session: Session, key: Key, actor: Actor, grant_id: str | None) -> bool:
+    """The caller cannot see the key but names a grant on it that it may retire."""
+    if not grant_id or not _GRANT_ID.fullmatch(grant_id):
+        return False
+    grant = session.scalar(select(Grant).where(Grant.id == grant_id, Grant.key_id == key.id))
+    return grant is not None and _may_retire(grant, actor)
+
+
 def retire_grant(session: Session, actor: Actor, key_id: str | None, grant_id: str | None) -> None:
-    key = find_key(session, actor, key_id)
+    key = key_in_region(session, actor, key_id)
+    if not may_see(session, key, actor) and not _retirable_unseen(session, key, actor, grant_id):
+        raise KeyNotFound(key_id=key.id)
     grant = _find_grant(session, key, grant_id)
     if not _may_retire(grant, actor):
         raise GrantRefused(

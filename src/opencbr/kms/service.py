@@ -13,8 +13,9 @@ acting for a project passes `Actor(domain_id, "", project_id, region)`)::
 `check_key_usable` is where region, ownership, grants and key state are checked (rules in
 `opencbr.kms.access`); the others call it first. Failures are `KMS.*` errors that name the key
 and what is missing, e.g. KMS.0306 "KMS key <id> of another account: no grant gives account
-<domain> the decrypt-datakey operation", KMS.0209 disabled, KMS.0210 pending deletion, KMS.0207
-unknown in this region. They change nothing.
+<domain> the decrypt-datakey operation" for a grantee lacking that operation, KMS.0209 disabled,
+KMS.0210 pending deletion, KMS.0207 unknown in this region or another account's key the caller
+holds no grant on (the two answer alike). They change nothing.
 
 Keys whose deletion date has passed are destroyed by `purge_tick`, a worker hook (see
 `keys.purge_due_keys`).

@@ -11,16 +11,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import select, update
 
 from opencbr.cbr import vaults
+from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.jobs import WorkerPool
 from opencbr.evs import service as evs
 from opencbr.iam import service as iam
+from opencbr.iam.models import Token, User
 from opencbr.iam.service import TenantCredentials
 from tests.conftest import LiveServer, unique
 
@@ -79,16 +83,32 @@ class Tenant:
         return Actor(self.creds.domain_id, "", self.project_id, REGION)
 
 
-def shot(page: Page, name: str) -> Path:
-    """Keep a screenshot of the page as a test artifact (test-artifacts/console/)."""
+WIDE, NARROW = 1440, 800
+
+
+def shot(page: Page, name: str, narrow: bool = False) -> Path:
+    """Keep a screenshot of the page as a test artifact (test-artifacts/console/): `name.png`
+    at the page's width (1440 px), and with `narrow` also `name-800.png` at 800 px (a tablet,
+    or half a laptop's screen; each costs a relayout and a second image, so only pages whose
+    narrow layout matters take it)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    if not narrow:
+        return path
+    height = page.viewport_size["height"] if page.viewport_size else 900
+    page.set_viewport_size({"width": NARROW, "height": height})
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{NARROW}.png"), full_page=True)
+    finally:
+        page.set_viewport_size({"width": WIDE, "height": height})
     return path
 
 
-def login(page: Page, base: str, user: str, password: str = PASSWORD) -> None:
-    page.goto(f"{base}/console/login")
+def login(page: Page, base: str, user: str, password: str = PASSWORD, goto: bool = True) -> None:
+    """Sign in on the login page (opened first unless `goto` is False)."""
+    if goto:
+        page.goto(f"{base}/console/login")
     page.get_by_label("IAM user name").fill(user)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
@@ -113,7 +133,7 @@ def signed_in(runtime: Runtime, console: LiveServer, browser: Browser) -> Iterat
                 ["region-1", "region-2"],
                 password=PASSWORD,
             )
-        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        context = browser.new_context(viewport={"width": WIDE, "height": 900})
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()
@@ -163,6 +183,17 @@ def leave_free(runtime: Runtime, tenant: Tenant, vault_name: str, nbytes: int) -
         found, _ = vaults.list_vaults(session, tenant.actor, vaults.VaultFilters(name=vault_name))
         vault = found[0]
         vaults.reserve(session, vault, vaults.free_bytes(vault) - nbytes)
+
+
+def expire_sessions(runtime: Runtime, user_name: str) -> None:
+    """Let every session of a user reach its end now, as its time to live would."""
+    with runtime.database.unit_of_work() as session:
+        users = select(User.id).where(User.name == user_name)
+        session.execute(
+            update(Token)
+            .where(Token.user_id.in_(users))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
 
 
 def flash(page: Page) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
@@ -25,9 +26,11 @@ from opencbr.core.context import Runtime
 from tests.conftest import LiveServer
 
 from .conftest import (
+    REGION,
     TenantMaker,
     back_up_now,
     disk_bytes,
+    expire_sessions,
     import_image,
     leave_free,
     login,
@@ -56,7 +59,9 @@ def create_vault(
     page.goto(f"{base}/console/cbr/{kind}/vaults")
     page.get_by_role("link", name="Create Vault").click()
     page.get_by_label("Name").fill(name)
-    page.get_by_label("Capacity (GB)").fill(str(size_gb))
+    capacity = page.get_by_label("Capacity (GB)")
+    expect(capacity).to_have_accessible_description("1 GB = 1,024 MB = 2^30 bytes (1,073,741,824).")
+    capacity.fill(str(size_gb))
     for resource_id in resources:
         page.locator(f"input[name=resource][value='{resource_id}']").check()
     page.get_by_role("button", name="Create", exact=True).click()
@@ -76,6 +81,7 @@ def create_disk(
         page.get_by_label("KMS key").select_option(label=key_alias)
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator("h1")).to_contain_text("succeeded", timeout=20_000)
+    expect(page.locator("h1")).to_contain_text(f"Create disk {name}")
     page.get_by_role("link", name="view disks").click()
     row = page.locator(f"tr[data-disk='{name}']")
     expect(row).to_contain_text("available")
@@ -90,16 +96,38 @@ def open_share_dialog(page: Page, base: str, backup_name: str) -> Locator:
     return page.get_by_role("dialog", name="Share Backup")
 
 
-def disk_from_backup(page: Page, name: str) -> str:
+def disk_from_backup(page: Page, name: str, backup_name: str) -> str:
     """On the Create Disk form opened from a backup: name the disk, create it, wait for the
-    job, and find the new disk (available) in the list; its id."""
+    job (its page is titled for people, not by the job's internal kind), and find the new
+    disk (available) in the list; its id."""
     page.get_by_label("Name").fill(name)
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator("h1")).to_contain_text("succeeded", timeout=30_000)
+    expect(page.locator("h1")).to_contain_text(f"Create disk from backup {backup_name}")
+    expect(page).to_have_title(f"Create disk from backup {backup_name} · OpenCBR")
     page.get_by_role("link", name="view disks").click()
     row = page.locator(f"tr[data-disk='{name}']")
     expect(row).to_contain_text("available")
     return row.locator(".sub.mono").first.inner_text().strip()
+
+
+def check_narrow(page: Page, table: str, row: Locator, one_line: str) -> None:
+    """At 768 px wide the page itself does not scroll sideways: the table scrolls inside its
+    box, the row's Operation cell stays in view, and `one_line` (a size) does not wrap."""
+    page.set_viewport_size({"width": 768, "height": 900})
+    try:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        wrap = page.get_by_role("table", name=table).locator("xpath=..")
+        assert wrap.evaluate("w => w.scrollWidth > w.clientWidth"), "the table fits: no test"
+        expect(row.locator("td.ops")).to_be_in_viewport(ratio=1)
+        cell = row.locator("td", has_text=re.compile(f"^{re.escape(one_line)}$"))
+        lines = cell.evaluate(
+            "td => { const r = document.createRange(); r.selectNodeContents(td);"
+            " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }"
+        )
+        assert lines == 1, f"{one_line!r} wraps"
+    finally:
+        page.set_viewport_size({"width": 1440, "height": 900})
 
 
 def share_list_row(page: Page, base: str, backup_id: str, project_id: str) -> Locator:
@@ -134,7 +162,7 @@ def test_sharing_a_backup_both_sides(
     expect(page.locator("tr[data-vault='owner-vault']")).to_contain_text(
         re.compile(r"4\.\d MB / 50 GB")
     )
-    shot(page, "vaults")
+    shot(page, "vaults", narrow=True)
 
     # Each recipient reads its project ID under My Credentials and passes it on.
     first_project = read_project_id(first.page, base)
@@ -154,10 +182,18 @@ def test_sharing_a_backup_both_sides(
     page.get_by_role("button", name="Search").click()
     row = page.locator("tr[data-backup='db-disk-backup']")
     expect(row).to_contain_text("available")
-    shot(page, "backups")
+    shot(page, "backups", narrow=True)
+    check_narrow(page, "Backups", row, "4.0 MB")
+    # Sizes are in the product's units (GB = 2^30 bytes); each carries its exact bytes.
+    expect(row.locator(".size")).to_have_attribute("title", f"{4 * MiB:,} bytes")
 
-    # More > Share Backup: name, disk name, backup ID and type; add two projects; OK.
+    # More > Share Backup: name, disk name, backup ID and type; add two projects; OK. (At
+    # 768 px the menu opens over the table that scrolls, not clipped by it.)
+    page.set_viewport_size({"width": 768, "height": 900})
     row.locator("summary", has_text="More").click()
+    expect(row.get_by_role("menuitem", name="Share List")).to_be_in_viewport(ratio=1)
+    shot(page, "backups-more")
+    page.set_viewport_size({"width": 1440, "height": 900})
     row.get_by_role("menuitem", name="Share Backup").click()
     dialog = page.get_by_role("dialog", name="Share Backup")
     for fact in ("db-disk-backup", "db-disk", backup_id, "Disk backup"):
@@ -167,7 +203,7 @@ def test_sharing_a_backup_both_sides(
         dialog.get_by_role("button", name="Add").click()
     listed = dialog.get_by_role("list", name="Projects to share with").get_by_role("listitem")
     expect(listed).to_have_count(2)
-    shot(page, "share-dialog")
+    shot(page, "share-dialog", narrow=True)
     dialog.get_by_role("button", name="OK").click()
     expect(flash(page)).to_contain_text("Backup shared with 2 project(s).")
 
@@ -180,13 +216,28 @@ def test_sharing_a_backup_both_sides(
     shot(page, "share-list")
 
     # Recipient: Backups Shared with Me; without a vault, accepting is refused clearly.
+    # It is under the Backups tab; its Status filter is the share's status.
     mine = first.page
-    mine.goto(f"{base}/console/cbr/disk/backups")
-    mine.get_by_role("link", name="Backups Shared with Me").click()
+    mine.goto(f"{base}/console/cbr/disk/vaults")
+    mine.get_by_role("navigation", name="Cloud Disk Backups").get_by_role(
+        "link", name="Backups", exact=True
+    ).click()
+    mine.get_by_role("navigation", name="Backups", exact=True).get_by_role(
+        "link", name="Backups Shared with Me"
+    ).click()
+    status = mine.get_by_label("Status")
+    expect(status.locator("option")).to_have_text(
+        ["All share statuses", "pending", "accepted", "rejected"]
+    )
+    status.select_option("accepted")
+    mine.get_by_role("button", name="Search").click()
+    expect(mine.locator("main")).to_contain_text("No shared backups match these criteria.")
+    mine.get_by_label("Status").select_option("pending")
+    mine.get_by_role("button", name="Search").click()
     shared = mine.locator("tr[data-backup='db-disk-backup']")
     expect(shared).to_contain_text("pending")
     expect(shared).to_contain_text(owner.project_id)
-    shot(mine, "shared-with-me")
+    shot(mine, "shared-with-me", narrow=True)
     shared.get_by_role("link", name="Accept").click()
     expect(mine.locator(".flash-warn")).to_contain_text("no disk backup vault")
     expect(mine.get_by_role("button", name="OK")).to_be_disabled()
@@ -212,7 +263,7 @@ def test_sharing_a_backup_both_sides(
     accepted = mine.locator("tr[data-backup='db-disk-backup']")
     expect(accepted).to_contain_text("shared")
     expect(accepted).to_contain_text("big-vault")
-    shot(mine, "backups-recipient")
+    shot(mine, "backups-recipient", narrow=True)
     wrong_kind = mine.goto(f"{base}/console/cbr/server/backups/{backup_id}/accept")
     assert wrong_kind is not None
     assert wrong_kind.status == 404  # a disk backup has no server-backup pages
@@ -225,7 +276,7 @@ def test_sharing_a_backup_both_sides(
     mine.goto(f"{base}/console/cbr/disk/backups")
     mine.locator("tr[data-backup='db-disk-backup']").get_by_role("link", name="Create Disk").click()
     expect(mine.locator(".flash-info")).to_contain_text("From backup db-disk-backup")
-    copy_id = disk_from_backup(mine, "db-copy")
+    copy_id = disk_from_backup(mine, "db-copy", "db-disk-backup")
     expect(mine.locator("tr[data-disk='db-copy']")).to_contain_text(backup_id)
     shot(mine, "disks-recipient")
     original = disk_bytes(runtime, owner, disk_id, 4 * MiB)
@@ -238,16 +289,34 @@ def test_sharing_a_backup_both_sides(
     other.locator("tr[data-backup='db-disk-backup']").get_by_role("button", name="Reject").click()
     expect(flash(other)).to_contain_text("Shared backup rejected.")
     expect(other.locator("tr[data-backup='db-disk-backup']")).to_contain_text("rejected")
+    other.goto(f"{base}/console/cbr/disk/backups?tab=shared&share_status=pending")
+    expect(other.locator("tr[data-backup='db-disk-backup']")).to_have_count(0)
+    other.goto(f"{base}/console/cbr/disk/backups?tab=shared&share_status=rejected")
+    expect(other.locator("tr[data-backup='db-disk-backup']")).to_contain_text("rejected")
 
     # Sharer: the Share List shows both answers; Cancel Sharing for the one that rejected.
     expect(share_list_row(page, base, backup_id, first_project)).to_contain_text("accepted")
     expect(page.locator(f"tr[data-member='{second_project}']")).to_contain_text("rejected")
+    # OK first asks to confirm, naming the recipient that had accepted; Back changes nothing.
     dialog = open_share_dialog(page, base, "db-disk-backup")
     dialog.get_by_role("tab", name="Cancel Sharing").click()
     dialog = page.get_by_role("dialog", name="Share Backup")
+    dialog.locator(f"input[value='{first_project}']").check()
     dialog.locator(f"input[value='{second_project}']").check()
     shot(page, "cancel-sharing")
     dialog.get_by_role("button", name="OK").click()
+    confirm = dialog.get_by_role("alert")
+    expect(confirm).to_contain_text("Cancel sharing with 2 projects?")
+    expect(confirm).to_contain_text(
+        f"This recipient had accepted the backup: {first_project}. It leaves its vault"
+    )
+    shot(page, "cancel-sharing-confirm", narrow=True)
+    dialog.get_by_role("link", name="Back").click()
+    expect(dialog.locator(f"input[value='{first_project}']")).not_to_be_checked()
+    dialog.locator(f"input[value='{second_project}']").check()
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("None of them had accepted the backup.")
+    dialog.get_by_role("button", name="Yes, cancel sharing").click()
     expect(flash(page)).to_contain_text("Sharing cancelled for 1 project(s).")
     expect(share_list_row(page, base, backup_id, second_project)).to_have_count(0)
     expect(page.locator(f"tr[data-member='{first_project}']")).to_contain_text("accepted")
@@ -268,7 +337,7 @@ def test_sharing_a_backup_both_sides(
     assert disk_bytes(runtime, first, copy_id, 4 * MiB) == original
     mine.goto(f"{base}/console/tasks")
     expect(mine.get_by_role("table", name="Tasks")).to_contain_text("cascade-delete")
-    shot(mine, "tasks")
+    shot(mine, "tasks", narrow=True)
 
 
 def test_encrypted_backup_shared_with_a_kms_grant(
@@ -354,7 +423,7 @@ def test_encrypted_backup_shared_with_a_kms_grant(
     # own default key (so that it outlives the grant).
     other.goto(f"{base}/console/disks/new?backup_id={backup_id}")
     expect(other.get_by_label("KMS key")).to_contain_text("Default key (evs/default)")
-    copy_id = disk_from_backup(other, "secret-copy")
+    copy_id = disk_from_backup(other, "secret-copy", "secret-backup")
     copy = other.locator("tr[data-disk='secret-copy']")
     expect(copy).to_contain_text("Yes")
     expect(copy).not_to_contain_text(key_id)
@@ -393,27 +462,60 @@ def test_share_dialog_by_keyboard_only(
     field = dialog.get_by_label("Project ID of the recipient")
     expect(field).to_be_focused()
 
-    # Enter in the field is Add; a wrong ID and a right one are listed.
-    page.keyboard.type("0123456789abcdef0123456789abcdef")
-    page.keyboard.press("Enter")
-    expect(field).to_be_focused()
-    page.keyboard.type(friend_project)
-    page.keyboard.press("Enter")
+    # Enter in the field is Add. A malformed ID is refused at once, in the page, with the
+    # service's message; nothing is listed and the focus stays in the field.
     listed = dialog.get_by_role("listitem")
-    expect(listed).to_have_count(2)
+    page.keyboard.type("not-a-project")
+    page.keyboard.press("Enter")
+    malformed = dialog.get_by_role("alert")
+    expect(malformed).to_have_text(
+        "Project not-a-project cannot receive this backup: "
+        "a project ID is 32 lower-case hexadecimal characters."
+    )
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_be_focused()
+    expect(listed).to_have_count(0)
+    shot(page, "share-dialog-malformed", narrow=True)
+    # Without the script, the same rule refuses it at Add (the service checks the format).
+    refused = page.request.post(
+        page.url,
+        form={
+            "csrf": dialog.locator("input[name=csrf]").first.input_value(),
+            "step": "add",
+            "project_id": "not-a-project",
+        },
+    )
+    assert refused.status == 400
+    assert "Project not-a-project cannot receive this backup" in refused.text()
 
-    # OK shares with nobody when one listed project is wrong, and says which.
+    # Two well-formed IDs of no project and a right one are listed.
+    missing = ("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210")
+    page.keyboard.press("Control+A")
+    page.keyboard.type(missing[0])
+    expect(malformed).to_be_hidden()
+    page.keyboard.press("Enter")
+    expect(listed).to_have_count(1)
+    expect(field).to_be_focused()
+    for count, project_id in enumerate((missing[1], friend_project), start=2):
+        page.keyboard.type(project_id)
+        page.keyboard.press("Enter")
+        expect(listed).to_have_count(count)
+        expect(field).to_be_focused()
+
+    # OK shares with nobody when listed projects are wrong, and names every one of them.
     tab_to(page, dialog.get_by_role("button", name="OK"))
     page.keyboard.press("Enter")
-    expect(dialog.get_by_role("alert")).to_contain_text(
-        "Project 0123456789abcdef0123456789abcdef cannot receive this backup"
+    expect(dialog.get_by_role("alert")).to_have_text(
+        f"Projects {missing[0]}, {missing[1]} cannot receive this backup: "
+        f"no such project in region {REGION}."
     )
-    expect(listed).to_have_count(2)
-    shot(page, "share-dialog-refused")
+    expect(listed).to_have_count(3)
+    shot(page, "share-dialog-refused", narrow=True)
 
-    # Remove it with the keyboard, then OK.
-    tab_to(page, dialog.get_by_role("button", name="Remove 0123456789abcdef0123456789abcdef"))
-    page.keyboard.press("Enter")
+    # Remove them with the keyboard, then OK.
+    for project_id in missing:
+        tab_to(page, dialog.get_by_role("button", name=f"Remove {project_id}"))
+        page.keyboard.press("Enter")
     expect(listed).to_have_count(1)
     tab_to(page, dialog.get_by_role("button", name="OK"))
     page.keyboard.press("Space")
@@ -450,7 +552,13 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     page.get_by_label("System disk (GB)").fill("1")
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator("h1")).to_contain_text("succeeded", timeout=20_000)
-    shot(page, "job")
+    expect(page.locator("h1")).to_contain_text("Create server web-1")
+    expect(page.locator("main")).to_contain_text("evs.create_server")  # as the job's type
+    # A finished job's bar is green (not the red of a full vault).
+    done = page.get_by_role("progressbar", name="Progress")
+    expect(done).to_have_class(re.compile(r"\bprogress-done\b"))
+    expect(done.locator(".capacity-fill")).to_have_css("background-color", "rgb(26, 127, 75)")
+    shot(page, "job", narrow=True)
     create_disk(page, base, "spare-disk", size_gb=1)
     image = tmp_path / "image.raw"
     image.write_bytes(os.urandom(256 * 1024))
@@ -483,20 +591,38 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     shot(page, "server-from-backup")
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator("h1")).to_contain_text("succeeded", timeout=30_000)
+    expect(page.locator("h1")).to_contain_text("Create server from backup web-1-backup")
     page.get_by_role("link", name="view servers").click()
     copy = page.locator("tr[data-server='web-2']")
     for disk in ("/dev/vda web-2-vda", "/dev/vdb web-2-vdb"):
         expect(copy).to_contain_text(disk)
-    shot(page, "servers")
+    shot(page, "servers", narrow=True)
     page.goto(f"{base}/console/disks")
+    check_narrow(page, "Disks", page.locator("tr[data-disk='web-2-vdb']"), "1 GB")
     copied = page.locator("tr[data-disk='web-2-vdb'] .sub.mono").first.inner_text().strip()
     expect(page.locator("tr[data-disk='web-2-vdb']")).to_contain_text("in-use")
     assert disk_bytes(runtime, user, copied, len(image.read_bytes())) == image.read_bytes()
     page.locator("tr[data-disk='spare-disk']").get_by_role("button", name="Detach").click()
     expect(flash(page)).to_contain_text("Disk spare-disk detached.")
 
+    # My Credentials, also from the menu on the user name: resting the pointer on the name
+    # opens it (and leaving closes it); so do Enter and a click.
+    account = page.get_by_role("navigation", name="Account")
+    item = account.get_by_role("menuitem", name="My Credentials")
+    account.get_by_text(user.creds.user_name, exact=True).hover()
+    expect(item).to_be_visible()
+    expect(account.get_by_role("menuitem", name="API Credentials")).to_be_visible()
+    shot(page, "user-menu", narrow=True)
+    page.mouse.move(600, 600)
+    expect(item).to_be_hidden()
+    account.get_by_text(user.creds.user_name, exact=True).focus()
+    page.keyboard.press("Enter")
+    expect(item).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{base}/console/credentials")
+    expect(page.get_by_role("heading", name="API Credentials")).to_be_visible()
+
     # My Credentials: the secret key is shown once.
-    page.goto(f"{base}/console/credentials")
     page.get_by_role("button", name="Create access key").click()
     secret = page.locator("#new-sk").inner_text().strip()
     assert len(secret) == 40
@@ -524,6 +650,32 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     assert forged.status == 403
     assert "did not come from the console" in forged.text()
     assert "Traceback" not in forged.text()
+
+    # When the session expires, the sign-in page says so and then comes back to the page
+    # (with its query), or, for a form sent, to the page the form was on.
+    expire_sessions(runtime, user.creds.user_name)
+    page.goto(f"{base}/console/cbr/disk/backups?tab=shared&share_status=pending")
+    expect(page).to_have_url(re.compile(r"/console/login\?next="))
+    expect(page.get_by_role("status")).to_have_text(
+        "Your session expired. Sign in again to continue where you were."
+    )
+    shot(page, "login-expired", narrow=True)
+    login(page, base, user.creds.user_name, goto=False)
+    expect(page).to_have_url(f"{base}/console/cbr/disk/backups?tab=shared&share_status=pending")
+    expect(page.get_by_label("Status")).to_have_value("pending")
+    page.goto(f"{base}/console/kms")
+    expire_sessions(runtime, user.creds.user_name)
+    page.get_by_label("Alias").fill("late-key")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.get_by_role("status")).to_contain_text("Your session expired.")
+    login(page, base, user.creds.user_name, goto=False)
+    expect(page).to_have_url(f"{base}/console/kms")
+    expect(page.locator("tr[data-key='late-key']")).to_have_count(0)
+    # The page to come back to is only ever this site's: anything else lands on the home page.
+    for elsewhere in ("https://evil.example/", "//evil.example/console/kms"):
+        page.goto(f"{base}/console/login?next={quote(elsewhere)}")
+        login(page, base, user.creds.user_name, goto=False)
+        expect(page).to_have_url(f"{base}/console/cbr/server/vaults")
 
     # Log out; pages then ask to sign in, even with the old session cookie put back (its
     # token is revoked); a wrong password is refused.

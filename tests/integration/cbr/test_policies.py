@@ -453,3 +453,41 @@ def test_auto_bind_vaults_are_served_at_their_period(
     backups = rows(runtime, select(Backup).where(Backup.checkpoint_id == made[0].id))
     assert [b.resource_id for b in backups] == [second]
     assert checkpoints_of(runtime, lone_id)[-1].name == "autobind_202602030000"
+
+
+# --- a policy the vault cannot see --------------------------------------------------------------
+
+
+def test_create_vault_refuses_a_policy_of_another_project_or_none(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    alice, mallory = actor_of(runtime, make_tenant), actor_of(runtime, make_tenant)
+    theirs = make_policy(runtime, alice, [HOURLY])
+    for policy_id in (theirs, new_uuid(), "not-a-uuid"):
+        spec = vaults.VaultSpec(
+            name=unique("v"), object_type="disk", size_gb=1, policy_id=policy_id
+        )
+        assert code_of(runtime, vaults.create_vault, mallory, spec) == "BackupService.6401"
+    assert rows(runtime, select(Vault.id).where(Vault.policy_id == theirs)) == []
+
+    mine = make_policy(runtime, mallory, [HOURLY])
+    vault_id = make_vault(runtime, mallory, policy_id=mine)
+    assert rows(runtime, select(Vault.policy_id).where(Vault.id == vault_id)) == [mine]
+
+
+def test_a_policy_of_another_project_does_not_schedule_an_auto_bind_vault(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    alice, mallory = actor_of(runtime, make_tenant), actor_of(runtime, make_tenant)
+    theirs = make_policy(runtime, alice, [HOURLY])
+    disk_id = add_disk(runtime, mallory)
+    vault_id = make_vault(runtime, mallory, auto_bind=True)
+    with runtime.database.unit_of_work() as session:  # stored before CreateVault checked it
+        vault = session.get(Vault, vault_id)
+        assert vault is not None
+        vault.policy_id = theirs
+    scheduler.scheduler_tick(runtime, now=datetime(2026, 2, 3, 0, 10))
+    made = checkpoints_of(runtime, vault_id)
+    assert [(c.name, c.policy_id) for c in made] == [("autobind_202602030000", None)]
+    backups = rows(runtime, select(Backup).where(Backup.checkpoint_id == made[0].id))
+    assert [b.resource_id for b in backups] == [disk_id]

@@ -6,11 +6,17 @@ Every refusal is checked for its reference error code and for having changed not
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from sqlalchemy import func, select
 
 from opencbr.cbr import backups, deletion, members, oplogs, vaults
+from opencbr.cbr.catalogue import CATALOGUE_JOB
 from opencbr.cbr.models import Backup, GiB, Member, OperationLog
+from opencbr.cbr.views import oplog_view
 from opencbr.core.context import Runtime
+from opencbr.core.errors import AppError
 from opencbr.core.jobs import Job
 from tests.conftest import TenantFactory
 from tests.integration.cbr.sharing_fixtures import (
@@ -268,6 +274,60 @@ def test_s4_existing_member_and_repeated_project_are_refused(
     assert _member_count(runtime, backup_id) == 1
 
 
+def _refusal(runtime: Runtime, fn: object, *args: object) -> AppError:
+    with pytest.raises(AppError) as caught:
+        run(runtime, fn, *args)  # type: ignore[arg-type]
+    return caught.value
+
+
+def test_s4_a_refusal_names_every_bad_project_not_only_the_first(
+    runtime: Runtime, make_tenant: TenantFactory
+) -> None:
+    owner, backup_id = _shared(runtime, make_tenant)
+    good, member = party(runtime, make_tenant()), party(runtime, make_tenant())
+    far = make_tenant().projects["region-2"]
+    missing = "0" * 32
+    add = members.add_members
+
+    # Several bad projects among good ones: one 6704 names each, grouped by reason.
+    error = _refusal(
+        runtime, add, owner.actor, backup_id, [missing, good.project_id, "not-a-project", far]
+    )
+    assert error.code == "BackupService.6704"
+    assert error.message == (
+        f"Projects {missing}, not-a-project, {far} cannot receive this backup: "
+        f"{missing}, {far}: no such project in region region-1; "
+        f"not-a-project: {members.MALFORMED_RECIPIENT}."
+    )
+    # Two for one reason read as one sentence; a single one as the error's own template.
+    error = _refusal(runtime, add, owner.actor, backup_id, [missing, far])
+    assert error.message == (
+        f"Projects {missing}, {far} cannot receive this backup: no such project in region region-1."
+    )
+    error = _refusal(runtime, add, owner.actor, backup_id, [owner.project_id])
+    assert error.message == (
+        f"Project {owner.project_id} cannot receive this backup: it owns the backup."
+    )
+
+    # Every project that is a member already is named too (6703).
+    _add(runtime, owner, backup_id, member.project_id)
+    error = _refusal(runtime, add, owner.actor, backup_id, [member.project_id, good.project_id])
+    assert error.code == "BackupService.6703"
+    assert member.project_id in error.message
+    assert _member_count(runtime, backup_id) == 1
+
+
+def test_s4_a_recipient_format_is_checked_without_reading_anything() -> None:
+    members.check_recipient_format("0123456789abcdef0123456789abcdef")
+    for malformed in ("not-a-project", "0123456789ABCDEF0123456789ABCDEF", "0" * 31, ""):
+        with pytest.raises(AppError) as caught:
+            members.check_recipient_format(malformed)
+        assert caught.value.code == "BackupService.6704"
+        assert caught.value.message == (
+            f"Project {malformed} cannot receive this backup: {members.MALFORMED_RECIPIENT}."
+        )
+
+
 def test_s4_sharing_with_an_account_reaches_its_projects_in_the_region(
     runtime: Runtime, make_tenant: TenantFactory
 ) -> None:
@@ -427,16 +487,18 @@ def test_s7_accepted_backup_is_listed_in_the_vault_and_copies_no_data(
     recipient = party(runtime, make_tenant())
     vault_id = make_vault(runtime, recipient)
     _add(runtime, owner, backup_id, recipient.project_id)
+    # Accepting writes the backup's catalogue record (a job); it copies no data.
+    _data_jobs = select(func.count()).select_from(Job).where(Job.kind != CATALOGUE_JOB)
     with runtime.database.unit_of_work() as session:
         before = (
             session.scalar(select(func.count()).select_from(Backup)),
-            session.scalar(select(func.count()).select_from(Job)),
+            session.scalar(_data_jobs),
         )
     set_status(runtime, recipient, backup_id, "accepted", vault_id)
     with runtime.database.unit_of_work() as session:
         after = (
             session.scalar(select(func.count()).select_from(Backup)),
-            session.scalar(select(func.count()).select_from(Job)),
+            session.scalar(_data_jobs),
         )
     assert after == before  # no backup row, no copy job
     assert _shared_list(runtime, recipient, member_status="accepted") == [backup_id]
@@ -569,6 +631,24 @@ def test_s15_every_share_action_is_logged_for_both_sides(
     before = len(_share_actions(runtime, owner))
     code_of(runtime, members.add_members, owner.actor, backup_id, [one.project_id])
     assert len(_share_actions(runtime, owner)) == before
+
+
+def test_s15_the_owners_log_never_names_the_recipients_vault(world: SharingWorld) -> None:
+    """The owner learns who accepted, never into which of its vaults (S14 for vaults)."""
+    rt = world.runtime
+    run(rt, members.delete_member, world.owner.actor, world.backup_id, world.accepted.project_id)
+    owner_logs, _ = run(
+        rt, oplogs.list_oplogs, world.owner.actor, oplogs.OpLogFilters(operation_type="share")
+    )
+    actions = {log.extra_info["share"]["action"] for log in owner_logs}
+    assert {"accept", "cancel"} <= actions
+    for log in owner_logs:
+        assert world.accepted_vault not in json.dumps(oplog_view(log))
+    recipient_logs, _ = run(
+        rt, oplogs.list_oplogs, world.accepted.actor, oplogs.OpLogFilters(operation_type="share")
+    )
+    accepted = [log for log in recipient_logs if log.extra_info["share"]["action"] == "accept"]
+    assert [log.extra_info["share"]["vault_id"] for log in accepted] == [world.accepted_vault]
 
 
 def test_s15_recipient_reads_its_log_but_not_the_owners(world: SharingWorld) -> None:

@@ -31,20 +31,75 @@
       });
     });
 
-    // "More" menus: one open at a time; Escape closes.
+    // Share Backup: each project ID's format is checked as it is added, with the service's
+    // pattern and message (rendered into the field); existence and region are checked on OK.
+    each("form[data-recipients]", function (form) {
+      var field = form.querySelector("input[pattern]");
+      var note = form.querySelector(".field-error");
+      var rule = new RegExp("^(?:" + field.getAttribute("pattern") + ")$");
+      form.addEventListener("submit", function (event) {
+        var value = field.value.trim();
+        if (!event.submitter || event.submitter.value !== "add" || rule.test(value)) { return; }
+        event.preventDefault();
+        if (value) {
+          note.textContent = field.getAttribute("data-malformed").replace("{id}", function () {
+            return value;
+          });
+          note.hidden = false;
+          field.setAttribute("aria-invalid", "true");
+        }
+        field.focus();
+      });
+      field.addEventListener("input", function () {
+        note.hidden = true;
+        field.removeAttribute("aria-invalid");
+      });
+    });
+
+    // "More" menus: one open at a time; Escape closes. An open menu floats over the page
+    // beside its button, so a table that scrolls sideways does not clip it.
+    function place(details) {
+      var menu = details.querySelector(".menu");
+      var at = details.querySelector("summary").getBoundingClientRect();
+      menu.classList.add("floating");
+      var below = at.bottom + 4 + menu.offsetHeight <= window.innerHeight;
+      menu.style.top = (below ? at.bottom + 4 : Math.max(4, at.top - 4 - menu.offsetHeight)) + "px";
+      menu.style.left = Math.max(4, at.right - menu.offsetWidth) + "px";
+    }
+    ["scroll", "resize"].forEach(function (name) {
+      window.addEventListener(name, function () { each("details.more[open]", place); }, true);
+    });
     each("details.more", function (details) {
       details.addEventListener("toggle", function () {
         if (!details.open) { return; }
+        place(details);
         each("details.more[open]", function (other) {
           if (other !== details) { other.open = false; }
         });
         var first = details.querySelector("[role=menuitem], button");
-        if (first) { first.focus(); }
+        if (first && !details.hasAttribute("data-hovered")) { first.focus(); }
       });
       details.addEventListener("keydown", function (event) {
         if (event.key === "Escape") {
           details.open = false;
           details.querySelector("summary").focus();
+        }
+      });
+    });
+
+    // The menu on the user name also opens while the pointer rests on it; a click keeps it.
+    each("details[data-hover-open]", function (details) {
+      details.addEventListener("mouseenter", function () {
+        if (!details.open) { details.setAttribute("data-hovered", ""); details.open = true; }
+      });
+      details.addEventListener("mouseleave", function () {
+        if (details.hasAttribute("data-hovered")) { details.open = false; }
+        details.removeAttribute("data-hovered");
+      });
+      details.querySelector("summary").addEventListener("click", function (event) {
+        if (details.hasAttribute("data-hovered")) {
+          event.preventDefault();
+          details.removeAttribute("data-hovered");
         }
       });
     });

@@ -11,6 +11,8 @@ calls a `VolumeDriver` for the bytes. Module guide:
 * ``changemap`` — changed-block tracking: file format, granularity, durability rule.
 * ``backup``    — point-in-time backup views (map swap + copy-on-write).
 * ``transfer``  — sparse-aware import and export of raw image files.
+* ``nbd_source`` — external volumes: NBD exports read through a dirty bitmap, restored onto.
+* ``libnbd``    — Debian's libnbd binding, loaded on first use and typed for what we call.
 """
 
 from .backup import LocalBackupView

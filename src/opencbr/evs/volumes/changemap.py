@@ -91,8 +91,9 @@ class ChangeMap:
         """Set the blocks that [offset, offset+length) touches; durable before returning."""
         self.mark_many([(offset, length)])
 
-    def mark_many(self, extents: Iterable[Extent]) -> None:
-        """Set the blocks of every extent, with at most one write and one sync."""
+    def mark_many(self, extents: Iterable[Extent], *, durable: bool = True) -> None:
+        """Set the blocks of every extent, with at most one write and one sync (none when not
+        `durable`: for a caller to whom a mark lost in a crash costs only repeated work)."""
         low, high = len(self._bits), -1
         for offset, length in extents:
             if length <= 0:
@@ -102,7 +103,7 @@ class ChangeMap:
             if changed is not None:
                 low, high = min(low, changed[0]), max(high, changed[1])
         if high >= 0:
-            self._persist(low, high + 1)
+            self._persist(low, high + 1, sync=durable)
 
     def merge(self, other: ChangeMap) -> None:
         """OR `other` (same geometry) into this map, durably."""
@@ -143,9 +144,10 @@ class ChangeMap:
         self.close()
         self.path.unlink(missing_ok=True)
 
-    def _persist(self, start: int, end: int) -> None:
+    def _persist(self, start: int, end: int, *, sync: bool = True) -> None:
         os.pwrite(self._fd, self._bits[start:end], _HEADER_SIZE + start)
-        os.fdatasync(self._fd)
+        if sync:
+            os.fdatasync(self._fd)
 
 
 def set_bit_range(bits: bytearray, first: int, last: int) -> tuple[int, int] | None:

@@ -11,6 +11,8 @@ from opencbr.core.errors import AppError, BadRequest, Conflict, NotFound, Valida
 __all__ = [
     "BackupInProgress",
     "InvalidVolumeId",
+    "NbdSourceFailed",
+    "NbdUriInvalid",
     "RangeError",
     "StreamLengthMismatch",
     "ViewClosed",
@@ -68,3 +70,18 @@ class VolumeCorrupt(VolumeError):
     """On-disk state that this layer cannot read back (status 500: an operator must look)."""
 
     template = "Volume {volume_id} is damaged: {reason}"
+
+
+class NbdUriInvalid(VolumeError, ValidationFailed):
+    """An NBD URI, bitmap name or TLS key file that cannot be used. Nothing changed."""
+
+    code = "EVS.0431"
+    template = "Invalid NBD source {uri!r}: {reason}"
+
+
+class NbdSourceFailed(VolumeError):
+    """The NBD server could not be reached, went away, or failed a request (status 502)."""
+
+    status = 502
+    code = "EVS.0432"
+    template = "NBD source {uri}: {reason}"

@@ -9,6 +9,8 @@ Files of volume ``<id>`` in the driver's directory:
     ``<id>.cbt``       the changed-block map (changemap.py)
     ``<id>.cbt.view``  the map owned by an open backup view (backup.py)
     ``<id>.cow``       the copy-on-write side file of an open backup view
+    ``<id>.fill``      which blocks a disk being filled from a backup holds (filling.py), and
+    ``<id>.fill.lock`` the lock of the process that fills it
 
 The driver is safe to call from several threads: it keeps one ``LocalVolume`` per opened id,
 each with its own lock; the table of open volumes has a lock of its own. A new driver on the
@@ -26,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from opencbr.core.files import PRIVATE_FILE, private_directory
 
 from . import transfer
 from .backup import LocalBackupView
@@ -101,7 +105,7 @@ class LocalVolumeDriver:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_directory(self.root)
         self._lock = threading.Lock()
         self._open: dict[str, LocalVolume] = {}
 
@@ -271,7 +275,8 @@ def _check_key(volume_id: str, meta: VolumeMeta, key: DiskKey | None) -> DiskKey
 
 def _write_meta(path: Path, meta: VolumeMeta) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
+    with open(fd, "w", encoding="utf-8") as handle:
         json.dump(meta.to_json(), handle, indent=2, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())

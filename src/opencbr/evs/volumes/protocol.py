@@ -49,8 +49,10 @@ class BackupView(Protocol):
     @property
     def encrypted(self) -> bool: ...
 
-    def changed_extents(self) -> list[Extent]:
-        """Ranges changed since the previous committed view, merged, in order."""
+    def changed_extents(self) -> list[Extent] | None:
+        """Ranges changed since the previous committed view, merged, in order; None when the
+        view cannot tell (an external volume whose dirty bitmap is missing or was reset): the
+        backup then reads everything."""
         ...
 
     def allocated_extents(self) -> list[Extent]:

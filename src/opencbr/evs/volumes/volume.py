@@ -62,6 +62,8 @@ class VolumePaths:
     cbt: Path
     cbt_view: Path
     cow: Path
+    fill: Path
+    fill_lock: Path
 
     @classmethod
     def of(cls, root: Path, volume_id: str) -> VolumePaths:
@@ -72,10 +74,12 @@ class VolumePaths:
             cbt=base.with_suffix(".cbt"),
             cbt_view=base.with_suffix(".cbt.view"),
             cow=base.with_suffix(".cow"),
+            fill=base.with_suffix(".fill"),
+            fill_lock=base.with_suffix(".fill.lock"),
         )
 
     def all(self) -> tuple[Path, ...]:
-        return (self.meta, self.image, self.cbt, self.cbt_view, self.cow)
+        return (self.meta, self.image, self.cbt, self.cbt_view, self.cow, self.fill, self.fill_lock)
 
 
 class LocalVolume:

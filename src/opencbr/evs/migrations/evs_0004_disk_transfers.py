@@ -1,7 +1,7 @@
 """disk transfers between projects
 
-Revision ID: evs_0002
-Revises: evs_0001
+Revision ID: evs_0004
+Revises: evs_0003
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "evs_0002"
-down_revision: str | None = "evs_0001"
+revision: str = "evs_0004"
+down_revision: str | None = "evs_0003"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 

@@ -3,7 +3,7 @@
 Vault tags need no table: they stay in `cbr_vaults.tags`. (Named as agreed for issue #24's
 migration; the merger renumbers.)
 
-Revision ID: cbr_0005
+Revision ID: cbr_0004
 Revises: cbr_0003
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "cbr_0005"
+revision: str = "cbr_0004"
 down_revision: str | None = "cbr_0003"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
