@@ -199,9 +199,10 @@ def test_malformed_json_and_wrong_types_are_400(server: LiveServer) -> None:
     url = server.url + "/v3/auth/tokens"
     broken = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
     assert broken.status_code == 400
-    assert broken.json()["error_code"] == "BackupService.9900"
+    assert broken.json()["error_code"] == "IAM.0011"  # IAM's family, not the backup service's
     wrong = httpx.post(url, json={"auth": {"identity": {"methods": "password", "password": 3}}})
     assert wrong.status_code == 400
+    assert wrong.json()["error_code"] == "IAM.0011"
 
 
 def test_oversized_body_is_413(server: LiveServer) -> None:

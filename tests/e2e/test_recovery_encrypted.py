@@ -1,6 +1,6 @@
-"""Encrypted backups come back: the KMS key's material is escrowed in the store, so after the
-database is lost the owner, and an account it granted the key to, restore the same bytes;
-a server backup comes back with its disks' backups."""
+"""Encrypted backups come back: the KMS key's material, and what a rotation retired, is escrowed
+in the store, so after the database is lost the owner, and an account it granted the key to,
+restore the same bytes; a server backup comes back with its disks' backups."""
 
 from __future__ import annotations
 
@@ -49,6 +49,11 @@ def _scene(runtime: Runtime, server: LiveServer) -> dict[str, Any]:
     vault = flows.disk_vault(a.cbr, "secrets", 10, [secret])
     encrypted = flows.back_up(a.cbr, vault.id, "encrypted")
     assert encrypted.extend_info.encrypted is True
+    # Rotated after the backup: the disk's data key is wrapped by material now retired, which
+    # the store must carry too for the backup to come back readable.
+    kms_a.rotate_on_demand(
+        kms_model.RotateOnDemandRequest(body=kms_model.OperateKeyRequestBody(key_id=key_id))
+    )
     grant(kms_a, key_id, b.creds.domain_id)
     inbox = flows.disk_vault(b.cbr, "inbox", 10, [])
     a.cbr.add_member(
@@ -97,6 +102,7 @@ def test_encrypted_and_server_backups_come_back(deployment: Deployment) -> None:
     recovered = json.loads(result.output)["recovered"]
     assert recovered["kms_keys"] >= 1
     assert recovered["kms_grants"] == 1
+    assert recovered["kms_materials"] == 1  # the material retired by the rotation
 
     with deployment.running() as (runtime, server):
         a, b = (Tenant(server, creds) for creds in scene["tenants"])

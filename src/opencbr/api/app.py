@@ -30,6 +30,8 @@ from opencbr.core.metrics import MetricsExposition, record_request
 from opencbr.core.web import FastJSONResponse, end_request_threads
 from opencbr.evs.nbd import stop_nbd_server
 
+from . import versions
+from .route_order import not_supported_routes, specific_first
 from .runtime import SLICES
 
 __all__ = ["create_app"]
@@ -334,6 +336,8 @@ def _include_slice_routes(app: FastAPI) -> None:
             continue
         for router in module.routers:
             app.router.routes.extend(router.routes)
+    app.router.routes.extend(not_supported_routes())
+    app.router.routes.extend(versions.router.routes)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -375,6 +379,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     def healthz() -> dict[str, Any]:
         return {"status": "ok"}
 
+    app.router.routes[:] = specific_first(app.router.routes)
     return app
 
 

@@ -96,7 +96,7 @@ class CheckpointSpec:
 
 def create_checkpoint(session: Session, actor: Actor, spec: CheckpointSpec) -> Checkpoint:
     vault = get_vault(session, actor, spec.vault_id, lock=True)
-    if vault.status != VaultStatus.AVAILABLE or vault.locked:
+    if vault.status != VaultStatus.AVAILABLE:  # a locked vault keeps taking backups
         raise VaultStatusForbids(vault_id=vault.id, status=vault.status)
     if free_bytes(vault) <= 0:
         raise VaultCapacityInsufficient(
@@ -111,6 +111,8 @@ def create_checkpoint(session: Session, actor: Actor, spec: CheckpointSpec) -> C
         if unknown:
             raise ResourceNotFound(id=", ".join(sorted(unknown)))
         held = [r for r in held if r.resource_id in wanted]
+    if spec.auto_trigger:  # a policy's run leaves suspended resources out (vault_admin)
+        held = [r for r in held if not r.suspended]
     if not held:
         raise NothingToBackup(vault_id=vault.id)
     now = utcnow()

@@ -42,8 +42,8 @@ from opencbr.core.context import Runtime
 from opencbr.core.jobs import JobContext, enqueue, throttled
 from opencbr.iam.models import AccessKey, Agency, Domain, Project, User
 from opencbr.iam.service import secret_purpose
-from opencbr.kms.access import master_key
-from opencbr.kms.models import Grant, Key
+from opencbr.kms.access import master_key, material_purpose
+from opencbr.kms.models import Grant, Key, KeyAlias, KeyMaterial, KeyRotation
 
 from .catalogue_keys import CatalogueKeys
 from .catalogue_rows import to_json
@@ -168,6 +168,12 @@ def domain_record(session: Session, runtime: Runtime, domain_id: str) -> dict[st
             for k in keys
         ],
         "kms_grants": _rows(session, select(Grant).where(Grant.key_id.in_([k.id for k in keys]))),
+        # A rotated key's retired material still decrypts what it encrypted: kept with the key.
+        "kms_materials": _retired_materials(session, runtime, [k.id for k in keys]),
+        "kms_aliases": _rows(session, select(KeyAlias).where(KeyAlias.domain_id == domain_id)),
+        "kms_rotations": _rows(
+            session, select(KeyRotation).where(KeyRotation.key_id.in_([k.id for k in keys]))
+        ),
         "policies": _rows(session, select(Policy).where(Policy.project_id.in_(projects))),
         "vaults": [
             to_json(v, leave_out=("used_bytes",))
@@ -177,6 +183,23 @@ def domain_record(session: Session, runtime: Runtime, domain_id: str) -> dict[st
             session, select(VaultResource).where(VaultResource.vault_id.in_(vaults))
         ),
     }
+
+
+def _retired_materials(
+    session: Session, runtime: Runtime, key_ids: list[str]
+) -> list[dict[str, Any]]:
+    materials = session.scalars(
+        select(KeyMaterial).where(KeyMaterial.key_id.in_(key_ids)).order_by(KeyMaterial.id)
+    )
+    return [
+        {
+            **to_json(m, leave_out=("material_sealed",)),
+            "material": base64.b64encode(
+                runtime.root_key.unseal(m.material_sealed, material_purpose(m.key_id))
+            ).decode(),
+        }
+        for m in materials
+    ]
 
 
 def scope_record(runtime: Runtime, scope: StoreScope) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from .backups import visible_backup
 from .errors import BackupCannotBeDeleted, SharedBackupNotDeletable
 from .members import revoke_all_members
 from .models import Backup, BackupStatus, Vault
+from .vault_lock import check_backup_removable
 
 __all__ = ["delete_backup", "mark_deleting"]
 
@@ -35,6 +36,7 @@ def delete_backup(session: Session, actor: Actor, backup_id: str) -> Backup:
         raise BackupCannotBeDeleted(backup_id=backup.id, reason="it is part of a server backup")
     if backup.status not in (BackupStatus.AVAILABLE, BackupStatus.ERROR):
         raise BackupCannotBeDeleted(backup_id=backup.id, reason=f"it is {backup.status}")
+    check_backup_removable(session, backup)
     mark_deleting(session, backup)
     vault = session.get(Vault, backup.vault_id)
     log = oplogs.start(

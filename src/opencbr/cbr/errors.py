@@ -8,6 +8,7 @@ __all__ = [
     "AcceptVaultTypeMismatch",
     "BackupCannotBeDeleted",
     "BackupDataCorrupt",
+    "BackupKeptByLock",
     "BackupNotFound",
     "BackupNotRestorable",
     "CatalogueUnreadable",
@@ -34,9 +35,11 @@ __all__ = [
     "ShareStatusForbidden",
     "ShareTypeUnsupported",
     "SharedBackupNotDeletable",
+    "TagNotFound",
     "TaskRunning",
     "VaultCapacityInsufficient",
     "VaultCapacityInvalid",
+    "VaultLockPermanent",
     "VaultNotEmpty",
     "VaultNotFound",
     "VaultResourceLimit",
@@ -106,6 +109,24 @@ class VaultNotEmpty(BadRequest):
 class VaultStatusForbids(BadRequest):
     code = "BackupService.6113"
     template = "Vault {vault_id} is {status}; backups are not allowed in this status."
+
+
+class TagNotFound(NotFound):
+    code = "BackupService.6160"
+    template = "The vault has no tag with key {id}."
+
+
+class VaultLockPermanent(BadRequest):
+    code = "BackupService.6112"
+    template = "Vault {vault_id} is locked; a vault lock cannot be removed."
+
+
+class BackupKeptByLock(BadRequest):
+    code = "BackupService.6220"
+    template = (
+        "Backup {backup_id} is kept by locked vault {vault_id} until its retention ends "
+        "({until}); it cannot be removed before then."
+    )
 
 
 class VaultCapacityInsufficient(BadRequest):

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -126,6 +127,8 @@ class VaultResource(Base):
     name: Mapped[str] = mapped_column(String(255), default="")
     extra_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     auto_protect: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Left out of the vault's policy backups (SetVaultResource `suspend`); manual ones take it.
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
 

@@ -30,7 +30,7 @@ from opencbr.core.context import Runtime
 from opencbr.iam.models import AccessKey, Agency, Domain, Project, User
 from opencbr.iam.service import secret_purpose
 from opencbr.kms.access import material_purpose
-from opencbr.kms.models import Grant, Key
+from opencbr.kms.models import Grant, Key, KeyAlias, KeyMaterial, KeyRotation
 
 from .catalogue import BACKUPS, DOMAINS, SCOPES, read_record
 from .catalogue_keys import CatalogueKeys, RecoveryKey
@@ -169,8 +169,15 @@ def _restore_domain(
             report.add(
                 "kms_keys", insert_missing(session, from_json(Key, row, material_sealed=sealed))
             )
+        for row in record.get("kms_materials", []):  # records written before rotation lack it
+            material = base64.b64decode(row["material"])
+            sealed = root_key.seal(material, material_purpose(row["key_id"]))
+            added = insert_missing(session, from_json(KeyMaterial, row, material_sealed=sealed))
+            report.add("kms_materials", added)
         session.flush()
         _insert_all(session, report, "kms_grants", Grant, record["kms_grants"])
+        _insert_all(session, report, "kms_aliases", KeyAlias, record.get("kms_aliases", []))
+        _insert_all(session, report, "kms_rotations", KeyRotation, record.get("kms_rotations", []))
         _insert_all(session, report, "policies", Policy, record["policies"])
         _insert_all(session, report, "vaults", Vault, record["vaults"])
         _insert_all(session, report, "vault_resources", VaultResource, record["vault_resources"])

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opencbr.core.errors import ValidationFailed
@@ -20,9 +20,11 @@ from opencbr.iam.auth import ActorDep
 from . import backups, deletion, nbd_restore, oplogs, restore, vaults
 from .admin_routes import router as admin_router
 from .external_reads import external_read_views
-from .models import Backup, BackupRecord, BackupStatus, ResourceType, Vault
+from .info_routes import account_router
+from .info_routes import router as info_router
+from .models import Backup, BackupRecord, ResourceType, Vault
 from .policy_routes import router as policy_router
-from .resources import describe_resource
+from .protectable_routes import router as protectable_router
 from .schemas import (
     AddResourcesBody,
     CheckpointBody,
@@ -34,7 +36,10 @@ from .schemas import (
     VaultCreateBody,
 )
 from .share_routes import router as share_router
-from .views import backup_view, checkpoint_view, oplog_view, resource_view, vault_view
+from .tag_routes import router as tag_router
+from .vault_admin_routes import router as vault_admin_router
+from .vault_views import vault_out as _vault_out
+from .views import backup_view, checkpoint_view, oplog_view
 
 __all__ = ["VALIDATION_ERRORS", "router", "routers"]
 
@@ -53,29 +58,6 @@ def _parse_time(value: str | None) -> datetime | None:
         except ValueError:
             continue
     raise ValidationFailed(reason=f"time {value!r} must look like 2020-02-05T10:38:34Z")
-
-
-def _vault_out(session: Session, vault: Vault) -> dict[str, Any]:
-    resources = []
-    for held in vaults.vault_resources(session, vault.id):
-        try:
-            size = describe_resource(
-                session, vault.project_id, held.resource_id, held.resource_type
-            ).size_gb
-        except Exception:  # a resource deleted meanwhile still shows, with size 0
-            size = 0
-        count, stored = session.execute(
-            select(func.count(), func.coalesce(func.sum(Backup.stored_bytes), 0)).where(
-                Backup.vault_id == vault.id,
-                Backup.resource_id == held.resource_id,
-                Backup.parent_id.is_(None),
-                Backup.status == BackupStatus.AVAILABLE,
-            )
-        ).one()
-        # Rounded up: a backup smaller than 1 MB still holds data, and 0 would say it holds none.
-        stored_mb = -(-int(stored) // 2**20)
-        resources.append(resource_view(held, size, int(count), stored_mb))
-    return vault_view(vault, resources)
 
 
 @router.post("/vaults", operation_id="CreateVault")
@@ -442,5 +424,15 @@ def create_server_from_backup(
     return {"job_id": job.id, "server_id": server.id, "volume_ids": disks}
 
 
-routers = (router, share_router, policy_router, admin_router)
+routers = (
+    router,
+    share_router,
+    policy_router,
+    admin_router,
+    tag_router,
+    info_router,
+    account_router,
+    protectable_router,
+    vault_admin_router,
+)
 """Every router of the slice, for the app to add route by route."""

@@ -16,7 +16,8 @@ Run times missed by more than the start window (every worker down) are skipped, 
 
 Firing a policy, for each vault that follows it (same project): auto-association first when the
 vault has `auto_bind` (S13), then a checkpoint (`auto_trigger`, `policy_id`) of the whole vault;
-a vault that cannot be backed up (no resources, full, locked) gets a `skipped` operation log.
+a vault that cannot be backed up (no resources, full) gets a `skipped` operation log; a locked
+vault is backed up as any other (`vault_lock`).
 
 Auto-bind vaults that follow no policy of their own project use a default period: daily at
 00:00 UTC with a 60-minute start window. In that window each tick associates the vault's

@@ -42,6 +42,7 @@ from .models import (
     VaultStatus,
 )
 from .resources import OBJECT_TYPES, describe_resource
+from .vault_lock import check_lock_change, check_vault_removable
 
 __all__ = [
     "ResourceSpec",
@@ -234,6 +235,7 @@ def list_vaults(session: Session, actor: Actor, filters: VaultFilters) -> tuple[
 
 def update_vault(session: Session, actor: Actor, vault_id: str, changes: VaultUpdate) -> Vault:
     vault = get_vault(session, actor, vault_id, lock=True)
+    check_lock_change(vault, changes.locked)
     if changes.name is not None:
         _check_name(changes.name)
         vault.name = changes.name
@@ -388,6 +390,7 @@ def delete_vault(session: Session, actor: Actor, vault_id: str) -> Vault:
         raise VaultNotEmpty(
             vault_id=vault.id, reason="it holds accepted shared backups; reject them first"
         )
+    check_vault_removable(session, vault)
     vault.status = VaultStatus.DELETING
     for resource in vault_resources(session, vault.id):
         session.delete(resource)

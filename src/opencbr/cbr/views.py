@@ -59,7 +59,7 @@ def vault_view(vault: Vault, resources: list[dict[str, Any]]) -> dict[str, Any]:
         "created_at": api_time(vault.created_at),
         "enterprise_project_id": vault.enterprise_project_id,
         "auto_bind": vault.auto_bind,
-        "bind_rules": vault.bind_rules or {},
+        "bind_rules": {"tags": [], **(vault.bind_rules or {})},
         "auto_expand": vault.auto_expand,
         "smn_notify": vault.smn_notify,
         "threshold": vault.threshold,
@@ -67,6 +67,16 @@ def vault_view(vault: Vault, resources: list[dict[str, Any]]) -> dict[str, Any]:
         "locked": vault.locked,
         "availability_zone": None,
         "resources": resources,
+        # Fields real answers carry that the SDK's models lack (issue #24), with the vendor's
+        # values for a pay-per-use vault in one region of one account.
+        "backup_name_prefix": "",
+        "cbc_delete_count": 0,
+        "cross_account": False,
+        "cross_account_urn": None,
+        "demand_billing": True,
+        "frozen": vault.status == "frozen",
+        "supplier": None,
+        "sys_lock_source_service": None,
         "billing": {
             "allocated": allocated,
             "size": vault.size_gb,
@@ -83,6 +93,8 @@ def vault_view(vault: Vault, resources: list[dict[str, Any]]) -> dict[str, Any]:
             "storage_unit": None,
             "frozen_scene": None,
             "is_multi_az": False,
+            "is_double_az": False,
+            "partner_bp_id": None,
         },
         "policy_id": vault.policy_id,
     }
@@ -133,7 +145,19 @@ def backup_view(
             "contain_system_disk": backup.bootable,
             "system_disk": backup.bootable,
             "is_multi_az": False,
+            # Fields real answers carry that the SDK's models lack (issue #24).
+            "progress": 100 if backup.status == "available" else 0,
+            "architecture": "x86_64",
+            "encrypted_algorithm": "AES256-GCM" if backup.encrypted else None,
+            "is_dec": False,
+            "app_consistency": {
+                "app_consistency": "0",  # crash-consistent: no agent quiesces applications
+                "app_consistency_status": "0",
+                "app_consistency_error_code": "",
+                "app_consistency_error_message": "",
+            },
         },
+        "scheduled_operation_id": None,
         "children": [
             backup_view(
                 child,

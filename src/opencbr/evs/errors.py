@@ -30,6 +30,8 @@ __all__ = [
     "ServerNotFound",
     "ServerStatusConflict",
     "SystemDiskDetach",
+    "TransferNotFound",
+    "TransferRefused",
     "WriteIncomplete",
 ]
 
@@ -116,6 +118,16 @@ class LengthRequired(BadRequest):
 class JobNotFound(NotFound):
     code = "EVS.0418"
     template = "Job {id} not found."
+
+
+class TransferNotFound(NotFound):
+    code = "EVS.0406"
+    template = "Disk transfer {id} not found."
+
+
+class TransferRefused(BadRequest):
+    code = "EVS.0422"
+    template = "Disk transfer refused: {reason}."
 
 
 class ExternalSourceInvalid(BadRequest):

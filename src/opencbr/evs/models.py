@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from opencbr.core.clock import utcnow
 from opencbr.core.db import Base
 
-__all__ = ["Disk", "DiskStatus", "NbdExport", "Server", "ServerStatus"]
+__all__ = ["Disk", "DiskStatus", "DiskTransfer", "NbdExport", "Server", "ServerStatus"]
 
 
 class DiskStatus(StrEnum):
@@ -28,6 +28,7 @@ class DiskStatus(StrEnum):
     ERROR_RESTORING = "error_restoring"
     DELETING = "deleting"
     ERROR_DELETING = "error_deleting"
+    AWAITING_TRANSFER = "awaiting-transfer"  # offered to another project (transfers.py)
 
 
 class ServerStatus(StrEnum):
@@ -89,6 +90,22 @@ class Server(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+
+class DiskTransfer(Base):
+    """A disk offered by its project to whichever project presents the auth key (shown once,
+    stored as its SHA-256). One per disk; it goes when accepted or withdrawn."""
+
+    __tablename__ = "evs_transfers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    volume_id: Mapped[str] = mapped_column(
+        ForeignKey("evs_disks.id", ondelete="CASCADE"), unique=True
+    )
+    project_id: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    auth_key_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
 
 class NbdExport(Base):

@@ -51,12 +51,15 @@ from .nbd_routes import router as nbd_router
 from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
 from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
+from .transfer_routes import router as transfer_router
 from .views import job_view, job_volume_id, volume_view
+from .volume_admin_routes import router as volume_admin_router
 
 __all__ = ["PIECE", "VALIDATION_ERRORS", "router", "routers"]
 
 VALIDATION_ERRORS: dict[str, type] = {
     "/cloudvolumes": EvsValidationFailed,
+    "/os-volume-transfer": EvsValidationFailed,
     "/servers": EvsValidationFailed,
 }
 PIECE = 4 << 20
@@ -300,5 +303,5 @@ def volume_extents(
     }
 
 
-routers = (server_router, external_router, nbd_router, router)
+routers = (server_router, external_router, nbd_router, router, volume_admin_router, transfer_router)
 """Every router of the slice, for the app to add route by route."""

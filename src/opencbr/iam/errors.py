@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from opencbr.core.errors import AppError, BadRequest, Conflict, NotFound, Unauthenticated
+from opencbr.core.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
 
 __all__ = [
     "AccessKeyNotFound",
     "AgencyNotFound",
     "DomainNotFound",
+    "IamValidationFailed",
     "LoginBusy",
     "LoginFailed",
     "LoginThrottled",
@@ -52,6 +60,13 @@ class LoginFailed(Unauthenticated):
 class AgencyNotFound(NotFound):
     code = "IAM.0007"
     template = "Agency {id} not found."
+
+
+class IamValidationFailed(ValidationFailed):
+    """Bad input to an IAM call (a token request without its identity, say), in IAM's family."""
+
+    code = "IAM.0011"
+    template = "Request parameter invalid: {reason}"
 
 
 class LoginThrottled(AppError):

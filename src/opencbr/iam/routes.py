@@ -18,11 +18,17 @@ from opencbr.core.web import RuntimeDep, SessionDep
 
 from . import agencies, service, throttle
 from .auth import PrincipalDep
-from .errors import DomainNotFound, LoginThrottled
+from .errors import DomainNotFound, IamValidationFailed, LoginThrottled
 from .models import Agency, Domain, Project
 
-__all__ = ["domain_view", "project_view", "router", "routers", "throttled"]
+__all__ = ["VALIDATION_ERRORS", "domain_view", "project_view", "router", "routers", "throttled"]
 
+# Bad input to these paths answers in IAM's family (`IAM.0011`), not the backup service's.
+VALIDATION_ERRORS: dict[str, type] = {
+    "/v3/auth/": IamValidationFailed,
+    "/v3/projects": IamValidationFailed,
+    "/v3.0/OS-AGENCY/": IamValidationFailed,
+}
 router = APIRouter(tags=["iam"], route_class=JSONRoute)
 
 

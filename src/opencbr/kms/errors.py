@@ -9,6 +9,7 @@ from __future__ import annotations
 from opencbr.core.errors import BadRequest, Forbidden, NotFound, ValidationFailed
 
 __all__ = [
+    "AliasNotFound",
     "AliasTaken",
     "CipherTextInvalid",
     "DefaultKeyRefused",
@@ -25,6 +26,7 @@ __all__ = [
     "KeyStateInvalid",
     "KmsValidationFailed",
     "MissingParameter",
+    "TagNotFound",
     "TooManyGrants",
 ]
 
@@ -71,6 +73,20 @@ class KeyPendingDeletion(BadRequest):
 class DefaultKeyRefused(BadRequest):
     code = "KMS.0211"
     template = "KMS key {key_id} is a service default key; {operation} is not allowed on it."
+
+
+class TagNotFound(NotFound):
+    """Inferred code: DeleteTag of a tag the key does not have."""
+
+    code = "KMS.0404"
+    template = "KMS key {key_id} has no tag {tag}."
+
+
+class AliasNotFound(NotFound):
+    """Inferred code: an alias the caller's project does not have (or not of that key)."""
+
+    code = "KMS.0405"
+    template = "Alias {alias} not found."
 
 
 class AliasTaken(BadRequest):

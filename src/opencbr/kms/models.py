@@ -5,13 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opencbr.core.clock import utcnow
 from opencbr.core.db import Base
 
-__all__ = ["Grant", "GranteeType", "Key", "KeyState"]
+__all__ = ["Grant", "GranteeType", "Key", "KeyAlias", "KeyMaterial", "KeyRotation", "KeyState"]
 
 
 class KeyState(StrEnum):
@@ -56,6 +65,8 @@ class Key(Base):
     material_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     deletion_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The owner's `key: value` labels (key_tags.py); None for a key never tagged.
+    tags: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True, default=dict)
 
 
 class Grant(Base):
@@ -76,3 +87,47 @@ class Grant(Base):
     @property
     def operation_list(self) -> list[str]:
         return self.operations.split(",") if self.operations else []
+
+
+class KeyAlias(Base):
+    """An alias (`alias/...`) naming one key; unique in its account and region. Deleted with
+    its key (the database cascades when the key is purged)."""
+
+    __tablename__ = "kms_aliases"
+    __table_args__ = (UniqueConstraint("domain_id", "region", "alias"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    domain_id: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str] = mapped_column(String(32), index=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("kms_keys.id", ondelete="CASCADE"), index=True)
+    alias: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class KeyRotation(Base):
+    """A key's rotation settings and history (rotation.py); a key never set has no row."""
+
+    __tablename__ = "kms_key_rotations"
+
+    key_id: Mapped[str] = mapped_column(
+        ForeignKey("kms_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    interval_days: Mapped[int] = mapped_column(Integer, default=365)
+    rotations: Mapped[int] = mapped_column(Integer, default=0)
+    last_rotation_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class KeyMaterial(Base):
+    """A key's earlier material, retired by a rotation: kept (sealed as `Key.material_sealed`
+    is, with the same purpose) so that what it encrypted still decrypts."""
+
+    __tablename__ = "kms_key_materials"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("kms_keys.id", ondelete="CASCADE"), index=True)
+    material_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    retired_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -16,8 +16,12 @@ from opencbr.iam.auth import ActorDep
 
 from . import grants, keys, service
 from .access import check_key_usable
+from .alias_routes import router as alias_router
+from .data_routes import router as data_router
 from .errors import KmsValidationFailed
+from .key_settings_routes import router as key_settings_router
 from .models import KeyState
+from .rotation_routes import router as rotation_router
 from .schemas import (
     CreateGrantBody,
     CreateKeyBody,
@@ -35,6 +39,7 @@ from .schemas import (
     page,
     paged,
 )
+from .tag_routes import router as tag_router
 
 __all__ = ["VALIDATION_ERRORS", "router", "routers"]
 
@@ -69,7 +74,10 @@ def describe_key(body: KeyBody, actor: ActorDep, session: SessionDep) -> dict[st
 
 
 @router.post("/list-keys", operation_id="ListKeys")
-def list_keys(body: ListKeysBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
+def list_keys(
+    actor: ActorDep, session: SessionDep, body: ListKeysBody | None = None
+) -> dict[str, Any]:
+    body = body or ListKeysBody()  # the SDK sends no body when the request has none
     states = [s for s in (body.key_state or "").split(",") if s]
     if any(s not in {k.value for k in KeyState} for s in states):
         raise KmsValidationFailed(reason="key_state must be 1-5")
@@ -229,5 +237,5 @@ def list_retirable_grants(body: PageBody, actor: ActorDep, session: SessionDep) 
     return {"grants": [grant_view(g) for g in found], **paged(total, offset, len(found))}
 
 
-routers = (router,)
+routers = (router, data_router, key_settings_router, tag_router, alias_router, rotation_router)
 """Every router of the slice, for the app to add route by route."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from opencbr.core.clock import utcnow
 from opencbr.core.numbers import whole_number
 
 from .errors import KmsValidationFailed
@@ -124,7 +126,19 @@ def key_view(key: Key) -> dict[str, Any]:
         "key_rotation_enabled": "false",
         "sys_enterprise_project_id": "0",
         "keystore_id": "0",
+        # Fields real answers carry that the SDK's models lack (issue #24).
+        "keystore_type": "DEFAULT",
+        "multi_region_key_type": "",
+        "pending_days": _pending_days(key.deletion_at),
     }
+
+
+def _pending_days(deletion_at: datetime | None) -> str:
+    """Whole days (rounded up) until a key pending deletion is deleted; "" for any other key."""
+    if deletion_at is None:
+        return ""
+    left = (deletion_at - utcnow()).total_seconds()
+    return str(max(0, math.ceil(left / 86400)))
 
 
 def grant_view(grant: Grant) -> dict[str, Any]:

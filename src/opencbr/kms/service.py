@@ -45,7 +45,7 @@ from opencbr.core.jobs import throttled
 from opencbr.core.numbers import whole_number
 from opencbr.core.secrets import RootKey
 
-from . import envelope
+from . import envelope, rotation
 from .access import check_key_usable, master_key
 from .errors import CipherTextInvalid, KmsValidationFailed, MissingParameter
 from .keys import DEFAULT_DISK_ALIAS, default_key, purge_due_keys
@@ -146,10 +146,13 @@ def unwrap_data_key(
 ) -> bytes:
     """The data key inside `wrapped` (`decrypt-datakey`); KMS.0213 if it is not this key's."""
     key = check_key_usable(session, actor, key_id, "decrypt-datakey")
-    try:
-        return envelope.unwrap(master_key(root_key, key), key.id, wrapped, _check_aad(aad))
-    except envelope.WrapFailed as exc:
-        raise CipherTextInvalid(key_id=key.id) from exc
+    aad = _check_aad(aad)
+    for material in rotation.materials(session, root_key, key):  # current, then retired
+        try:
+            return envelope.unwrap(material, key.id, wrapped, aad)
+        except envelope.WrapFailed:
+            continue
+    raise CipherTextInvalid(key_id=key.id)
 
 
 # --- the wire's spelling of the same operations --------------------------------------------

@@ -1,0 +1,117 @@
+"""UpdateVolume, volume tags, zones, types and quotas through the SDK: the caller's own disks
+only (S14), bad input an EVS.0400 that changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+from huaweicloudsdkevs.v2 import EvsClient
+from huaweicloudsdkevs.v2 import model as evs
+
+from opencbr.core.jobs import WorkerPool
+from tests.conftest import LiveServer, TenantFactory
+from tests.e2e.flows import create_disk
+from tests.e2e.sdk import project_client
+
+
+def _error(call: Any) -> tuple[int, str]:
+    with pytest.raises(ClientRequestException) as caught:
+        call()
+    return caught.value.status_code, caught.value.error_code
+
+
+def _tag(client: Any, volume_id: str, **tags: str) -> None:
+    body = evs.BatchCreateVolumeTagsRequestBody(
+        action="create", tags=[evs.Tag(key=k, value=v) for k, v in tags.items()]
+    )
+    client.batch_create_volume_tags(
+        evs.BatchCreateVolumeTagsRequest(volume_id=volume_id, body=body)
+    )
+
+
+def _tags(client: Any, volume_id: str) -> dict[str, str]:
+    shown = client.show_volume_tags(evs.ShowVolumeTagsRequest(volume_id=volume_id)).tags
+    return {t.key: t.value for t in shown}
+
+
+def test_disk_settings_and_tags_are_the_owners(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool
+) -> None:
+    mine, theirs = make_tenant(), make_tenant()
+    client = project_client(EvsClient, server.url, mine)
+    outsider = project_client(EvsClient, server.url, theirs)
+    disk = create_disk(client, "d")
+    _tag(client, disk, **{f"k{i}": "v" for i in range(9)})
+    assert _error(lambda: _tag(client, disk, x="1", y="2")) == (400, "EVS.0400")
+    assert _error(lambda: _tag(client, disk, **{"k" * 37: "v"})) == (400, "EVS.0400")
+    assert len(_tags(client, disk)) == 9
+    _tag(client, disk, k0="replaced")
+    assert _tags(client, disk)["k0"] == "replaced"
+
+    long_name = evs.UpdateVolumeRequestBody(volume=evs.UpdateVolumeOption(name="n" * 256))
+    request = evs.UpdateVolumeRequest(volume_id=disk, body=long_name)
+    assert _error(lambda: client.update_volume(request)) == (400, "EVS.0400")
+    described = evs.UpdateVolumeRequestBody(volume=evs.UpdateVolumeOption(description="data"))
+    answer = client.update_volume(evs.UpdateVolumeRequest(volume_id=disk, body=described))
+    assert (answer.name, answer.description) == ("d", "data")
+
+    for call in (
+        lambda: outsider.show_volume_tags(evs.ShowVolumeTagsRequest(volume_id=disk)),
+        lambda: _tag(outsider, disk, a="b"),
+        lambda: outsider.update_volume(evs.UpdateVolumeRequest(volume_id=disk, body=described)),
+    ):
+        assert _error(call) == (404, "EVS.0404")
+    assert outsider.list_volume_tags(evs.ListVolumeTagsRequest()).tags == {}
+    foreign = evs.CinderListQuotasRequest(target_project_id=mine.projects["region-1"])
+    assert _error(lambda: outsider.cinder_list_quotas(foreign))[0] == 403
+    quota = client.cinder_list_quotas(foreign).quota_set
+    assert (quota.volumes.in_use, quota.gigabytes.in_use, quota.volumes_sas.in_use) == (1, 1, 1)
+
+
+def test_a_transfer_needs_its_key_and_only_its_offerer_sees_it(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool
+) -> None:
+    mine, theirs = make_tenant(), make_tenant()
+    client = project_client(EvsClient, server.url, mine)
+    other = project_client(EvsClient, server.url, theirs)
+    disk = create_disk(client, "moving")
+    option = evs.CreateVolumeTransferOption(volume_id=disk, name="t")
+    offered = client.cinder_create_volume_transfer(
+        evs.CinderCreateVolumeTransferRequest(
+            body=evs.CinderCreateVolumeTransferRequestBody(transfer=option)
+        )
+    ).transfer
+    shown = client.show_volume(evs.ShowVolumeRequest(volume_id=disk)).volume
+    assert shown.status == "awaiting-transfer"
+    again = evs.CinderCreateVolumeTransferRequest(
+        body=evs.CinderCreateVolumeTransferRequestBody(transfer=option)
+    )
+    assert _error(lambda: client.cinder_create_volume_transfer(again)) == (400, "EVS.0409")
+
+    def accept(who: Any, key: str) -> Any:
+        body = evs.CinderAcceptVolumeTransferRequestBody(
+            accept=evs.CinderAcceptVolumeTransferOption(auth_key=key)
+        )
+        return who.cinder_accept_volume_transfer(
+            evs.CinderAcceptVolumeTransferRequest(transfer_id=offered.id, body=body)
+        )
+
+    assert _error(lambda: accept(other, "0" * 16)) == (404, "EVS.0406")
+    show = evs.CinderShowVolumeTransferRequest(transfer_id=offered.id)
+    assert _error(lambda: other.cinder_show_volume_transfer(show)) == (404, "EVS.0406")
+    withdraw = evs.CinderDeleteVolumeTransferRequest(transfer_id=offered.id)
+    assert _error(lambda: other.cinder_delete_volume_transfer(withdraw)) == (404, "EVS.0406")
+    assert (
+        other.cinder_list_volume_transfers(evs.CinderListVolumeTransfersRequest()).transfers == []
+    )
+    assert _error(lambda: accept(client, offered.auth_key)) == (400, "EVS.0422")  # own disk
+
+    accept(other, offered.auth_key)
+    assert _error(lambda: client.show_volume(evs.ShowVolumeRequest(volume_id=disk))) == (
+        404,
+        "EVS.0404",
+    )
+    assert other.show_volume(evs.ShowVolumeRequest(volume_id=disk)).volume.status == "available"
+    assert _error(lambda: accept(other, offered.auth_key)) == (404, "EVS.0406")  # used up
