@@ -16,7 +16,7 @@
    * restic full of vm0.qcow2 and restic incremental of the same path after it became vm1
      (restic reads the whole file again: it has no bitmap).
    Incrementals are the median of three, each from a copy of the repository after the full.
-Prints one table and the ratios against #22's targets (incremental ≥ 20x restic's,
+Prints one table and the ratios against the targets (incremental ≥ 20x restic's,
 full ≥ 1.5x restic's).
 """
 

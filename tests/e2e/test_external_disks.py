@@ -1,4 +1,4 @@
-"""External disks (#22) on a live server with real QEMU tools: a qcow2 with a persistent dirty
+"""External disks on a live server with real QEMU tools: a qcow2 with a persistent dirty
 bitmap served by `qemu-nbd -B`, registered with `opencbr disk register`, backed up through
 a vault (full, then incrementals through the bitmap), restored onto new qcow2 images served by
 `qemu-nbd` and compared with `qemu-img compare`, shared and turned into an OpenCBR disk,

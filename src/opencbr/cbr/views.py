@@ -67,7 +67,7 @@ def vault_view(vault: Vault, resources: list[dict[str, Any]]) -> dict[str, Any]:
         "locked": vault.locked,
         "availability_zone": None,
         "resources": resources,
-        # Fields real answers carry that the SDK's models lack (issue #24), with the vendor's
+        # Fields real answers carry that the SDK's models lack. with the vendor's
         # values for a pay-per-use vault in one region of one account.
         "backup_name_prefix": "",
         "cbc_delete_count": 0,
@@ -145,7 +145,7 @@ def backup_view(
             "contain_system_disk": backup.bootable,
             "system_disk": backup.bootable,
             "is_multi_az": False,
-            # Fields real answers carry that the SDK's models lack (issue #24).
+            # Fields real answers carry that the SDK's models lack.
             "progress": 100 if backup.status == "available" else 0,
             "architecture": "x86_64",
             "encrypted_algorithm": "AES256-GCM" if backup.encrypted else None,

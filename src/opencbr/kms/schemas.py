@@ -126,7 +126,7 @@ def key_view(key: Key) -> dict[str, Any]:
         "key_rotation_enabled": "false",
         "sys_enterprise_project_id": "0",
         "keystore_id": "0",
-        # Fields real answers carry that the SDK's models lack (issue #24).
+        # Fields real answers carry that the SDK's models lack.
         "keystore_type": "DEFAULT",
         "multi_region_key_type": "",
         "pending_days": _pending_days(key.deletion_at),

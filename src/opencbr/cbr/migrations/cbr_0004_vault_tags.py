@@ -1,7 +1,6 @@
 """a vault's resource can be suspended from its policy backups (SetVaultResource)
 
-Vault tags need no table: they stay in `cbr_vaults.tags`. (Named as agreed for issue #24's
-migration; the merger renumbers.)
+Vault tags need no table: they stay in `cbr_vaults.tags`.
 
 Revision ID: cbr_0004
 Revises: cbr_0003
