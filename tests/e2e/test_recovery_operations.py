@@ -9,11 +9,16 @@ import shutil
 
 import pytest
 from huaweicloudsdkcbr.v1 import model as cbr
+from huaweicloudsdkkms.v2 import KmsClient
+from huaweicloudsdkkms.v2 import model as kms_model
 
 from opencbr.iam import service as iam
 from opencbr.iam.service import TenantCredentials
 from tests.e2e import flows
 from tests.e2e.recovery_fixtures import Deployment, run_cli
+from tests.e2e.sdk import project_client
+from tests.e2e.test_sharing_encrypted import create_key, enable_agency
+from tests.e2e.test_sharing_scenario import Tenant
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +97,33 @@ def test_db_backup_copies_sqlite_online_and_points_postgresql_to_pg_dump(
     with deployment.running() as (_runtime, server):
         clients = flows.tenant_clients(server.url, creds)
         assert clients.cbr.list_backups(cbr.ListBackupsRequest()).backups == []
+
+
+def test_keys_rotated_in_kms_survive_a_root_key_rotation_and_a_deep_scrub(
+    deployment: Deployment,
+) -> None:
+    """A KMS rotation retires material that still opens older data keys: rotating the root key
+    re-seals it too, and a deep scrub opens the scope with it."""
+    with deployment.running() as (runtime, server):
+        creds = _tenant(deployment, runtime)
+        tenant = Tenant(server, creds)
+        enable_agency(tenant)
+        kms = project_client(KmsClient, server.url, creds)
+        key_id = create_key(kms)
+        metadata = {"__system__encrypted": "1", "__system__cmkid": key_id}
+        disk = flows.create_disk(tenant.evs, "secret", metadata=metadata)
+        data = os.urandom(MiB)
+        tenant.write(disk, 0, data)
+        vault = flows.disk_vault(tenant.cbr, "secrets", 10, [disk])
+        backup_id = flows.back_up(tenant.cbr, vault.id, "before-rotation").id
+        kms.rotate_on_demand(
+            kms_model.RotateOnDemandRequest(body=kms_model.OperateKeyRequestBody(key_id=key_id))
+        )
+
+    rotated = run_cli("admin", "rotate-root-key", *deployment.cli_args())
+    assert rotated.exit_code == 0, rotated.output
+    scrubbed = run_cli("store", "verify", "--deep", *deployment.cli_args(), "--json")
+    assert scrubbed.exit_code == 0, scrubbed.output
+    assert json.loads(scrubbed.output)["ok"] is True
+    with deployment.running() as (runtime, server):
+        assert _restores(server.url, creds, backup_id) == data

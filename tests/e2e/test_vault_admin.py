@@ -11,12 +11,14 @@ from huaweicloudsdkcbr.v1 import CbrClient
 from huaweicloudsdkcbr.v1 import model as cbr
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkevs.v2 import EvsClient
+from sqlalchemy import select
 
 from opencbr.cbr import backups
+from opencbr.cbr.catalogue import CATALOGUE_JOB
 from opencbr.cbr.errors import NothingToBackup
 from opencbr.cbr.models import Backup
 from opencbr.core.context import Runtime
-from opencbr.core.jobs import WorkerPool
+from opencbr.core.jobs import Job, JobStatus, WorkerPool
 from tests.conftest import LiveServer, TenantFactory
 from tests.e2e.flows import create_disk, disk_vault
 from tests.e2e.sdk import project_client
@@ -55,7 +57,14 @@ def test_backups_expire_at_the_end_of_the_day_in_the_callers_zone(
     logs = client.list_op_logs(cbr.ListOpLogsRequest(operation_type="update_expiration_time"))
     assert [log.id for log in logs.operation_logs] == [answer.operation_log_id]
 
-    for day, zone in (("2020-02-30", "UTC+08:00"), (_day(-1), "UTC+00:00"), (_day(5), "CET")):
+    with runtime.database.unit_of_work() as session:  # recorded in the store's catalogue too
+        queued = session.scalars(
+            select(Job.payload).where(Job.kind == CATALOGUE_JOB, Job.status == JobStatus.QUEUED)
+        )
+        assert {"backup_id": backup_id} in list(queued)
+
+    bad_days = (("2020-02-30", "UTC+08:00"), (_day(-1), "UTC+00:00"), (_day(5), "CET"))
+    for day, zone in (*bad_days, ("9999-12-31", "UTC+08:00")):
         assert _error(lambda r, d=day, z=zone: _expire(client, vault_id, d, z), None) == (
             400,
             "BackupService.9900",

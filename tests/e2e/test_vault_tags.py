@@ -106,6 +106,13 @@ def test_bad_tags_are_refused_and_change_nothing(
     request = cbr.BatchCreateAndDeleteVaultTagsRequest(vault_id=vault_id, body=bad_action)
     assert _error(client.batch_create_and_delete_vault_tags, request) == (400, "BackupService.9900")
     assert _tags(client, vault_id) == {f"k{i}": "v" for i in range(9)}
+    for limit in ("\u00b2", "x", "0", "1001"):  # "²" is a digit to str.isdigit, not to int()
+        query = cbr.VaultResourceInstancesReq(action="filter", limit=limit)
+        request = cbr.ShowVaultResourceInstancesRequest(body=query)
+        assert _error(client.show_vault_resource_instances, request) == (
+            400,
+            "BackupService.9900",
+        )
 
 
 def test_another_projects_vault_answers_like_a_missing_one(

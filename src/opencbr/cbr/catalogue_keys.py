@@ -134,8 +134,8 @@ class CatalogueKeys:
                 if name.startswith("recovery-") and name != _PUBLIC and key_id not in keys:
                     try:
                         keys[key_id] = recovery.open(catalogue.get(KEYS, name) or b"", key_id)
-                    except ChunkStoreError:
-                        continue  # damaged: another copy of the key may open
+                    except (ChunkStoreError, CatalogueUnreadable, ValueError):
+                        continue  # damaged or stale: another copy of the key may open
         if not keys:
             raise CatalogueUnreadable(reason="no catalogue key opens with the keys given")
         return cls(keys, min(keys))

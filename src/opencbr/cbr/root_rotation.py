@@ -23,7 +23,7 @@ from opencbr.core.secrets import RootKey, SealedDataCorrupt
 from opencbr.iam.models import AccessKey
 from opencbr.iam.service import secret_purpose
 from opencbr.kms.access import material_purpose
-from opencbr.kms.models import Key
+from opencbr.kms.models import Key, KeyMaterial
 
 from .catalogue_keys import CatalogueKeys
 from .dataplane import PLAIN_PURPOSE, chunk_store
@@ -40,6 +40,8 @@ def _sealed_values(session: Session) -> Iterator[Sealed]:
         yield key, "secret_sealed", secret_purpose(key.access_key)
     for kms_key in session.scalars(select(Key)):
         yield kms_key, "material_sealed", material_purpose(kms_key.id)
+    for retired in session.scalars(select(KeyMaterial)):  # what a KMS rotation retired
+        yield retired, "material_sealed", material_purpose(retired.key_id)
     for scope in session.scalars(select(StoreScope).where(StoreScope.kms_key_id == "")):
         yield scope, "wrapped_key", f"{PLAIN_PURPOSE}:{scope.region}"
 

@@ -27,9 +27,8 @@ from opencbr.chunkstore import Scope
 from opencbr.core.context import Runtime
 from opencbr.core.jobs import JobContext, throttled
 from opencbr.core.metrics import record_scrub
-from opencbr.kms import envelope
-from opencbr.kms.access import master_key
 from opencbr.kms.models import Key
+from opencbr.kms.rotation import unwrap_with_any
 
 from . import oplogs
 from .catalogue import enqueue_catalogue
@@ -90,7 +89,7 @@ def all_scopes(session: Session, runtime: Runtime) -> list[Scope]:
             key = session.get(Key, row.kms_key_id)
             if key is None:
                 continue
-            data_key = envelope.unwrap(master_key(runtime.root_key, key), key.id, row.wrapped_key)
+            data_key = unwrap_with_any(session, runtime.root_key, key, row.wrapped_key)
             scopes.append(Scope(name=row.id, id_key=derive_id_key(data_key), data_key=data_key))
         else:
             data_key = plain_data_key(runtime, row)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from opencbr.core.errors import ValidationFailed
+from opencbr.core.numbers import whole_number
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import SessionDep
 from opencbr.iam.auth import ActorDep
@@ -79,9 +80,10 @@ def _by_key(given: list[TagValuesIn] | None) -> dict[str, list[str]] | None:
 def _number(value: str | None, name: str, default: int, low: int, high: int) -> int:
     if value in (None, ""):
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    number = whole_number(value)  # ASCII digits only: str.isdigit also takes "²"
+    if number is None or not low <= number <= high:
         raise ValidationFailed(reason=f"{name} must be a whole number {low}-{high}")
-    return int(value)
+    return number
 
 
 @router.post("/vault/{vault_id}/tags", status_code=204, operation_id="CreateVaultTags")

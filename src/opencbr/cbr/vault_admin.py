@@ -29,6 +29,7 @@ from opencbr.core.context import Actor
 from opencbr.core.errors import ValidationFailed
 
 from . import oplogs
+from .catalogue import enqueue_catalogue
 from .errors import BackupKeptByLock, ResourceNotFound, VaultResourceLimit, VaultTypeMismatch
 from .models import Backup, BackupStatus, Vault, VaultResource, VaultStatus
 from .vaults import MAX_RESOURCES, get_vault, vault_resources
@@ -73,7 +74,7 @@ def _end_of_day(day: str, zone: str) -> datetime:
         parsed = date.fromisoformat(day) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day) else None
     except ValueError:
         parsed = None
-    if parsed is None:
+    if parsed is None or parsed == date.max:  # the day after it has no date
         raise ValidationFailed(reason="expect_expiration_date must be a date YYYY-MM-DD")
     match = _ZONE.match(zone)
     if match is None or int(match.group(2)) > 14 or int(match.group(3)) > 59:
@@ -123,6 +124,8 @@ def update_expiration(
             .values(expired_at=expires, updated_at=utcnow()),
             execution_options={"synchronize_session": False},
         )
+    for backup_id in ids:  # a recovery must bring back the expiry a vault lock keeps to
+        enqueue_catalogue(session, backup_id)
     extra = {"update_expiration_time": {"affected_backups_count": len(ids), "expiration_day": day}}
     log = oplogs.completed(vault.project_id, "update_expiration_time", vault=vault, extra=extra)
     oplogs.record(session, log)

@@ -25,7 +25,7 @@ from opencbr.core.context import Actor
 from opencbr.core.ids import is_uuid, new_uuid
 
 from .errors import EvsValidationFailed, TransferNotFound, TransferRefused
-from .models import Disk, DiskStatus, DiskTransfer
+from .models import Disk, DiskStatus, DiskTransfer, NbdExport
 from .service import get_disk, transition_disk
 
 __all__ = ["Offer", "accept", "get_offer", "list_offers", "offer", "withdraw"]
@@ -52,6 +52,9 @@ def offer(session: Session, actor: Actor, volume_id: str, name: str) -> Offer:
     disk = get_disk(session, _project(actor), volume_id, lock=True)
     if disk.encrypted:
         raise TransferRefused(reason="an encrypted disk stays with the project of its key")
+    if session.scalar(select(NbdExport.id).where(NbdExport.disk_id == disk.id)) is not None:
+        # The export's name belongs to this project: the disk would stay readable through it.
+        raise TransferRefused(reason="the disk is exported over NBD: close the export first")
     transition_disk(session, disk, [DiskStatus.AVAILABLE], DiskStatus.AWAITING_TRANSFER)
     auth_key = secrets.token_hex(8)
     transfer = DiskTransfer(

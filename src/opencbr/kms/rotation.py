@@ -38,6 +38,7 @@ __all__ = [
     "set_enabled",
     "set_interval",
     "status",
+    "unwrap_with_any",
 ]
 
 MIN_INTERVAL, MAX_INTERVAL = 30, 365
@@ -134,3 +135,16 @@ def materials(session: Session, root_key: RootKey, key: Key) -> Iterator[bytes]:
     )
     for sealed in retired:
         yield root_key.unseal(sealed, purpose)
+
+
+def unwrap_with_any(
+    session: Session, root_key: RootKey, key: Key, wrapped: bytes, aad: str = ""
+) -> bytes:
+    """The data key in `wrapped`, opened by whichever of the key's materials wrapped it (a
+    rotation leaves older wraps to the retired ones); `envelope.WrapFailed` if none does."""
+    for material in materials(session, root_key, key):
+        try:
+            return envelope.unwrap(material, key.id, wrapped, aad)
+        except envelope.WrapFailed:
+            continue
+    raise envelope.WrapFailed("no material of the key opens it")

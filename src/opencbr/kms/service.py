@@ -147,12 +147,10 @@ def unwrap_data_key(
     """The data key inside `wrapped` (`decrypt-datakey`); KMS.0213 if it is not this key's."""
     key = check_key_usable(session, actor, key_id, "decrypt-datakey")
     aad = _check_aad(aad)
-    for material in rotation.materials(session, root_key, key):  # current, then retired
-        try:
-            return envelope.unwrap(material, key.id, wrapped, aad)
-        except envelope.WrapFailed:
-            continue
-    raise CipherTextInvalid(key_id=key.id)
+    try:
+        return rotation.unwrap_with_any(session, root_key, key, wrapped, aad)
+    except envelope.WrapFailed as exc:
+        raise CipherTextInvalid(key_id=key.id) from exc
 
 
 # --- the wire's spelling of the same operations --------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from opencbr.core.numbers import whole_number
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import SessionDep
 from opencbr.iam.auth import ActorDep
@@ -59,9 +60,10 @@ class ByTagsBody(_Body):
 def _number(value: str | None, name: str, default: int, low: int, high: int) -> int:
     if value in (None, ""):
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    number = whole_number(value)  # ASCII digits only: str.isdigit also takes "²"
+    if number is None or not low <= number <= high:
         raise KmsValidationFailed(reason=f"{name} must be a whole number {low}-{high}")
-    return int(value)
+    return number
 
 
 def _unique(tags: list[TagIn]) -> dict[str, str]:

@@ -215,3 +215,19 @@ def test_a_servers_disks_in_boot_order(runtime: Runtime, tenant: TenantMaker) ->
     assert {status(owner, d) for d in disks} == {"in-use"}  # attached, as before
     assert owner.client.request("DELETE", path)["closed"] == 2
     assert {status(owner, d) for d in disks} == {"in-use"}  # still attached
+
+
+def test_an_exported_disk_is_not_offered_to_another_project(
+    runtime: Runtime, tenant: TenantMaker
+) -> None:
+    owner = tenant()
+    disk_id = create_disk(runtime, owner)
+    nbd_open(owner, disk_id, read_only=True)  # a read-only export leaves the disk available
+    path = f"/v2/{owner.project}/os-volume-transfer"
+    body = {"transfer": {"volume_id": disk_id, "name": "give"}}
+    refused = api_error(lambda: owner.client.request("POST", path, body))
+    assert (refused.status, refused.code) == (400, "EVS.0422")  # its name would still read it
+    assert status(owner, disk_id) == "available"
+    nbd_close(owner, disk_id)
+    offered = owner.client.request("POST", path, body)["transfer"]
+    assert offered["volume_id"] == disk_id

@@ -49,6 +49,9 @@ class DriverVolume:
     def read(self, offset: int, length: int) -> Iterator[bytes]:
         return self.driver.read(self.volume_id, offset, length)
 
+    def write_zeroes(self, offset: int, length: int) -> int:
+        return self.driver.write_zeroes(self.volume_id, offset, length)
+
     def flush(self) -> None:
         self.driver.flush(self.volume_id)
 
@@ -106,3 +109,18 @@ def test_a_stopped_filling_refuses_and_a_new_one_resumes(
     assert again.read(0, 4096) == b"\x11" * 4096  # the map survived: the write is kept
     assert again.read(4096, DISK_SIZE - 4096) == source.data[4096:]
     again.finish()
+
+
+def test_zeroing_a_range_before_and_after_the_copy(
+    driver: LocalVolumeDriver, volume: str, key: DiskKey | None, source: BytesSource
+) -> None:
+    filling = FillingVolume(driver.root, volume, DriverVolume(driver, volume), source)
+    expected = bytearray(source.data)
+    start, length = 512, DISK_SIZE - 1024  # many zero pieces, partial first and last blocks
+    filling.write_zeroes(start, length)
+    expected[start : start + length] = bytes(length)
+    copy_all(filling, source)  # the copy never brings the zeroed blocks back
+    assert filling.read(0, DISK_SIZE) == expected
+    filling.finish()
+    filling.write_zeroes(0, DISK_SIZE)  # complete: the volume's own zeroing
+    assert read_all(driver, volume) == bytes(DISK_SIZE)

@@ -66,7 +66,13 @@ class FilledVolume(Protocol):
 
     def read(self, offset: int, length: int) -> Iterator[bytes]: ...
 
+    def write_zeroes(self, offset: int, length: int) -> int: ...
+
     def flush(self) -> None: ...
+
+
+_ZERO_PIECE = 4 << 20  # bytes of zeros a filling writes at a time while it still fills
+_ZEROS = bytes(_ZERO_PIECE)
 
 
 class FillingBusy(VolumeError, Conflict):
@@ -138,7 +144,16 @@ class FillingVolume:
                 self._map.mark(start, count)
 
     def write_zeroes(self, offset: int, length: int) -> None:
-        self.write(offset, bytes(length))
+        """Zeros over a range; one NBD request may name gigabytes, so never one buffer."""
+        with self.lock:
+            self._check()
+            complete = self._complete
+        if complete:  # the volume's own zeroing: a hole, as on any disk
+            self.volume.write_zeroes(offset, length)
+            return
+        end = offset + length
+        for start in range(offset, end, _ZERO_PIECE):
+            self.write(start, _ZEROS[: min(_ZERO_PIECE, end - start)])
 
     # ------------------------------------------------------------------ the copy
     def fill(self, blocks: Sequence[tuple[int, bytes | None]]) -> int:
