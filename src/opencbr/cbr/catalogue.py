@@ -80,7 +80,10 @@ DOMAINS, SCOPES, BACKUPS = "domains", "scopes", "backups"
 FORMAT = 1
 CATALOGUE_JOB = "cbr.catalogue"
 CATALOGUE_PERIOD = timedelta(minutes=10)
-_UNCHANGED_FOR = 600.0  # seconds a process trusts its memory of what it wrote
+# Seconds a process trusts its memory of what it wrote: well above CATALOGUE_PERIOD, so the
+# periodic pass rewrites (and unseals the secrets of) only records that changed, and a record
+# lost from the store some other way comes back within hours.
+_UNCHANGED_FOR = 6 * 3600.0
 _RECORDED = (BackupStatus.AVAILABLE, BackupStatus.ERROR, BackupStatus.RESTORING)
 
 

@@ -105,6 +105,13 @@ def scrub(runtime: Runtime, *, deep: bool = False) -> ScrubResult:
         with runtime.database.unit_of_work() as session:
             scopes = all_scopes(session, runtime)
     report = store.verify_store(scopes, read_data=deep)
+    damaged = report.damaged
+    if damaged:
+        # A backup or a collection that wrote the store while it was listed can look damaged
+        # once (its index not listed yet, or rewritten meanwhile); damage stays. Only what a
+        # second pass finds again marks a backup `error`.
+        report = store.verify_store(scopes, read_data=deep)
+        damaged = {m: report.damaged[m] for m in damaged if m in report.damaged}
     result = ScrubResult(
         deep=deep,
         packs=report.packs,
@@ -115,7 +122,7 @@ def scrub(runtime: Runtime, *, deep: bool = False) -> ScrubResult:
         errors=[str(error) for error in report.errors],
     )
     with runtime.database.unit_of_work() as session:
-        result.damaged = _mark_damaged(session, report.damaged)
+        result.damaged = _mark_damaged(session, damaged)
         _log(session, result)
     result.seconds = time.monotonic() - started
     objects = result.packs + result.manifests + result.catalogue_objects

@@ -276,17 +276,21 @@ def execute_gc(store: ChunkStore, plan: GcPlan, tick: Tick | None = None) -> GcR
         late_packs = run.read_late_writes()
         kept_manifests = [m for m in plan.dead_manifests if m in run.held_manifests]
         dropped = [m for m in plan.dead_manifests if m not in run.held_manifests]
+        # The lease is checked before every destructive step, not after: a collection whose
+        # lock was taken over (its lease ran out) stops before it deletes anything more.
         for manifest_id in dropped:
+            lock.maybe_refresh()
             store.delete_manifest(manifest_id)
             tick()
         delete, kept = run.packs_to_delete(late_packs)
+        lock.maybe_refresh()
         written = run.rewrite_index(set(delete))
         freed = 0
         for pack in delete:
             blobs = run.packs.get(pack)
             freed += sum(blobs.values()) if blobs else run.orphan_sizes.get(pack, 0)
-            store.backend.delete(pack_object(pack))
             lock.maybe_refresh()
+            store.backend.delete(pack_object(pack))
             tick()
     return GcResult(
         deleted_manifests=tuple(dropped),
