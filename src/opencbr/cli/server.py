@@ -21,7 +21,7 @@ def serve(
             "--nbd-port",
             min=0,
             max=65535,
-            help="NBD server port on loopback [env OPENCBR_NBD_PORT, default 0: a free port].",
+            help="NBD server port [env OPENCBR_NBD_PORT, default 0: a free port].",
         ),
     ] = None,
     data_dir: DataDirOpt = None,

@@ -248,7 +248,12 @@ def _start_nbd(runtime: Runtime) -> None:
     except AppError as exc:
         console.print(f"NBD export unavailable: {exc.message}")
         return
-    console.print(f"NBD server on [bold]nbd://{server.address}/[/bold] (exports: disk nbd open)")
+    uri = (
+        f"nbds://{server.address}/ ({server.tls} TLS)" if server.tls else f"nbd://{server.address}/"
+    )
+    console.print(
+        f"NBD server on [bold]{server.host}:{server.port}[/bold], exports at {uri} (disk nbd open)"
+    )
 
 
 def _serve_in_process(runtime: Runtime, uvicorn_options: dict[str, Any]) -> None:

@@ -113,7 +113,8 @@ class NbdExport(Base):
 
     The row is the export: any process's NBD broker resolves a client's export name here, and
     deleting the row ends the export everywhere. `name` is a random secret that only the disk's
-    project is told; `address` is the host:port of the NBD server that the URI names.
+    project is told; `address` is the host:port of the NBD server that the URI names, `tls`
+    the TLS that server requires (`nbd.tls.TLS_*`: "" none, "psk", "x509").
     """
 
     __tablename__ = "evs_nbd_exports"
@@ -124,6 +125,7 @@ class NbdExport(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     read_only: Mapped[bool] = mapped_column(Boolean)
     address: Mapped[str] = mapped_column(String(255))
+    tls: Mapped[str] = mapped_column(String(8), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
 

@@ -9,6 +9,7 @@
 * A read-write export of a detached disk makes it `in-use` until it is closed: a restore onto
   it and its deletion are refused as for an attached disk. An attached disk stays `in-use`.
 * The export name is 32 random bytes (URL-safe base64); it exists only while the export does.
+* The URI names the NBD server and its TLS: `nbds://` when the client must start TLS first.
 * Deleting a disk ends its read-only export (service.delete_disk).
 """
 
@@ -55,17 +56,22 @@ class ExportView:
     host: str
     port: int
     read_only: bool
+    tls: str | None
+    """None, or what the client's TLS credentials are: "psk" (a pre-shared key of the
+    server's PSK file) or "x509" (trusting the CA that signed the server's certificate)."""
 
     @classmethod
     def of(cls, export: NbdExport) -> ExportView:
         host, _, port = export.address.rpartition(":")
+        scheme = "nbds" if export.tls else "nbd"
         return cls(
             volume_id=export.disk_id,
-            uri=f"nbd://{export.address}/{export.name}",
+            uri=f"{scheme}://{export.address}/{export.name}",
             export_name=export.name,
             host=host.strip("[]"),
             port=int(port),
             read_only=export.read_only,
+            tls=export.tls or None,
         )
 
 
@@ -99,7 +105,7 @@ def _open_locked(session: Session, runtime: Runtime, disk: Disk, read_only: bool
         raise DiskStatusConflict(
             id=disk.id, status=disk.status, expected=" or ".join(SERVABLE_STATUSES)
         )
-    address = nbd_server(runtime).address
+    server = nbd_server(runtime)
     if not read_only and disk.server_id is None and disk.status != DiskStatus.CREATING:
         transition_disk(session, disk, [DiskStatus.AVAILABLE], DiskStatus.IN_USE)
     export = NbdExport(
@@ -108,7 +114,8 @@ def _open_locked(session: Session, runtime: Runtime, disk: Disk, read_only: bool
         project_id=disk.project_id,
         name=secrets.token_urlsafe(32),
         read_only=read_only,
-        address=address,
+        address=server.address,
+        tls=server.tls,
     )
     session.add(export)
     session.flush()
