@@ -13,7 +13,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from opencbr.core.clock import utcnow
 from opencbr.core.db import Base
 
-__all__ = ["Disk", "DiskStatus", "DiskTransfer", "NbdExport", "Server", "ServerStatus"]
+__all__ = [
+    "Disk",
+    "DiskStatus",
+    "DiskTransfer",
+    "NbdExport",
+    "NbdServerRecord",
+    "Server",
+    "ServerStatus",
+]
 
 
 class DiskStatus(StrEnum):
@@ -127,6 +135,19 @@ class NbdExport(Base):
     address: Mapped[str] = mapped_column(String(255))
     tls: Mapped[str] = mapped_column(String(8), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+
+class NbdServerRecord(Base):
+    """A running NBD server of the deployment (nbd.registry): where clients reach it and the
+    TLS it requires. Its process refreshes `seen_at`; API processes without an NBD server of
+    their own name a live one in the exports they open."""
+
+    __tablename__ = "evs_nbd_servers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    address: Mapped[str] = mapped_column(String(255))
+    tls: Mapped[str] = mapped_column(String(8), default="")
+    seen_at: Mapped[datetime] = mapped_column(DateTime, default=_now, index=True)
 
 
 from .external_models import ExternalDisk, ExternalRead  # noqa: E402  (registers the tables)

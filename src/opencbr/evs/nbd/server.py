@@ -5,8 +5,9 @@ process (`stop_nbd_server`; nbdkit also runs with ``--exit-with-parent``). It li
 `Settings.nbd_host` and `Settings.nbd_port`, or on a free port when that is 0; beyond
 loopback only with TLS (tls.py). Clients are told `Settings.nbd_address` when it is set (a
 name the clients resolve, a port forwarded to this one), else where it listens. Several
-processes may each run one: an export's URI names the server of the process that opened it,
-and every process's broker resolves any export from the database.
+processes may each run one, registered in the database (registry.py): an export's URI names
+the server of the process that opened it (or, in an API process without one, a registered
+server), and every process's broker resolves any export from the database.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from opencbr.core.settings import Settings
 
 from ..errors import NbdUnavailable
 from .broker import Broker
+from .registry import Registration
 from .tls import tls_plan
 
 __all__ = ["NbdServer", "advertised_address", "nbd_server", "stop_nbd_server"]
@@ -46,11 +48,13 @@ class NbdServer:
     """host:port that clients are told (a URI's; an IPv6 address in brackets)."""
     process: subprocess.Popen[bytes]
     broker: Broker
+    registration: Registration
 
     def running(self) -> bool:
         return self.process.poll() is None
 
     def stop(self) -> None:
+        self.registration.stop()
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
@@ -66,7 +70,8 @@ def nbd_server(runtime: Runtime) -> NbdServer:
         server = runtime.extras.get(_KEY)
         if isinstance(server, NbdServer) and server.running():
             return server
-        if isinstance(server, NbdServer):
+        if isinstance(server, NbdServer):  # nbdkit died: start another
+            server.registration.stop()
             server.broker.stop()
         server = _start(runtime)
         runtime.extras[_KEY] = server
@@ -124,7 +129,11 @@ def _start(runtime: Runtime) -> NbdServer:
         reason = _wait_listening(process, settings.nbd_host, port, log_path)
         if not reason:
             address = advertised_address(settings, port)
-            return NbdServer(settings.nbd_host, port, tls.mode, address, process, broker)
+            registration = Registration(runtime.database, address, tls.mode)
+            registration.start()
+            return NbdServer(
+                settings.nbd_host, port, tls.mode, address, process, broker, registration
+            )
     broker.stop()
     raise NbdUnavailable(reason=f"nbdkit did not start ({reason})")
 
