@@ -43,7 +43,9 @@ def serve(
     from opencbr.core.logging import configure_logging
     from opencbr.evs.nbd import nbd_server, stop_nbd_server
 
-    settings = make_settings(data_dir, database_url, nbd_host=host, nbd_port=port)
+    settings = make_settings(
+        data_dir, database_url, nbd_host=host, nbd_port=port, run_workers=False
+    )
     configure_logging(settings.log_format, settings.log_level)
     runtime = build_runtime(settings)
     stop = threading.Event()

@@ -21,10 +21,12 @@ from opencbr.core.clock import utcnow
 from opencbr.core.context import Runtime
 from opencbr.core.ids import new_uuid
 from opencbr.core.settings import Settings
-from opencbr.evs.models import NbdServerRecord
+from opencbr.evs.models import Disk, DiskStatus, NbdServerRecord
+from opencbr.evs.nbd import nbd_server
 from opencbr.evs.nbd.registry import Registration, live_server
+from opencbr.evs.service import volume_driver
 from tests.conftest import ROOT_KEY, LiveServer
-from tests.nbd_tools import need_tools
+from tests.nbd_tools import libnbd, need_tools
 
 from .conftest import Tenant, TenantMaker, api_error, create_disk, read, write
 from .test_nbd import MiB, nbd_open, status
@@ -36,7 +38,11 @@ OPENCBR = str(Path(sys.executable).parent / "opencbr")
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
-        data_dir=tmp_path / "data", database_url=database_url, root_key=ROOT_KEY, nbd_embedded=False
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        root_key=ROOT_KEY,
+        nbd_embedded=False,
+        run_workers=False,  # as API processes beside workers of their own; tests run the jobs
     )
 
 
@@ -140,3 +146,35 @@ def test_only_live_servers_are_named(runtime: Runtime) -> None:
     with database.unit_of_work() as session:
         assert live_server(session) is None
         assert session.get(NbdServerRecord, live.id) is None
+
+
+def test_a_process_without_job_workers_leaves_a_filling_to_the_copy(
+    runtime: Runtime, tenant: TenantMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A disk whose copy from a backup runs (the job in another process): an NBD server in a
+    process without job workers, as `opencbr nbd serve`, refuses connections to its export
+    until the copy ends and never takes the disk's filling, which would keep the copy job
+    from ever running."""
+    need_tools("nbdkit")
+    owner = tenant()
+    disk_id = create_disk(runtime, owner)
+    with runtime.database.unit_of_work() as session:  # as CreateVolume with backup_id leaves it
+        disk = session.get(Disk, disk_id)
+        assert disk is not None
+        disk.status, disk.source_backup_id = DiskStatus.CREATING, new_uuid()
+    assert nbd_server(runtime).registration.wait_registered()  # this process's: no job workers
+    export = nbd_open(owner, disk_id)
+    nbd = libnbd()
+    with pytest.raises(nbd.Error):  # nbdkit answers a refused open as an unknown export
+        nbd.NBD().connect_uri(export["uri"])
+    assert not (volume_driver(runtime).root / f"{disk_id}.fill.lock").exists()
+    tried = [r.getMessage() for r in caplog.records if r.name.startswith("opencbr.evs")]
+    assert tried == []  # it never opened the backup to serve the disk's filling
+    with runtime.database.unit_of_work() as session:  # the copy ends (in the other process)
+        disk = session.get(Disk, disk_id)
+        assert disk is not None
+        disk.status = DiskStatus.AVAILABLE
+    handle = nbd.NBD()
+    handle.connect_uri(export["uri"])  # the same export is served from then on
+    assert handle.pread(4096, 0) == bytes(4096)
+    handle.shutdown()
