@@ -32,6 +32,7 @@ from opencbr.core.web import FastJSONResponse, end_request_threads
 from opencbr.evs.nbd import stop_nbd_server
 
 from . import versions
+from .openapi import install_openapi
 from .probes import add_probes
 from .route_order import not_supported_routes, specific_first
 from .runtime import SLICES
@@ -377,6 +378,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     if runtime.settings.metrics_enabled:
         _add_metrics_route(app, runtime)
     add_probes(app, runtime)
+    install_openapi(app)
 
     app.router.routes[:] = specific_first(app.router.routes)
     return app
