@@ -12,6 +12,7 @@ from .disk_external import register as _register_external  # noqa: F401  (adds `
 from .errors_cmd import errors
 from .kms import kms_app
 from .nbd import disk_nbd_app, server_nbd_app
+from .nbd_serve import nbd_app
 from .policy import policy_app
 from .recovery import store_app
 from .schema import db_app
@@ -48,3 +49,4 @@ app.command()(restore)
 app.add_typer(oplog_app, name="oplog")
 app.add_typer(job_app, name="job")
 app.add_typer(store_app, name="store")
+app.add_typer(nbd_app, name="nbd")

@@ -121,13 +121,32 @@ class Settings(BaseSettings):
 
     nbd_host: str = Field(
         default="127.0.0.1",
-        description="address the NBD server listens on; loopback only (exports carry no TLS)",
+        description="address the NBD server listens on; other than loopback only with TLS",
     )
     nbd_port: int = Field(
         default=0,
         ge=0,
         le=65535,
         description="NBD server port (`0`: a free port, chosen at start); `serve --nbd-port`",
+    )
+    nbd_tls_psk_file: Path | None = Field(
+        default=None,
+        description="NBD over TLS with pre-shared keys: a file of `identity:hexkey` lines (see"
+        " NBD over TLS)",
+    )
+    nbd_tls_certificates_dir: Path | None = Field(
+        default=None,
+        description="NBD over TLS with X.509: a directory of ca-cert.pem, server-cert.pem and"
+        " server-key.pem (see NBD over TLS)",
+    )
+    nbd_address: str | None = Field(
+        default=None,
+        description="host[:port] NBD clients are told (unset: where the NBD server listens)",
+    )
+    nbd_embedded: bool = Field(
+        default=True,
+        description="run the NBD server in API processes (false: `opencbr nbd serve` runs it;"
+        " `serve --no-nbd`)",
     )
 
     restore_copy_mib_per_s: float = Field(
@@ -138,9 +157,8 @@ class Settings(BaseSettings):
 
     @field_validator("nbd_host")
     @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        if not ipaddress.ip_address(value).is_loopback:
-            raise ValueError("the NBD server listens on a loopback address only")
+    def _an_ip_address(cls, value: str) -> str:
+        ipaddress.ip_address(value)  # a name would listen wherever it resolves: say which
         return value
 
     @field_validator("regions", mode="before")

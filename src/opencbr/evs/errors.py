@@ -26,6 +26,8 @@ __all__ = [
     "LengthRequired",
     "NbdExportConflict",
     "NbdExportNotFound",
+    "NbdServerMissing",
+    "NbdSettingsInvalid",
     "NbdUnavailable",
     "ServerNotFound",
     "ServerStatusConflict",
@@ -153,6 +155,25 @@ class NbdUnavailable(AppError):
     template = (
         "NBD export is not available on this server: {reason}. It needs the Debian packages "
         "nbdkit and nbdkit-plugin-python (apt-get install nbdkit nbdkit-plugin-python)."
+    )
+
+
+class NbdSettingsInvalid(AppError):
+    """The NBD settings cannot make a server: where it listens and its TLS do not fit."""
+
+    status = 503
+    code = "EVS.0435"
+    template = "The NBD server cannot start: {reason}."
+
+
+class NbdServerMissing(AppError):
+    """API processes without an NBD server of their own found no running one to name."""
+
+    status = 503
+    code = "EVS.0436"
+    template = (
+        "No NBD server of this deployment is running: start one with `opencbr nbd serve` "
+        "(OPENCBR_NBD_EMBEDDED=false keeps it out of the API processes)."
     )
 
 

@@ -4,7 +4,10 @@ The backup service hands a block source in (`runtime.extras["block_source"]`, a
 `BlockSourceFactory`), so this slice never imports it or the chunk store: the source reads the
 backup's plaintext, verified, as a restore does. The copy job and the NBD broker of a process
 share one `FillingVolume` per disk (volumes/filling.py); a disk being filled by another
-process cannot be exported from this one until its copy ends (`FillingBusy`).
+process cannot be exported from this one until its copy ends (`FillingBusy`). A process that
+runs no job workers (`opencbr nbd serve`, `serve --no-jobs`) never takes a filling itself: the
+copy job runs elsewhere, and a filling held here would keep it from ever running
+(`takes_filling`).
 
 A disk from a backup stays `creating` until the copy ends (a restore is still measured to
 `available`), then turns `available`, or `in-use` when it is attached or has a read-write
@@ -33,6 +36,7 @@ __all__ = [
     "filling_volume",
     "is_filling",
     "status_after_fill",
+    "takes_filling",
 ]
 
 BlockSourceFactory = Callable[[Runtime, Session, Disk], BlockSource]
@@ -50,6 +54,14 @@ def is_filling(disk: Disk) -> bool:
 def _fillings(runtime: Runtime) -> dict[str, FillingVolume]:
     found = runtime.extras.setdefault(_KEY, {})
     return cast(dict[str, FillingVolume], found)
+
+
+def takes_filling(runtime: Runtime, disk_id: str) -> bool:
+    """Whether this process may serve the disk's filling: it holds it already, or it runs
+    job workers (so the copy job may be, or become, its own)."""
+    with _lock:
+        held = disk_id in _fillings(runtime)
+    return held or runtime.settings.run_workers
 
 
 def filling_volume(runtime: Runtime, session: Session, disk: Disk) -> FillingVolume:

@@ -13,7 +13,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from opencbr.core.clock import utcnow
 from opencbr.core.db import Base
 
-__all__ = ["Disk", "DiskStatus", "DiskTransfer", "NbdExport", "Server", "ServerStatus"]
+__all__ = [
+    "Disk",
+    "DiskStatus",
+    "DiskTransfer",
+    "NbdExport",
+    "NbdServerRecord",
+    "Server",
+    "ServerStatus",
+]
 
 
 class DiskStatus(StrEnum):
@@ -113,7 +121,8 @@ class NbdExport(Base):
 
     The row is the export: any process's NBD broker resolves a client's export name here, and
     deleting the row ends the export everywhere. `name` is a random secret that only the disk's
-    project is told; `address` is the host:port of the NBD server that the URI names.
+    project is told; `address` is the host:port of the NBD server that the URI names, `tls`
+    the TLS that server requires (`nbd.tls.TLS_*`: "" none, "psk", "x509").
     """
 
     __tablename__ = "evs_nbd_exports"
@@ -124,7 +133,21 @@ class NbdExport(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     read_only: Mapped[bool] = mapped_column(Boolean)
     address: Mapped[str] = mapped_column(String(255))
+    tls: Mapped[str] = mapped_column(String(8), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+
+class NbdServerRecord(Base):
+    """A running NBD server of the deployment (nbd.registry): where clients reach it and the
+    TLS it requires. Its process refreshes `seen_at`; API processes without an NBD server of
+    their own name a live one in the exports they open."""
+
+    __tablename__ = "evs_nbd_servers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    address: Mapped[str] = mapped_column(String(255))
+    tls: Mapped[str] = mapped_column(String(8), default="")
+    seen_at: Mapped[datetime] = mapped_column(DateTime, default=_now, index=True)
 
 
 from .external_models import ExternalDisk, ExternalRead  # noqa: E402  (registers the tables)

@@ -1,7 +1,8 @@
 """Our NBD extension: open and close the NBD export of a disk, or of a server's disks.
 
 * `POST /v2/{project_id}/cloudvolumes/{volume_id}/nbd` `{"read_only": false}` →
-  `{"export": {"volume_id", "uri", "export_name", "host", "port", "read_only"}}`
+  `{"export": {"volume_id", "uri", "export_name", "host", "port", "read_only", "tls"}}`
+  (`uri` is `nbds://...` and `tls` "psk" or "x509" when the NBD server requires TLS)
 * `GET /v2/{project_id}/cloudvolumes/{volume_id}/nbd` → the open export (404 EVS.0420: none)
 * `DELETE /v2/{project_id}/cloudvolumes/{volume_id}/nbd` → `{"volume_id", "closed": true}`
 * `POST /v1/{project_id}/servers/{server_id}/nbd` → `{"exports": [...]}` in boot order

@@ -176,6 +176,10 @@ class NbdExport(Wire):
     host: str
     port: int
     read_only: bool
+    tls: str | None = Field(
+        description="the client's TLS credentials: psk or x509 (the URI is then nbds://); null:"
+        " none"
+    )
 
 
 class NbdExportOne(Wire):
