@@ -15,11 +15,11 @@ from opencbr.core.context import Actor
 from opencbr.core.jobs import enqueue
 
 from . import oplogs
-from .backups import visible_backup
 from .errors import BackupCannotBeDeleted, SharedBackupNotDeletable
 from .members import revoke_all_members
 from .models import Backup, BackupStatus, Vault
 from .vault_lock import check_backup_removable
+from .visibility import visible_backup
 
 __all__ = ["delete_backup", "mark_deleting"]
 

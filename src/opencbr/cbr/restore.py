@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
@@ -28,7 +28,7 @@ from opencbr.evs.servers import DiskChoice, ServerSpec, new_server_record
 from opencbr.evs.service import DiskSpec
 
 from . import oplogs
-from .backups import children_of, visible_backup
+from .backups import children_of
 from .dataplane import open_scope
 from .errors import (
     BackupNotRestorable,
@@ -43,13 +43,12 @@ from .errors import (
 from .models import (
     Backup,
     BackupStatus,
-    Member,
-    MemberStatus,
     ResourceType,
     StoreScope,
     Vault,
     VaultStatus,
 )
+from .visibility import require_accepted, visible_backup
 
 __all__ = [
     "RestoreTarget",
@@ -70,14 +69,7 @@ def usable_backup(session: Session, runtime: Runtime, actor: Actor, backup_id: s
     """A backup the caller may restore or build from: owned or accepted, available, and (if
     encrypted) with the KMS permission on its key."""
     backup = visible_backup(session, actor, backup_id)
-    if backup.project_id != actor.project_id:
-        member = session.scalar(
-            select(Member).where(
-                Member.backup_id == backup.id, Member.dest_project_id == actor.project_id
-            )
-        )
-        if member is None or member.status != MemberStatus.ACCEPTED:
-            raise ShareNotAllowed(reason=f"accept backup {backup.id} into one of your vaults first")
+    require_accepted(session, actor, backup)
     if backup.status != BackupStatus.AVAILABLE:
         raise BackupNotRestorable(backup_id=backup.id, status=backup.status)
     if backup.encrypted:

@@ -51,7 +51,7 @@ from opencbr.iam.models import Project
 
 from . import oplogs
 from .autobind import auto_associate
-from .backups import CheckpointSpec, create_checkpoint
+from .checkpoints import CheckpointSpec, create_checkpoint
 from .deletion import delete_backup
 from .models import Backup, BackupStatus, Policy, Vault, VaultStatus
 from .policies import Rule, backups_to_drop, parse_rule, parse_schedule, retention_of
