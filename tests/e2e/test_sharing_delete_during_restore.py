@@ -40,7 +40,7 @@ def drain(runtime: Runtime, kinds: tuple[str, ...] | None = None) -> int:
     if kinds is not None:
         handlers = {k: v for k, v in handlers.items() if k in kinds}
     done = 0
-    while run_one(runtime.database, handlers, "test", extras={"runtime": runtime}):
+    while run_one(runtime.database, handlers, "test"):
         done += 1
     return done
 
@@ -219,7 +219,6 @@ def test_delete_and_collection_during_the_restore_the_disk_completes_whole(
     worker = threading.Thread(
         target=run_one,
         args=(runtime.database, {DISK_FROM_BACKUP: paused}, "restorer"),
-        kwargs={"extras": {"runtime": runtime}},
     )
     worker.start()
     try:

@@ -148,7 +148,6 @@ def start_workers(runtime: Runtime, threads: int = 2, name: str | None = None) -
         job_handlers(runtime),
         threads=threads,
         lease=timedelta(seconds=runtime.settings.job_lease_seconds),
-        extras={"runtime": runtime},
         name=name,
     )
     runtime.extras["workers"] = pool

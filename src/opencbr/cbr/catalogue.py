@@ -48,6 +48,7 @@ from opencbr.kms.models import Grant, Key, KeyAlias, KeyMaterial, KeyRotation
 from .catalogue_keys import CatalogueKeys
 from .catalogue_rows import to_json
 from .dataplane import chunk_store, plain_data_key
+from .jobs.common import RuntimeJob
 from .models import (
     Backup,
     BackupStatus,
@@ -326,9 +327,9 @@ def enqueue_catalogue(session: Session, backup_id: str) -> None:
     enqueue(session, CATALOGUE_JOB, {"backup_id": backup_id}, max_attempts=10)
 
 
-class CatalogueJob:
+class CatalogueJob(RuntimeJob):
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        runtime = self.runtime
         written = write_backup_record(runtime, ctx.payload["backup_id"])
         return {"written": written}
 

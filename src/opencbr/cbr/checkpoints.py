@@ -18,10 +18,8 @@ from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor
 from opencbr.core.errors import ValidationFailed
 from opencbr.core.ids import is_uuid, new_uuid
-from opencbr.core.jobs import enqueue
 from opencbr.evs import service as evs
 
-from . import oplogs
 from .errors import (
     CheckpointNotFound,
     NothingToBackup,
@@ -29,6 +27,7 @@ from .errors import (
     VaultCapacityInsufficient,
     VaultStatusForbids,
 )
+from .jobs.payloads import BackupPayload, start_logged
 from .models import Backup, BackupStatus, Checkpoint, ResourceType, Vault, VaultStatus
 from .resources import describe_resource
 from .vaults import free_bytes, get_vault, vault_resources
@@ -176,8 +175,9 @@ def _start_backup(
                 )
             )
     session.flush()
-    log = oplogs.start(
+    start_logged(
         session,
+        BackupPayload(backup_id=parent.id),
         vault.project_id,
         "backup",
         vault=vault,
@@ -186,13 +186,6 @@ def _start_backup(
         resource=(info.id, info.type, info.name),
         extra={"backup": {"backup_id": parent.id, "backup_name": parent.name}},
     )
-    job = enqueue(
-        session,
-        "cbr.backup",
-        {"backup_id": parent.id, "oplog_id": log.id},
-        project_id=vault.project_id,
-    )
-    log.job_id = job.id
     return parent
 
 

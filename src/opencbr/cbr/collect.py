@@ -25,12 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opencbr.chunkstore import GcResult, PlanStale
-from opencbr.core.context import Runtime
 from opencbr.core.jobs import Job, JobContext, JobStatus, enqueue
 
 from .catalogue import recorded_manifests
 from .dataplane import chunk_store
-from .engine import JobProgress
+from .jobs.common import JobProgress, RuntimeJob
 from .models import Backup
 
 __all__ = ["GC_JOB", "CollectGarbage", "request_collection"]
@@ -48,9 +47,9 @@ def request_collection(session: Session) -> None:
         enqueue(session, GC_JOB, {}, max_attempts=GC_ATTEMPTS)
 
 
-class CollectGarbage:
+class CollectGarbage(RuntimeJob):
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        runtime = self.runtime
         with runtime.database.unit_of_work() as session:
             live = set(session.scalars(select(Backup.manifest_id).where(Backup.manifest_id != "")))
         # A record that cannot be read may name a live manifest: collecting without it could

@@ -28,8 +28,8 @@ from opencbr.evs.volumes.nbd_source import NbdSource, NbdVolume
 
 from . import oplogs
 from .dataplane import chunk_store, open_scope, store_faults
-from .engine import JobProgress, project_actor
 from .errors import RestoreTargetInvalid, VaultStatusForbids
+from .jobs.common import JobProgress, RuntimeJob, project_actor
 from .models import Backup, BackupStatus, ResourceType, StoreScope, Vault, VaultStatus
 from .restore import usable_backup
 
@@ -94,11 +94,11 @@ def restore_to_nbd(
     return job
 
 
-class NbdRestoreJob:
+class NbdRestoreJob(RuntimeJob):
     """Writes a disk backup onto an NBD export; see the module's docstring."""
 
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        runtime = self.runtime
         actor = project_actor(runtime, ctx.payload["project_id"])
         with runtime.database.unit_of_work() as session:
             backup = session.get(Backup, ctx.payload["backup_id"])
@@ -141,7 +141,7 @@ class NbdRestoreJob:
             oplogs.finish(session, ctx.payload["oplog_id"], status, code, message)
 
     def on_failure(self, ctx: JobContext, error: BaseException) -> None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        runtime = self.runtime
         code = getattr(error, "code", type(error).__name__)
         message = getattr(error, "message", str(error))
         self._finish(runtime, ctx, "failed", code, f"{message} (the target is partly written)")

@@ -1,7 +1,8 @@
 """Restoring backups and making new disks and servers from them (the control-plane half).
 
 Each call checks the rules, moves the target resources to a busy status with compare-and-swap
-updates and enqueues the job that moves the bytes (`engine.py`), all in one transaction.
+updates and enqueues the job that moves the bytes (`jobs/restore.py`, `jobs/disk_from_backup.py`,
+`jobs/server_from_backup.py`), all in one transaction.
 
 Who may use a backup: its owner, or a project that accepted it (S7). A pending or rejected
 share is visible but not usable. An encrypted backup additionally needs the KMS permission
@@ -20,14 +21,13 @@ from sqlalchemy.orm import Session
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.errors import AppError, ValidationFailed
-from opencbr.core.jobs import Job, enqueue
+from opencbr.core.jobs import Job
 from opencbr.evs import service as evs
 from opencbr.evs.errors import DiskNotFound, DiskStatusConflict, ServerNotFound
 from opencbr.evs.models import Disk, DiskStatus, Server, ServerStatus
 from opencbr.evs.servers import DiskChoice, ServerSpec, new_server_record
 from opencbr.evs.service import DiskSpec
 
-from . import oplogs
 from .backups import children_of
 from .dataplane import open_scope
 from .errors import (
@@ -39,6 +39,14 @@ from .errors import (
     RestoreTargetTooSmall,
     ShareNotAllowed,
     VaultStatusForbids,
+)
+from .jobs.payloads import (
+    DiskFromBackupPayload,
+    DiskTarget,
+    RestoredDisk,
+    RestorePayload,
+    ServerFromBackupPayload,
+    start_logged,
 )
 from .models import (
     Backup,
@@ -178,8 +186,14 @@ def restore_backup(
             }
         )
     _mark(session, backup, BackupStatus.AVAILABLE, BackupStatus.RESTORING)
-    log = oplogs.start(
+    payload = RestorePayload(
+        backup_id=backup.id,
+        project_id=actor.project_id or "",
+        targets=[RestoredDisk(**pair) for pair in pairs],
+    )
+    return start_logged(
         session,
+        payload,
         actor.project_id or "",
         "restore",
         vault=vault,
@@ -193,19 +207,6 @@ def restore_backup(
             }
         },
     )
-    job = enqueue(
-        session,
-        "cbr.restore",
-        {
-            "backup_id": backup.id,
-            "targets": pairs,
-            "oplog_id": log.id,
-            "project_id": actor.project_id,
-        },
-        project_id=actor.project_id,
-    )
-    log.job_id = job.id
-    return job
 
 
 def _target_server(session: Session, actor: Actor, server_id: str) -> Server:
@@ -280,13 +281,10 @@ def disk_from_backup(
     disk = evs.create_disk_record(
         session, runtime, actor, disk_spec, source_backup_id=backup.id, inherit_kms_key_id=inherit
     )
-    job = enqueue(
-        session,
-        "cbr.disk_from_backup",
-        {"backup_id": backup.id, "disk_id": disk.id, "project_id": actor.project_id},
-        project_id=actor.project_id,
+    payload = DiskFromBackupPayload(
+        backup_id=backup.id, disk_id=disk.id, project_id=actor.project_id or ""
     )
-    return disk, job
+    return disk, payload.enqueue(session, actor.project_id)
 
 
 def server_from_backup(
@@ -333,18 +331,13 @@ def server_from_backup(
         data,
         source_backup_id=backup.id,
     )
-    pairs = [
-        {"backup_id": row.id, "disk_id": disk.id} for row, disk in zip(rows, disks, strict=True)
-    ]
-    job = enqueue(
-        session,
-        "cbr.server_from_backup",
-        {
-            "backup_id": backup.id,
-            "server_id": server.id,
-            "targets": pairs,
-            "project_id": actor.project_id,
-        },
-        project_id=actor.project_id,
+    payload = ServerFromBackupPayload(
+        backup_id=backup.id,
+        server_id=server.id,
+        project_id=actor.project_id or "",
+        targets=[
+            DiskTarget(backup_id=row.id, disk_id=disk.id)
+            for row, disk in zip(rows, disks, strict=True)
+        ],
     )
-    return server, job
+    return server, payload.enqueue(session, actor.project_id)

@@ -33,6 +33,7 @@ from opencbr.kms.rotation import unwrap_with_any
 from . import oplogs
 from .catalogue import enqueue_catalogue
 from .dataplane import chunk_store, derive_id_key, plain_data_key
+from .jobs.common import RuntimeJob
 from .models import Backup, BackupStatus, Member, StoreScope
 
 __all__ = ["DamagedBackup", "ScrubJob", "ScrubResult", "scrub", "scrub_tick"]
@@ -200,11 +201,11 @@ def _scheduled(runtime: Runtime, deep: bool) -> None:
         log.error("scrub found %d problems: %s", len(result.errors), "; ".join(result.errors[:5]))
 
 
-class ScrubJob:
+class ScrubJob(RuntimeJob):
     """A scrub asked for through the operator's API (admin_routes.py)."""
 
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        runtime = self.runtime
         result = scrub(runtime, deep=bool(ctx.payload.get("deep")))
         return {"ok": result.ok, "errors": len(result.errors), "damaged": len(result.damaged)}
 

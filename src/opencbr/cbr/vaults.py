@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from opencbr.core.context import Actor
 from opencbr.core.errors import ValidationFailed
 from opencbr.core.ids import is_uuid, new_uuid
-from opencbr.core.jobs import enqueue
 
 from .errors import (
     PolicyNotFound,
@@ -30,6 +29,7 @@ from .errors import (
     VaultResourceLimit,
     VaultTypeMismatch,
 )
+from .jobs.payloads import DeleteVaultPayload
 from .models import (
     Backup,
     BackupStatus,
@@ -396,11 +396,5 @@ def delete_vault(session: Session, actor: Actor, vault_id: str) -> Vault:
         session.delete(resource)
     session.flush()
     # Backups that turn busy meanwhile are waited for: ten attempts back off over ~13 minutes.
-    enqueue(
-        session,
-        "cbr.delete_vault",
-        {"vault_id": vault.id},
-        project_id=vault.project_id,
-        max_attempts=10,
-    )
+    DeleteVaultPayload(vault_id=vault.id).enqueue(session, vault.project_id, max_attempts=10)
     return vault
