@@ -6,6 +6,8 @@ Taking backups is `checkpoints.py`, listing them `listing.py`, who may see one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,7 +17,7 @@ from opencbr.core.errors import ValidationFailed
 from .catalogue import enqueue_catalogue
 from .checkpoints import CheckpointSpec, create_checkpoint, get_checkpoint
 from .listing import BackupFilters, BackupPage, list_backups
-from .models import Backup
+from .models import Backup, BackupRecord
 from .visibility import (
     Membership,
     memberships,
@@ -29,6 +31,7 @@ __all__ = [
     "BackupPage",
     "CheckpointSpec",
     "Membership",
+    "children_by_parent",
     "children_of",
     "create_checkpoint",
     "get_checkpoint",
@@ -44,6 +47,21 @@ __all__ = [
 def children_of(session: Session, backup_id: str) -> list[Backup]:
     query = select(Backup).where(Backup.parent_id == backup_id).order_by(Backup.device, Backup.id)
     return list(session.scalars(query))
+
+
+def children_by_parent(
+    session: Session, parent_ids: Sequence[str]
+) -> dict[str, list[BackupRecord]]:
+    """The disk backups of several server backups, in one query, by server backup."""
+    children: dict[str, list[BackupRecord]] = {}
+    if not parent_ids:
+        return children
+    query = (
+        select(Backup).where(Backup.parent_id.in_(parent_ids)).order_by(Backup.device, Backup.id)
+    )
+    for child in session.scalars(query):
+        children.setdefault(child.parent_id or "", []).append(child)
+    return children
 
 
 def rename_backup(session: Session, actor: Actor, backup_id: str, name: str) -> Backup:

@@ -32,7 +32,7 @@ from .models import Backup, BackupStatus, Checkpoint, ResourceType, Vault, Vault
 from .resources import describe_resource
 from .vaults import free_bytes, get_vault, vault_resources
 
-__all__ = ["CheckpointSpec", "create_checkpoint", "get_checkpoint"]
+__all__ = ["CheckpointSpec", "create_checkpoint", "get_checkpoint", "show_checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -200,3 +200,16 @@ def get_checkpoint(session: Session, actor: Actor, checkpoint_id: str) -> Checkp
     if checkpoint is None:
         raise CheckpointNotFound(id=checkpoint_id)
     return checkpoint
+
+
+def show_checkpoint(
+    session: Session, actor: Actor, checkpoint_id: str
+) -> tuple[Checkpoint, Vault, list[Backup]]:
+    """A checkpoint of the caller's, its vault and the top-level backups it made."""
+    checkpoint = get_checkpoint(session, actor, checkpoint_id)
+    vault = session.get(Vault, checkpoint.vault_id)
+    assert vault is not None
+    made = session.scalars(
+        select(Backup).where(Backup.checkpoint_id == checkpoint.id, Backup.parent_id.is_(None))
+    )
+    return checkpoint, vault, list(made)
