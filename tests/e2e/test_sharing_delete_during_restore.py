@@ -72,7 +72,7 @@ class PausedAtFirstProgress:
 def small_packs(runtime: Runtime) -> ChunkStore:
     """The runtime's chunk store with 1 MiB packs: a restore of a few MiB spans many packs."""
     store = ChunkStore(open_backend(str(Path(runtime.settings.data_dir) / "store")), pack_size=MiB)
-    runtime.extras["chunk_store"] = store
+    runtime.chunk_store = store
     return store
 
 

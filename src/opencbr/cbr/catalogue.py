@@ -38,7 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opencbr.chunkstore import Catalogue, ChunkStoreError
-from opencbr.core.context import Runtime
+from opencbr.core.context import Part, Runtime
 from opencbr.core.jobs import JobContext, enqueue, throttled
 from opencbr.iam.models import AccessKey, Agency, Domain, Project, User
 from opencbr.iam.service import secret_purpose
@@ -86,14 +86,17 @@ CATALOGUE_PERIOD = timedelta(minutes=10)
 # lost from the store some other way comes back within hours.
 _UNCHANGED_FOR = 6 * 3600.0
 _RECORDED = (BackupStatus.AVAILABLE, BackupStatus.ERROR, BackupStatus.RESTORING)
+CATALOGUE_KEYS: Part[CatalogueKeys] = Part("cbr.catalogue_keys")
+"""The keys this process seals catalogue records with (dropped when the root key changes)."""
+_WRITTEN: Part[dict[str, tuple[bytes, float]]] = Part("cbr.catalogue_written")
+"""What this process wrote lately: record name -> (digest, when)."""
 
 
 def catalogue_keys(runtime: Runtime) -> CatalogueKeys:
-    keys = runtime.extras.get("catalogue_keys")
+    keys = runtime.parts.get(CATALOGUE_KEYS)
     if keys is None:
         keys = CatalogueKeys.for_writing(chunk_store(runtime).catalogue, runtime.root_key)
-        runtime.extras["catalogue_keys"] = keys
-    assert isinstance(keys, CatalogueKeys)
+        runtime.parts.set(CATALOGUE_KEYS, keys)
     return keys
 
 
@@ -105,9 +108,7 @@ def _put(runtime: Runtime, kind: str, name: str, record: Mapping[str, Any]) -> N
     """Seal and write a record, unless this process wrote the same one lately."""
     plain = json.dumps({"format": FORMAT, **record}, sort_keys=True).encode()
     digest = hashlib.sha256(plain).digest()
-    written: dict[str, tuple[bytes, float]] = runtime.extras.setdefault(  # type: ignore[assignment]
-        "catalogue_written", {}
-    )
+    written = runtime.parts.setdefault(_WRITTEN, dict)
     last = written.get(f"{kind}/{name}")
     if last is not None and last[0] == digest and time.monotonic() - last[1] < _UNCHANGED_FOR:
         return

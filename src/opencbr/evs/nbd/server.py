@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from opencbr.core.context import Runtime
+from opencbr.core.context import Part, Runtime
 
 from ..errors import NbdUnavailable
 from .broker import Broker
@@ -27,7 +27,7 @@ __all__ = ["NbdServer", "nbd_server", "stop_nbd_server"]
 PLUGIN = Path(__file__).with_name("nbdkit_plugin.py")
 NBDKIT_THREADS = 16
 START_SECONDS = 15.0
-_KEY = "evs.nbd_server"
+_SERVER: Part[NbdServer] = Part("evs.nbd_server")
 _start_lock = threading.Lock()
 
 
@@ -60,20 +60,20 @@ class NbdServer:
 def nbd_server(runtime: Runtime) -> NbdServer:
     """This process's running NBD server, started now if needed."""
     with _start_lock:
-        server = runtime.extras.get(_KEY)
-        if isinstance(server, NbdServer) and server.running():
+        server = runtime.parts.get(_SERVER)
+        if server is not None and server.running():
             return server
-        if isinstance(server, NbdServer):
+        if server is not None:
             server.broker.stop()
         server = _start(runtime)
-        runtime.extras[_KEY] = server
+        runtime.parts.set(_SERVER, server)
         return server
 
 
 def stop_nbd_server(runtime: Runtime) -> None:
     with _start_lock:
-        server = runtime.extras.pop(_KEY, None)
-    if isinstance(server, NbdServer):
+        server = runtime.parts.pop(_SERVER)
+    if server is not None:
         server.stop()
 
 
