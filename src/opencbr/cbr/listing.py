@@ -106,9 +106,7 @@ def _side(own: bool, given: frozenset[str]) -> Select[Any]:
     member keeps (`Member.backup_created_at`). A shared backup's `created_at` and `id` are
     read from its member's copies, equal by construction, so that a page of shared backups is
     the first entries of that index. (Ordered by the backups' own date index, PostgreSQL
-    walked the region's backups newest first until it met enough of the caller's: 158 ms
-    when a recipient's shares were the oldest 1,000 of 100,000; 45-76 ms for the console's
-    page of 200 own and accepted backups, now 5.5-7.5 ms.)"""
+    walked the region's backups newest first until it met enough of the caller's.)"""
     if own:
         query = select(
             *Backup.__table__.c,
@@ -195,9 +193,7 @@ def _listing(own_type: str, given: frozenset[str], sort: str | None) -> _Listing
     A listing of both sides pages through their UNION ALL (a backup is never its owner's
     share, S4). Its page is among the first `:reach` (offset + limit) backups of each side,
     so each side is read from its index that far and only those are sorted together. (Without
-    that bound PostgreSQL joined every share and sorted both sides whole: 47-52 ms for a page
-    of 50 with an owner's 5,000 backups and 1,000 shares, against 2.5 ms, most of it counting
-    the 5,000.)"""
+    that bound PostgreSQL joined every share and sorted both sides whole.)"""
     if own_type not in _OWN_TYPES:
         raise ValidationFailed(reason="own_type must be private, shared or all_granted")
     sides = [(own, _side(own, given)) for own in _OWN_TYPES[own_type]]

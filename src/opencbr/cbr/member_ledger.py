@@ -14,7 +14,7 @@ from .vaults import release
 __all__ = ["log_share", "refuse_if_vault_deleting", "release_share", "vault_of"]
 
 # Built once: building a statement (as `Session.get` does at each call) took longer than
-# running it (a vault: 360-420 us of CPU against 210-250).
+# running it.
 _VAULT = select(Vault).where(Vault.id == bindparam("id"))
 
 

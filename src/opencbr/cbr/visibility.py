@@ -51,8 +51,8 @@ _RECORD_COLUMNS = (
 )
 
 
-# Each view reads about 25 of its fields: a named tuple's field takes 30 ns to read, a
-# `Row`'s 500 ns (a twelfth of a page of 50's CPU).
+# Each view reads about 25 of its fields, and a named tuple's field reads many times faster
+# than a `Row`'s (bench/README.md).
 RECORD_FIELDS = [column.key for column in _RECORD_COLUMNS]
 _RecordTuple = namedtuple("_RecordTuple", RECORD_FIELDS)  # type: ignore[misc]
 # A listed record also carries the count of the whole listing (the same in every row).
@@ -74,8 +74,8 @@ _Ts = TypeVarTuple("_Ts")
 def _visible_by_id(query: Select[*_Ts]) -> Select[*_Ts]:
     """`query` narrowed to the backup `:id` if the project `:project_id` owns it or it was
     shared with that project (S14), through an outer join on the member's unique (backup,
-    recipient) key. An IN over the recipient's members made PostgreSQL hash all of them for
-    each call (1.0 ms for 1,000 shared backups, against 0.09 ms)."""
+    recipient) key: an IN over the recipient's members made PostgreSQL hash all of them for
+    each call."""
     mine = (Member.backup_id == Backup.id) & (Member.dest_project_id == bindparam("project_id"))
     return query.outerjoin(Member, mine).where(
         Backup.id == bindparam("id"),

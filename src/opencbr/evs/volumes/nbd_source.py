@@ -35,13 +35,13 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from types import TracebackType
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 from .errors import NbdSourceFailed, NbdUriInvalid, RangeError
 from .libnbd import BASE_ALLOCATION, STATE_DIRTY, STATE_ZERO, NbdHandle, NbdModule, load
 from .sparse import Extent
+from .view_exit import AbortsOnExit
 from .volume import WriteData
 
 __all__ = [
@@ -275,7 +275,7 @@ class ReadRecord:
     reason: str = ""
 
 
-class NbdBackupView:
+class NbdBackupView(AbortsOnExit):
     """A backup's view of an external volume (the `BackupView` protocol).
 
     `previous` is the record of the backup the engine's change map is relative to (the
@@ -350,17 +350,6 @@ class NbdBackupView:
         if not self.closed:
             self.closed = True
             self._conn.close()
-
-    def __enter__(self) -> NbdBackupView:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._close()
 
 
 _FIRST = "no usable previous backup of this disk in the vault, or a full backup was due"
