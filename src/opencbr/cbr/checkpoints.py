@@ -30,7 +30,8 @@ from .errors import (
 from .jobs.payloads import BackupPayload, start_logged
 from .models import Backup, BackupStatus, Checkpoint, ResourceType, Vault, VaultStatus
 from .resources import describe_resource
-from .vaults import free_bytes, get_vault, vault_resources
+from .vault_space import free_bytes
+from .vaults import get_vault, vault_resources
 
 __all__ = ["CheckpointSpec", "create_checkpoint", "get_checkpoint", "show_checkpoint"]
 

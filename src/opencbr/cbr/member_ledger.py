@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from . import oplogs
 from .errors import ShareStatusForbidden
 from .models import Backup, Member, MemberStatus, Vault, VaultStatus
-from .vaults import release
+from .vault_space import release
 
 __all__ = ["log_share", "refuse_if_vault_deleting", "release_share", "vault_of"]
 

@@ -25,7 +25,8 @@ from .errors import (
 from .member_ledger import log_share, refuse_if_vault_deleting, release_share
 from .models import Backup, BackupStatus, Member, MemberStatus, ResourceType, Vault, VaultStatus
 from .resources import OBJECT_TYPES
-from .vaults import free_bytes, get_vault, has_room, lock_vaults, reserve
+from .vault_space import free_bytes, has_room, lock_vaults, reserve
+from .vaults import get_vault
 from .visibility import visible_backup
 
 __all__ = [

@@ -19,7 +19,7 @@ Concurrency (one unit of work per call, nothing commits here):
   read under that lock, and a unique constraint on (backup, project) holds uniqueness anyway;
 - a status change is a compare-and-swap on the member's current status;
 - capacity is reserved with a conditional update of the recipient's vault row
-  (`vaults.reserve`), so concurrent accepts of different backups never overfill a vault (S6).
+  (`vault_space.reserve`), so concurrent accepts of different backups never overfill a vault (S6).
 Lock order is always backup -> member -> vault, the same as deleting a backup.
 
 The owner's side is here, the recipient's in `member_status.py`, what both record and hold in
@@ -65,7 +65,7 @@ from .member_status import (
     update_member_status,
 )
 from .models import Backup, BackupStatus, Member, MemberStatus, ResourceType
-from .vaults import lock_vaults
+from .vault_space import lock_vaults
 from .visibility import visible_backup
 
 __all__ = [

@@ -41,7 +41,7 @@ from .. import oplogs
 from ..catalogue import enqueue_catalogue
 from ..dataplane import chunk_store, open_scope, scope_for, store_faults
 from ..models import Backup, BackupStatus, Policy, Vault
-from ..vaults import reserve
+from ..vault_space import reserve
 from .common import JobProgress, RuntimeJob, project_actor, store_scope
 from .payloads import BackupPayload
 

@@ -17,7 +17,7 @@ from ..collect import request_collection
 from ..dataplane import chunk_store
 from ..deletion import mark_deleting
 from ..models import Backup, BackupStatus, Checkpoint, Vault, VaultStatus
-from ..vaults import release
+from ..vault_space import release
 from .common import RuntimeJob
 from .payloads import DeleteBackupPayload, DeleteVaultPayload
 
