@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from opencbr.chunkstore import Catalogue, ChunkStoreError
 from opencbr.core.context import Part, Runtime
-from opencbr.core.jobs import JobContext, enqueue, throttled
+from opencbr.core.jobs import JobContext, throttled
 from opencbr.iam.models import AccessKey, Agency, Domain, Project, User
 from opencbr.iam.service import secret_purpose
 from opencbr.kms.access import master_key, material_purpose
@@ -49,6 +49,7 @@ from .catalogue_keys import CatalogueKeys
 from .catalogue_rows import to_json
 from .dataplane import chunk_store, plain_data_key
 from .jobs.common import RuntimeJob
+from .jobs.payloads import CataloguePayload
 from .models import (
     Backup,
     BackupStatus,
@@ -79,7 +80,7 @@ __all__ = [
 
 DOMAINS, SCOPES, BACKUPS = "domains", "scopes", "backups"
 FORMAT = 1
-CATALOGUE_JOB = "cbr.catalogue"
+CATALOGUE_JOB = CataloguePayload.kind
 CATALOGUE_PERIOD = timedelta(minutes=10)
 # Seconds a process trusts its memory of what it wrote: well above CATALOGUE_PERIOD, so the
 # periodic pass rewrites (and unseals the secrets of) only records that changed, and a record
@@ -325,13 +326,13 @@ def escrow_all(runtime: Runtime, *, backups: bool = True) -> dict[str, int]:
 
 def enqueue_catalogue(session: Session, backup_id: str) -> None:
     """Have the backup's record rewritten once the caller's transaction commits."""
-    enqueue(session, CATALOGUE_JOB, {"backup_id": backup_id}, max_attempts=10)
+    CataloguePayload(backup_id=backup_id).enqueue(session, None, max_attempts=10)
 
 
 class CatalogueJob(RuntimeJob):
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
         runtime = self.runtime
-        written = write_backup_record(runtime, ctx.payload["backup_id"])
+        written = write_backup_record(runtime, CataloguePayload.of(ctx).backup_id)
         return {"written": written}
 
     def on_failure(self, ctx: JobContext, error: BaseException) -> None:

@@ -20,7 +20,6 @@ __all__ = ["handlers", "job_title"]
 
 
 def handlers(runtime: Runtime) -> dict[str, JobHandler]:
-    from ..admin_routes import SCRUB_JOB
     from ..catalogue import CATALOGUE_JOB, CatalogueJob
     from ..collect import GC_JOB, CollectGarbage
     from ..nbd_restore import RESTORE_NBD_JOB, NbdRestoreJob
@@ -34,6 +33,7 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
         DeleteVaultPayload,
         DiskFromBackupPayload,
         RestorePayload,
+        ScrubPayload,
         ServerFromBackupPayload,
     )
     from .restore import RestoreJob
@@ -49,7 +49,7 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
         DeleteVaultPayload.kind: DeleteVaultJob(runtime),
         GC_JOB: CollectGarbage(runtime),
         CATALOGUE_JOB: CatalogueJob(runtime),
-        SCRUB_JOB: ScrubJob(runtime),
+        ScrubPayload.kind: ScrubJob(runtime),
     }
 
 

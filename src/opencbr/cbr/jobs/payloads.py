@@ -19,13 +19,17 @@ from .. import oplogs
 
 __all__ = [
     "BackupPayload",
+    "CataloguePayload",
+    "CollectPayload",
     "DeleteBackupPayload",
     "DeleteVaultPayload",
     "DiskFromBackupPayload",
     "DiskTarget",
     "JobPayload",
+    "NbdRestorePayload",
     "RestorePayload",
     "RestoredDisk",
+    "ScrubPayload",
     "ServerFromBackupPayload",
     "start_logged",
 ]
@@ -143,3 +147,34 @@ class DeleteVaultPayload(JobPayload):
 
     kind: ClassVar[str] = "cbr.delete_vault"
     vault_id: str
+
+
+class ScrubPayload(JobPayload):
+    """Read the whole store once, as the operator asked (`cbr.scrub`); `deep` also decrypts
+    and checks every block."""
+
+    kind: ClassVar[str] = "cbr.scrub"
+    deep: bool = False
+
+
+class NbdRestorePayload(LoggedPayload):
+    """Write a disk backup onto an NBD export (`cbr.restore_nbd`)."""
+
+    kind: ClassVar[str] = "cbr.restore_nbd"
+    backup_id: str
+    project_id: str
+    nbd_uri: str
+    tls_psk_file: str = ""
+
+
+class CataloguePayload(JobPayload):
+    """Rewrite one backup's record in the store's catalogue (`cbr.catalogue`)."""
+
+    kind: ClassVar[str] = "cbr.catalogue"
+    backup_id: str
+
+
+class CollectPayload(JobPayload):
+    """Collect the store's unused data (`cbr.gc`)."""
+
+    kind: ClassVar[str] = "cbr.gc"

@@ -6,7 +6,6 @@ from sqlalchemy.orm import Session
 
 from opencbr.core.jobs import Job
 
-from ..admin_routes import SCRUB_JOB
 from ..catalogue import CATALOGUE_JOB
 from ..collect import GC_JOB
 from ..models import Backup, Vault
@@ -17,6 +16,7 @@ from .payloads import (
     DeleteVaultPayload,
     DiskFromBackupPayload,
     RestorePayload,
+    ScrubPayload,
     ServerFromBackupPayload,
 )
 
@@ -49,6 +49,6 @@ def job_title(session: Session, job: Job) -> str | None:
         return f"Delete vault {vault.name if vault is not None else payload.get('vault_id')}"
     if job.kind == GC_JOB:
         return "Collect unused backup data"
-    if job.kind == SCRUB_JOB:
+    if job.kind == ScrubPayload.kind:
         return "Verify the backup store"
     return None
