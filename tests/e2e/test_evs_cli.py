@@ -33,7 +33,6 @@ def workers(runtime: Runtime) -> Iterator[WorkerPool]:
         evs_handlers(runtime),
         threads=2,
         poll_seconds=0.05,
-        extras={"runtime": runtime},
     ).start()
     yield pool
     pool.stop()

@@ -7,9 +7,8 @@ import importlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
@@ -387,14 +386,13 @@ def create_app(runtime: Runtime) -> FastAPI:
 def _add_metrics_route(app: FastAPI, runtime: Runtime) -> None:
     """Prometheus `/metrics` (unauthenticated: bind it to a private network or filter it).
 
-    A slice that can measure the store cheaply puts a `store_size` callable in
-    `runtime.extras`; it is then read at each scrape.
+    A slice that can measure the store cheaply sets `runtime.store_size`; it is then read at
+    each scrape.
     """
-    measure = runtime.extras.get("store_size")
     exposition = MetricsExposition(
         runtime.database,
         multiproc_dir=runtime.settings.prometheus_multiproc_dir,
-        store_size=cast("Callable[[], int]", measure) if callable(measure) else None,
+        store_size=runtime.store_size,
     )
 
     @app.get("/metrics", include_in_schema=False)

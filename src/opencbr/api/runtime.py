@@ -23,6 +23,8 @@ from opencbr.core.jobs import JobHandler, WorkerPool
 from opencbr.core.schema import ensure_schema
 from opencbr.core.secrets import RootKey
 from opencbr.core.settings import Settings
+from opencbr.evs.instant import BLOCK_SOURCE
+from opencbr.evs.service import VOLUME_FROM_BACKUP
 from opencbr.kms import service as kms
 
 if TYPE_CHECKING:
@@ -103,9 +105,9 @@ def build_runtime(settings: Settings) -> Runtime:
     root_key = RootKey.load(settings.root_key, settings.data_dir)
     runtime = Runtime(settings=settings, database=database, root_key=root_key)
     # The disk service makes disks from backups through the backup service (evs cannot import cbr).
-    runtime.extras["volume_from_backup"] = disk_from_backup
+    runtime.parts.set(VOLUME_FROM_BACKUP, disk_from_backup)
     # ... and reads a new disk's blocks from its backup while the copy runs (instant restore).
-    runtime.extras["block_source"] = backup_block_source
+    runtime.parts.set(BLOCK_SOURCE, backup_block_source)
     return runtime
 
 
@@ -129,10 +131,9 @@ def start_workers(runtime: Runtime, threads: int = 2, name: str | None = None) -
         job_handlers(runtime),
         threads=threads,
         lease=timedelta(seconds=runtime.settings.job_lease_seconds),
-        extras={"runtime": runtime},
         name=name,
     )
-    runtime.extras["workers"] = pool
+    runtime.workers = pool
     pool.tick.append(periodic_tick(runtime))
     pool.tick.append(kms.purge_tick(runtime))
     pool.tick.append(catalogue_tick(runtime))

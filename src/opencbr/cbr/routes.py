@@ -8,21 +8,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opencbr.core.errors import ValidationFailed
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep, SessionDep, json_response
-from opencbr.evs.models import Disk
+from opencbr.evs import service as evs
 from opencbr.iam.auth import ActorDep
 
-from . import backups, deletion, nbd_restore, oplogs, restore, vaults
+from . import backups, checkpoints, deletion, nbd_restore, oplogs, restore, vaults
 from .admin_routes import router as admin_router
 from .external_reads import external_read_views
 from .info_routes import account_router
 from .info_routes import router as info_router
-from .models import Backup, BackupRecord, ResourceType, Vault
+from .models import Backup, BackupRecord, ResourceType
 from .policy_routes import router as policy_router
 from .protectable_routes import router as protectable_router
 from .responses import (
@@ -217,13 +216,7 @@ def create_checkpoint(body: CheckpointBody, actor: ActorDep, session: SessionDep
 
 
 def _checkpoint_out(session: Session, actor: Any, checkpoint_id: str) -> dict[str, Any]:
-    checkpoint = backups.get_checkpoint(session, actor, checkpoint_id)
-    vault = session.get(Vault, checkpoint.vault_id)
-    assert vault is not None
-    made = session.scalars(
-        select(Backup).where(Backup.checkpoint_id == checkpoint.id, Backup.parent_id.is_(None))
-    ).all()
-    return checkpoint_view(checkpoint, vault, list(made))
+    return checkpoint_view(*checkpoints.show_checkpoint(session, actor, checkpoint_id))
 
 
 @router.get(
@@ -245,16 +238,8 @@ def _backups_out(
     if shares is None:
         shared = [b.id for b in found if b.project_id != actor.project_id]
         shares = backups.memberships(session, actor.project_id, shared)
-    children: dict[str, list[BackupRecord]] = {}
     servers = [b.id for b in found if b.resource_type == ResourceType.SERVER]
-    for child in (
-        session.scalars(
-            select(Backup).where(Backup.parent_id.in_(servers)).order_by(Backup.device, Backup.id)
-        )
-        if servers
-        else ()
-    ):
-        children.setdefault(child.parent_id or "", []).append(child)
+    children = backups.children_by_parent(session, servers)
     views = []
     for backup in found:
         share = shares.get(backup.id)
@@ -443,7 +428,7 @@ def create_server_from_backup(
         body.server.availability_zone,
         body.server.kms_key_id,
     )
-    disks = [d.id for d in session.scalars(select(Disk).where(Disk.server_id == server.id))]
+    disks = [d.id for d in evs.server_disks(session, server.id)]
     return {"job_id": job.id, "server_id": server.id, "volume_ids": disks}
 
 

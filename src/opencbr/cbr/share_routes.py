@@ -1,5 +1,6 @@
 """Backup sharing routes (members): AddMember, ShowMembersDetail, ShowMemberDetail,
-UpdateMemberStatus, DeleteMember. All rules live in `members.py`.
+UpdateMemberStatus, DeleteMember. The rules live in `members.py` (with `member_status.py` and
+`member_ledger.py`).
 
 The path's `member_id` is the recipient's project id (the SDK sends it so); the member's own
 `id` is accepted too where the owner names a member.

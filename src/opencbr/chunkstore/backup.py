@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from .codec import BlockCodec
 from .errors import ChunkStoreError
@@ -38,10 +38,8 @@ from .formats import (
     stored_ids,
 )
 from .index import Location, pack_object, write_index_file
+from .parts import StoreParts
 from .shifts import ShiftFinder
-
-if TYPE_CHECKING:
-    from .store import ChunkStore
 
 __all__ = ["BackupPlan", "BackupResult", "ReadAt", "as_read_at", "plan_blocks", "run_backup"]
 
@@ -207,7 +205,7 @@ def _batches(runs: list[tuple[int, int]], per_batch: int) -> Iterator[list[tuple
 class _PackWriter:
     """Collects new blobs into packs and writes each full pack on one background thread."""
 
-    def __init__(self, store: ChunkStore, scope_name: str, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, store: StoreParts, scope_name: str, pool: ThreadPoolExecutor) -> None:
         self._store = store
         self._scope = scope_name
         self._pool = pool
@@ -250,7 +248,7 @@ class _BackupRun:
 
     def __init__(
         self,
-        store: ChunkStore,
+        store: StoreParts,
         codec: BlockCodec,
         index: dict[bytes, Location],
         condemned: frozenset[str],
@@ -422,7 +420,7 @@ class _BackupRun:
 
 
 def run_backup(
-    store: ChunkStore,
+    store: StoreParts,
     codec: BlockCodec,
     read_at: ReadAt,
     size: int,

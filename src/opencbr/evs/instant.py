@@ -1,6 +1,6 @@
 """Instant restore: a disk made from a backup is usable (over NBD) while its copy runs.
 
-The backup service hands a block source in (`runtime.extras["block_source"]`, a
+The backup service hands a block source in (`BLOCK_SOURCE` in `runtime.parts`, a
 `BlockSourceFactory`), so this slice never imports it or the chunk store: the source reads the
 backup's plaintext, verified, as a restore does. The copy job and the NBD broker of a process
 share one `FillingVolume` per disk (volumes/filling.py); a disk being filled by another
@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opencbr.core.context import Runtime
+from opencbr.core.context import Part, Runtime
 
 from .errors import FromBackupUnavailable
 from .models import Disk, DiskStatus, NbdExport
@@ -42,7 +41,8 @@ __all__ = [
 BlockSourceFactory = Callable[[Runtime, Session, Disk], BlockSource]
 """Registered by the backup service: the source of a disk made from a backup."""
 
-_KEY = "evs.fillings"
+_FILLINGS: Part[dict[str, FillingVolume]] = Part("evs.fillings")
+BLOCK_SOURCE: Part[BlockSourceFactory] = Part("evs.block_source")
 _lock = threading.Lock()
 
 
@@ -52,8 +52,7 @@ def is_filling(disk: Disk) -> bool:
 
 
 def _fillings(runtime: Runtime) -> dict[str, FillingVolume]:
-    found = runtime.extras.setdefault(_KEY, {})
-    return cast(dict[str, FillingVolume], found)
+    return runtime.parts.setdefault(_FILLINGS, dict)
 
 
 def takes_filling(runtime: Runtime, disk_id: str) -> bool:
@@ -71,10 +70,10 @@ def filling_volume(runtime: Runtime, session: Session, disk: Disk) -> FillingVol
         filling = fillings.get(disk.id)
         if filling is not None:
             return filling
-        make = runtime.extras.get("block_source")
-        if not callable(make):
+        make = runtime.parts.get(BLOCK_SOURCE)
+        if make is None:
             raise FromBackupUnavailable()
-        source = cast(BlockSourceFactory, make)(runtime, session, disk)
+        source = make(runtime, session, disk)
         provision_image(runtime, disk, session=session)
         volume = stored_volume(runtime, session, disk)
         filling = FillingVolume(volume_driver(runtime).root, disk.id, volume, source)

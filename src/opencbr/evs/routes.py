@@ -20,7 +20,7 @@ unwrapped in a short unit of work, then the bytes move without holding a transac
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -40,7 +40,6 @@ from .errors import (
     DiskNotFound,
     DiskRangeInvalid,
     EvsValidationFailed,
-    FromBackupUnavailable,
     JobNotFound,
     LengthRequired,
     WriteIncomplete,
@@ -59,7 +58,7 @@ from .responses import (
 )
 from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
-from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
+from .service import DiskFilter, DiskSpec, DiskVolume, volume_from_backup
 from .transfer_routes import router as transfer_router
 from .views import job_view, job_volume_id, volume_view
 from .volume_admin_routes import router as volume_admin_router
@@ -110,10 +109,7 @@ def _refuse_unsupported(body: CreateVolumeBody) -> None:
 def _from_backup(
     session: Any, runtime: Runtime, actor: Actor, spec: DiskSpec
 ) -> tuple[list[Disk], Job]:
-    make = runtime.extras.get("volume_from_backup")
-    if not callable(make):
-        raise FromBackupUnavailable()
-    disk, job = cast(VolumeFromBackup, make)(session, runtime, actor, spec)
+    disk, job = volume_from_backup(runtime)(session, runtime, actor, spec)
     return [disk], job
 
 

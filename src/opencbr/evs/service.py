@@ -13,7 +13,7 @@ keeps it in memory only. Creating an encrypted disk needs the domain's `EVSAcces
 
 Contract with the backup service (which may import this module; this one never imports it):
 creating a disk from a backup goes through the callable that the backup service registers as
-`runtime.extras["volume_from_backup"]` (`VolumeFromBackup`); it uses `create_disk_record`,
+`VOLUME_FROM_BACKUP` in `runtime.parts` (`VolumeFromBackup`); it uses `create_disk_record`,
 `provision_image` and `open_volume` from here.
 """
 
@@ -30,7 +30,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
-from opencbr.core.context import Actor, Runtime
+from opencbr.core.context import Actor, Part, Runtime
 from opencbr.core.ids import is_uuid, new_uuid
 from opencbr.core.jobs import Job, enqueue
 from opencbr.iam.agencies import EVS_KMS_AGENCY, has_agency
@@ -45,6 +45,7 @@ from .errors import (
     DiskStatusConflict,
     EvsValidationFailed,
     ExternalDiskDataPath,
+    FromBackupUnavailable,
     ServerNotFound,
     ServerStatusConflict,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "DELETE_DISK_JOB",
     "ENCRYPTED_META",
     "MAX_SIZE_GB",
+    "VOLUME_FROM_BACKUP",
     "VOLUME_TYPES",
     "DiskFilter",
     "DiskSpec",
@@ -105,7 +107,7 @@ DELETE_DISK_JOB = "evs.delete_disk"
 DELETE_ATTEMPTS = 10  # a deletion waits (with backoff) for a running backup to finish
 ENCRYPTED_META = "__system__encrypted"
 CMK_META = "__system__cmkid"
-_DRIVER_KEY = "evs.volume_driver"
+_VOLUME_DRIVER: Part[LocalVolumeDriver] = Part("evs.volume_driver")
 _driver_lock = threading.Lock()
 
 
@@ -128,13 +130,24 @@ class DiskSpec:
 
 
 class VolumeFromBackup(Protocol):
-    """Registered by the backup service as `runtime.extras["volume_from_backup"]`: creates the
-    disk record (status `restoring-backup` or `creating`) and the job that fills it, in the
-    caller's transaction."""
+    """Registered by the backup service as `VOLUME_FROM_BACKUP`: creates the disk record
+    (status `restoring-backup` or `creating`) and the job that fills it, in the caller's
+    transaction."""
 
     def __call__(
         self, session: Session, runtime: Runtime, actor: Actor, spec: DiskSpec
     ) -> tuple[Disk, Job]: ...
+
+
+VOLUME_FROM_BACKUP: Part[VolumeFromBackup] = Part("evs.volume_from_backup")
+
+
+def volume_from_backup(runtime: Runtime) -> VolumeFromBackup:
+    """The backup service's way to make a disk from a backup; 400 when none is installed."""
+    make = runtime.parts.get(VOLUME_FROM_BACKUP)
+    if make is None:
+        raise FromBackupUnavailable()
+    return make
 
 
 # ---------------------------------------------------------------------------- lookups
@@ -379,11 +392,8 @@ def _disk_key(
 def volume_driver(runtime: Runtime) -> LocalVolumeDriver:
     """The runtime's one volume driver, rooted at `<data_dir>/volumes`."""
     with _driver_lock:
-        driver = runtime.extras.get(_DRIVER_KEY)
-        if not isinstance(driver, LocalVolumeDriver):
-            driver = LocalVolumeDriver(Path(runtime.settings.data_dir) / "volumes")
-            runtime.extras[_DRIVER_KEY] = driver
-        return driver
+        root = Path(runtime.settings.data_dir) / "volumes"
+        return runtime.parts.setdefault(_VOLUME_DRIVER, lambda: LocalVolumeDriver(root))
 
 
 def provision_image(

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from opencbr.core.context import Runtime
+from opencbr.core.context import Part, Runtime
 from opencbr.core.settings import Settings
 
 from ..errors import NbdUnavailable
@@ -34,7 +34,7 @@ __all__ = ["NbdServer", "advertised_address", "nbd_server", "stop_nbd_server"]
 PLUGIN = Path(__file__).with_name("nbdkit_plugin.py")
 NBDKIT_THREADS = 16
 START_SECONDS = 15.0
-_KEY = "evs.nbd_server"
+_SERVER: Part[NbdServer] = Part("evs.nbd_server")
 _start_lock = threading.Lock()
 
 
@@ -67,21 +67,21 @@ class NbdServer:
 def nbd_server(runtime: Runtime) -> NbdServer:
     """This process's running NBD server, started now if needed."""
     with _start_lock:
-        server = runtime.extras.get(_KEY)
-        if isinstance(server, NbdServer) and server.running():
+        server = runtime.parts.get(_SERVER)
+        if server is not None and server.running():
             return server
-        if isinstance(server, NbdServer):  # nbdkit died: start another
+        if server is not None:  # nbdkit died: start another
             server.registration.stop()
             server.broker.stop()
         server = _start(runtime)
-        runtime.extras[_KEY] = server
+        runtime.parts.set(_SERVER, server)
         return server
 
 
 def stop_nbd_server(runtime: Runtime) -> None:
     with _start_lock:
-        server = runtime.extras.pop(_KEY, None)
-    if isinstance(server, NbdServer):
+        server = runtime.parts.pop(_SERVER)
+    if server is not None:
         server.stop()
 
 

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .changemap import ChangeMap, set_bit_range
 from .crypto import is_zero
 from .sparse import Extent, pread_exact, pwrite_all
+from .view_exit import AbortsOnExit
 
 if TYPE_CHECKING:
     from .volume import LocalVolume
@@ -105,7 +105,7 @@ class CowStore:
                 pwrite_all(self._fd, block, start + pos)
 
 
-class LocalBackupView:
+class LocalBackupView(AbortsOnExit):
     """A consistent, read-only image of a volume at the moment ``begin_backup`` returned."""
 
     def __init__(self, volume: LocalVolume, old_map: ChangeMap, cow: CowStore) -> None:
@@ -152,15 +152,3 @@ class LocalBackupView:
     def abort(self) -> None:
         """The backup failed: give its changes back to the volume's map."""
         self._volume.end_view(self, keep_changes=True)
-
-    def __enter__(self) -> LocalBackupView:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self.closed:
-            self.abort()

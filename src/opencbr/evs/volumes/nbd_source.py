@@ -33,10 +33,10 @@ the server leaves unanswered for too long (nbd_connection.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from types import TracebackType
 
 from .nbd_connection import NbdConnection, NbdSource, check_source
 from .sparse import Extent
+from .view_exit import AbortsOnExit
 from .volume import WriteData
 
 __all__ = [
@@ -82,7 +82,7 @@ class ReadRecord:
     reason: str = ""
 
 
-class NbdBackupView:
+class NbdBackupView(AbortsOnExit):
     """A backup's view of an external volume (the `BackupView` protocol).
 
     `previous` is the record of the backup the engine's change map is relative to (the
@@ -157,17 +157,6 @@ class NbdBackupView:
         if not self.closed:
             self.closed = True
             self._conn.close()
-
-    def __enter__(self) -> NbdBackupView:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._close()
 
 
 _FIRST = "no usable previous backup of this disk in the vault, or a full backup was due"
