@@ -497,6 +497,21 @@ def _walk_transfers(walk: Walk, volume_id: str) -> None:
     _accept(walk, _offer(walk, volume_id, as_other=True))  # and back, for the rest of the walk
 
 
+def _wait_evs_job(walk: Walk, job_id: str) -> None:
+    status = wait_for(
+        "disk job",
+        lambda: walk("evs", "show_job", evs.ShowJobRequest(job_id=job_id)).status,
+        lambda status: status in ("SUCCESS", "FAIL"),
+    )
+    assert status == "SUCCESS"
+
+
+def _walk_resize(walk: Walk, volume_id: str) -> None:
+    body = evs.ResizeVolumeRequestBody(os_extend=evs.OsExtend(new_size=2))
+    request = evs.ResizeVolumeRequest(volume_id=volume_id, body=body)
+    _wait_evs_job(walk, walk("evs", "resize_volume", request).job_id)
+
+
 def test_evs_walk(world: World) -> None:
     walk = Walk(world.owner, world.other)
     option = evs.CreateVolumeOption(
@@ -515,6 +530,7 @@ def test_evs_walk(world: World) -> None:
     volume_id = created.volume_ids[0]
     walk("evs", "show_volume", evs.ShowVolumeRequest(volume_id=volume_id))
     walk("evs", "list_volumes", evs.ListVolumesRequest(limit=10))
+    _walk_resize(walk, volume_id)
     _walk_volume_admin(walk, volume_id)
     _walk_transfers(walk, volume_id)
     walk("evs", "delete_volume", evs.DeleteVolumeRequest(volume_id=volume_id))

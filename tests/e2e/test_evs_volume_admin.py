@@ -6,14 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from huaweicloudsdkcbr.v1 import model as cbr
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkevs.v2 import EvsClient
 from huaweicloudsdkevs.v2 import model as evs
 
 from opencbr.core.jobs import WorkerPool
 from tests.conftest import LiveServer, TenantFactory
+from tests.e2e import flows
 from tests.e2e.flows import create_disk
 from tests.e2e.sdk import project_client
+
+GiB = 1 << 30
 
 
 def _error(call: Any) -> tuple[int, str]:
@@ -115,3 +119,45 @@ def test_a_transfer_needs_its_key_and_only_its_offerer_sees_it(
     )
     assert other.show_volume(evs.ShowVolumeRequest(volume_id=disk)).volume.status == "available"
     assert _error(lambda: accept(other, offered.auth_key)) == (404, "EVS.0406")  # used up
+
+
+def _extend(client: Any, volume_id: str, new_size: int) -> Any:
+    body = evs.ResizeVolumeRequestBody(os_extend=evs.OsExtend(new_size=new_size))
+    return client.resize_volume(evs.ResizeVolumeRequest(volume_id=volume_id, body=body))
+
+
+def test_a_grown_disk_keeps_its_data_and_its_next_incremental_backup_is_whole(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool
+) -> None:
+    mine = make_tenant()
+    clients = flows.tenant_clients(server.url, mine)
+    client, project = clients.evs, clients.project
+    disk = create_disk(client, "growing")
+    flows.write(clients.data, project, disk, 0, b"A" * 4096)
+    vault = flows.disk_vault(clients.cbr, "v", 10, [disk])
+    assert flows.back_up(clients.cbr, vault.id, "full").status == "available"
+
+    assert _error(lambda: _extend(client, disk, 1)) == (400, "EVS.0400")  # no shrinking
+    outsider = project_client(EvsClient, server.url, make_tenant())
+    assert _error(lambda: _extend(outsider, disk, 2)) == (404, "EVS.0404")
+    assert client.show_volume(evs.ShowVolumeRequest(volume_id=disk)).volume.size == 1
+
+    job = client.show_job(evs.ShowJobRequest(job_id=_extend(client, disk, 2).job_id))
+    flows.wait_for(
+        "extend",
+        lambda: client.show_job(evs.ShowJobRequest(job_id=job.job_id)),
+        lambda j: j.status in ("SUCCESS", "FAIL"),
+    )
+    shown = client.show_volume(evs.ShowVolumeRequest(volume_id=disk)).volume
+    assert (shown.size, shown.status) == (2, "available")
+    flows.write(clients.data, project, disk, GiB + 8192, b"B" * 4096)
+
+    backup = flows.back_up(clients.cbr, vault.id, "after-growth")
+    assert backup.status == "available"
+    shown_backup = clients.cbr.show_backup(cbr.ShowBackupRequest(backup_id=backup.id)).backup
+    assert (shown_backup.incremental, shown_backup.resource_size) == (True, 2)
+    copy, _ = flows.disk_from_backup(client, backup.id, "copy")
+    assert flows.read(clients.data, project, copy, 0, 4096) == b"A" * 4096
+    assert flows.read(clients.data, project, copy, GiB, 16384) == bytes(8192) + b"B" * 4096 + bytes(
+        4096
+    )

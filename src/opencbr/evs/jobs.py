@@ -15,6 +15,7 @@ from opencbr.core.context import Runtime
 from opencbr.core.jobs import Job, JobContext, JobHandler
 
 from .models import Disk, DiskStatus, Server, ServerStatus
+from .resize import EXTEND_DISK_JOB, ExtendDisk
 from .servers import CREATE_SERVER_JOB
 from .service import (
     CREATE_DISK_JOB,
@@ -123,6 +124,7 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
         CREATE_DISK_JOB: CreateDisks(runtime),
         CREATE_SERVER_JOB: CreateServer(runtime),
         DELETE_DISK_JOB: DeleteDisk(runtime),
+        EXTEND_DISK_JOB: ExtendDisk(runtime),
     }
 
 
@@ -138,6 +140,9 @@ def job_title(session: Session, job: Job) -> str | None:
     if job.kind == CREATE_DISK_JOB:
         names = [_disk_name(session, i) for i in payload.get("disk_ids") or []]
         return f"Create disk{'s' if len(names) > 1 else ''} {', '.join(names)}"
+    if job.kind == EXTEND_DISK_JOB:
+        name = _disk_name(session, payload.get("disk_id"))
+        return f"Extend disk {name} to {payload.get('size_gb')} GB"
     if job.kind == DELETE_DISK_JOB:
         return f"Delete disk {_disk_name(session, payload.get('disk_id'))}"
     if job.kind == CREATE_SERVER_JOB:

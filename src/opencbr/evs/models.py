@@ -13,7 +13,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from opencbr.core.clock import utcnow
 from opencbr.core.db import Base
 
-__all__ = ["Disk", "DiskStatus", "DiskTransfer", "NbdExport", "Server", "ServerStatus"]
+__all__ = [
+    "Disk",
+    "DiskStatus",
+    "DiskTransfer",
+    "NbdExport",
+    "Server",
+    "ServerStatus",
+    "Snapshot",
+    "SnapshotStatus",
+]
 
 
 class DiskStatus(StrEnum):
@@ -29,6 +38,8 @@ class DiskStatus(StrEnum):
     DELETING = "deleting"
     ERROR_DELETING = "error_deleting"
     AWAITING_TRANSFER = "awaiting-transfer"  # offered to another project (transfers.py)
+    EXTENDING = "extending"  # growing (resize.py)
+    RESTORING = "restoring"  # rolling back to a snapshot (snapshots.py)
 
 
 class ServerStatus(StrEnum):
@@ -125,6 +136,33 @@ class NbdExport(Base):
     read_only: Mapped[bool] = mapped_column(Boolean)
     address: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+
+class SnapshotStatus(StrEnum):
+    CREATING = "creating"
+    AVAILABLE = "available"
+    ROLLBACKING = "rollbacking"
+    DELETING = "deleting"
+    ERROR = "error"
+
+
+class Snapshot(Base):
+    """A point-in-time copy of a disk (EVS v2 `cloudsnapshots`; bytes in volumes/snapshots.py).
+    A disk with snapshots cannot be deleted (as EVS)."""
+
+    __tablename__ = "evs_snapshots"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), index=True)
+    volume_id: Mapped[str] = mapped_column(ForeignKey("evs_disks.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    size_gb: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=SnapshotStatus.CREATING)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
 
 from .external_models import ExternalDisk, ExternalRead  # noqa: E402  (registers the tables)

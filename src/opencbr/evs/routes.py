@@ -48,6 +48,7 @@ from .errors import (
 from .external_routes import router as external_router
 from .models import Disk
 from .nbd_routes import router as nbd_router
+from .resize_routes import router as resize_router
 from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
 from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
@@ -303,5 +304,13 @@ def volume_extents(
     }
 
 
-routers = (server_router, external_router, nbd_router, router, volume_admin_router, transfer_router)
+routers = (
+    server_router,
+    external_router,
+    nbd_router,
+    resize_router,
+    router,
+    volume_admin_router,
+    transfer_router,
+)
 """Every router of the slice, for the app to add route by route."""

@@ -20,12 +20,11 @@ _ORDERS = "OpenCBR has no orders or billing; every disk is pay-per-use"
 _SNAPSHOTS = "disk snapshots are not implemented yet"
 _RECYCLE = "the disk recycle bin is not implemented yet"
 _TRANSFER = "disk transfers between projects are not implemented yet"
-_RESIZE = "growing a disk (its image and change map) is not implemented yet in the volume layer"
 _LATER = "not implemented yet"
 
 
 def _op(sdk_method: str, method: str, path: str, reason: str) -> NotSupportedOperation:
-    planned = reason in (_SNAPSHOTS, _RECYCLE, _TRANSFER, _RESIZE, _LATER)
+    planned = reason in (_SNAPSHOTS, _RECYCLE, _TRANSFER, _LATER)
     return NotSupportedOperation(sdk_method, method, path, reason, planned)
 
 
@@ -110,7 +109,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("list_snapshots_details", "GET", "/v5/{project_id}/snapshots/detail", _V5),
     _op("list_volumes_in_recycle", "GET", "/v3/{project_id}/recycle-bin-volumes/detail", _RECYCLE),
     _op("modify_volume_qo_s", "PUT", "/v5/{project_id}/cloudvolumes/{volume_id}/qos", _QOS),
-    _op("resize_volume", "POST", "/v2.1/{project_id}/cloudvolumes/{volume_id}/action", _RESIZE),
     _op("retype_volume", "POST", "/v2/{project_id}/volumes/{volume_id}/retype", _QOS),
     _op(
         "revert_volume_in_recycle",

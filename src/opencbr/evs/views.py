@@ -16,6 +16,7 @@ JOB_TYPES = {
     "evs.create_disk": "createVolume",
     "evs.delete_disk": "deleteVolume",
     "evs.create_server": "createServer",
+    "evs.extend_disk": "extendVolume",
 }
 
 
