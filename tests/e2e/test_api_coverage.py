@@ -512,6 +512,32 @@ def _walk_resize(walk: Walk, volume_id: str) -> None:
     _wait_evs_job(walk, walk("evs", "resize_volume", request).job_id)
 
 
+def _walk_snapshots(walk: Walk, volume_id: str) -> None:
+    option = evs.CreateSnapshotOption(volume_id=volume_id, name=unique("snap"))
+    body = evs.CreateSnapshotRequestBody(snapshot=option)
+    snapshot_id = walk("evs", "create_snapshot", evs.CreateSnapshotRequest(body=body)).snapshot.id
+    show = evs.ShowSnapshotRequest(snapshot_id=snapshot_id)
+    wait_for(
+        "snapshot",
+        lambda: walk("evs", "show_snapshot", show).snapshot.status,
+        lambda status: status == "available",
+    )
+    listed = walk("evs", "list_snapshots", evs.ListSnapshotsRequest(volume_id=volume_id))
+    assert [s.id for s in listed.snapshots] == [snapshot_id]
+    changes = evs.UpdateSnapshotRequestBody(snapshot=evs.UpdateSnapshotOption(description="d"))
+    request = evs.UpdateSnapshotRequest(snapshot_id=snapshot_id, body=changes)
+    assert walk("evs", "update_snapshot", request).snapshot.description == "d"
+    back = evs.RollbackSnapshotRequestBody(rollback=evs.RollbackSnapshotOption(volume_id=volume_id))
+    request = evs.RollbackSnapshotRequest(snapshot_id=snapshot_id, body=back)
+    walk("evs", "rollback_snapshot", request)
+    wait_for(
+        "rollback",
+        lambda: walk("evs", "show_snapshot", show).snapshot.status,
+        lambda status: status == "available",
+    )
+    walk("evs", "delete_snapshot", evs.DeleteSnapshotRequest(snapshot_id=snapshot_id))
+
+
 def test_evs_walk(world: World) -> None:
     walk = Walk(world.owner, world.other)
     option = evs.CreateVolumeOption(
@@ -531,6 +557,7 @@ def test_evs_walk(world: World) -> None:
     walk("evs", "show_volume", evs.ShowVolumeRequest(volume_id=volume_id))
     walk("evs", "list_volumes", evs.ListVolumesRequest(limit=10))
     _walk_resize(walk, volume_id)
+    _walk_snapshots(walk, volume_id)
     _walk_volume_admin(walk, volume_id)
     _walk_transfers(walk, volume_id)
     walk("evs", "delete_volume", evs.DeleteVolumeRequest(volume_id=volume_id))

@@ -3,6 +3,7 @@ only (S14), bad input an EVS.0400 that changes nothing."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -161,3 +162,89 @@ def test_a_grown_disk_keeps_its_data_and_its_next_incremental_backup_is_whole(
     assert flows.read(clients.data, project, copy, GiB, 16384) == bytes(8192) + b"B" * 4096 + bytes(
         4096
     )
+
+
+def _snapshot(client: Any, volume_id: str, name: str, **extra: Any) -> Any:
+    option = evs.CreateSnapshotOption(volume_id=volume_id, name=name, **extra)
+    body = evs.CreateSnapshotRequestBody(snapshot=option)
+    created = client.create_snapshot(evs.CreateSnapshotRequest(body=body)).snapshot
+    return flows.wait_for(
+        "snapshot",
+        lambda: client.show_snapshot(evs.ShowSnapshotRequest(snapshot_id=created.id)).snapshot,
+        lambda s: s.status in ("available", "error"),
+    )
+
+
+def _rollback(client: Any, snapshot_id: str, volume_id: str, name: str | None = None) -> Any:
+    option = evs.RollbackSnapshotOption(volume_id=volume_id, name=name)
+    body = evs.RollbackSnapshotRequestBody(rollback=option)
+    return client.rollback_snapshot(
+        evs.RollbackSnapshotRequest(snapshot_id=snapshot_id, body=body)
+    ).rollback
+
+
+def test_snapshots_keep_a_point_in_time_and_roll_back_onto_their_disk(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool
+) -> None:
+    clients = flows.tenant_clients(server.url, make_tenant())
+    client, project = clients.evs, clients.project
+    disk = create_disk(client, "snapped")
+    flows.write(clients.data, project, disk, 4096, b"1" * 8192)
+    first = _snapshot(client, disk, "first", metadata={"why": "test"})
+    assert (first.status, first.size, first.volume_id) == ("available", 1, disk)
+    flows.write(clients.data, project, disk, 4096, b"2" * 4096)
+    flows.write(clients.data, project, disk, 1 << 20, b"3" * 4096)
+
+    outsider = project_client(EvsClient, server.url, make_tenant())
+    show = evs.ShowSnapshotRequest(snapshot_id=first.id)
+    assert _error(lambda: outsider.show_snapshot(show)) == (404, "EVS.0407")
+    assert _error(lambda: _rollback(outsider, first.id, disk)) == (404, "EVS.0407")
+    assert _error(lambda: _rollback(client, first.id, str(uuid.uuid4()))) == (400, "EVS.0400")
+    assert _error(lambda: _snapshot(client, str(uuid.uuid4()), "x")) == (404, "EVS.0404")
+    long = evs.UpdateSnapshotRequestBody(snapshot=evs.UpdateSnapshotOption(name="n" * 256))
+    update = evs.UpdateSnapshotRequest(snapshot_id=first.id, body=long)
+    assert _error(lambda: client.update_snapshot(update)) == (400, "EVS.0400")
+    delete_disk = evs.DeleteVolumeRequest(volume_id=disk)
+    assert _error(lambda: client.delete_volume(delete_disk)) == (400, "EVS.0423")
+
+    renamed = evs.UpdateSnapshotRequestBody(snapshot=evs.UpdateSnapshotOption(name="kept"))
+    client.update_snapshot(evs.UpdateSnapshotRequest(snapshot_id=first.id, body=renamed))
+    listed = client.list_snapshots(evs.ListSnapshotsRequest(volume_id=disk))
+    assert (listed.count, [s.name for s in listed.snapshots]) == (1, ["kept"])
+    assert outsider.list_snapshots(evs.ListSnapshotsRequest()).count == 0
+
+    assert _rollback(client, first.id, disk, name="rolled").volume_id == disk
+    flows.wait_for("rollback", lambda: flows.disk_status(client, disk), lambda s: s == "available")
+    assert client.show_volume(evs.ShowVolumeRequest(volume_id=disk)).volume.name == "rolled"
+    assert flows.read(clients.data, project, disk, 4096, 8192) == b"1" * 8192
+    assert flows.read(clients.data, project, disk, 1 << 20, 4096) == bytes(4096)
+
+    client.delete_snapshot(evs.DeleteSnapshotRequest(snapshot_id=first.id))
+    assert _error(lambda: client.show_snapshot(show)) == (404, "EVS.0407")
+
+    _attach_to_a_server(clients, disk)
+    assert _error(lambda: _snapshot(client, disk, "no force")) == (400, "EVS.0400")
+    forced = _snapshot(client, disk, "forced", force=True)
+    assert _error(lambda: _rollback(client, forced.id, disk)) == (400, "EVS.0409")
+    _extend(client, disk, 2)  # an attached disk may grow
+    flows.wait_for("extend", lambda: flows.disk_status(client, disk), lambda s: s == "in-use")
+    assert client.show_volume(evs.ShowVolumeRequest(volume_id=disk)).volume.size == 2
+
+
+def _attach_to_a_server(clients: flows.TenantClients, disk: str) -> None:
+    body = {
+        "server": {
+            "name": "vm",
+            "availability_zone": "az1",
+            "system_disk": {"size": 1},
+            "data_disks": [{"volume_id": disk}],
+        }
+    }
+    path = f"/v1/{clients.project}/servers"
+    made = clients.data.request("POST", path, body)["server"]
+    flows.wait_for(
+        "server",
+        lambda: clients.data.request("GET", f"{path}/{made['id']}")["server"]["status"],
+        lambda status: status != "BUILD",
+    )
+    assert flows.disk_status(clients.evs, disk) == "in-use"

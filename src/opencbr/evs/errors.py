@@ -13,6 +13,7 @@ from opencbr.core.errors import (
 
 __all__ = [
     "AgencyMissing",
+    "DiskHasSnapshots",
     "DiskInUse",
     "DiskNotAttached",
     "DiskNotFound",
@@ -29,6 +30,8 @@ __all__ = [
     "NbdUnavailable",
     "ServerNotFound",
     "ServerStatusConflict",
+    "SnapshotNotFound",
+    "SnapshotStatusConflict",
     "SystemDiskDetach",
     "TransferNotFound",
     "TransferRefused",
@@ -164,3 +167,19 @@ class NbdExportNotFound(NotFound):
 class NbdExportConflict(Conflict):
     code = "EVS.0421"
     template = "Disk {id} is already exported {mode}; close that export first."
+
+
+class SnapshotNotFound(NotFound):
+    code = "EVS.0407"
+    template = "Snapshot {id} not found."
+
+
+class DiskHasSnapshots(BadRequest):
+    code = "EVS.0423"
+    template = "Disk {id} has {count} snapshot(s): delete them first."
+
+
+class SnapshotStatusConflict(Conflict):
+    status = 400
+    code = "EVS.0424"
+    template = "Snapshot {id} is {status}; this needs it to be {expected}."

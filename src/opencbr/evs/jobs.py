@@ -25,6 +25,7 @@ from .service import (
     transition_disk,
     transition_server,
 )
+from .snapshots import handlers as snapshot_handlers
 from .volumes import BackupInProgress
 
 __all__ = ["handlers", "job_title"]
@@ -125,6 +126,7 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
         CREATE_SERVER_JOB: CreateServer(runtime),
         DELETE_DISK_JOB: DeleteDisk(runtime),
         EXTEND_DISK_JOB: ExtendDisk(runtime),
+        **snapshot_handlers(runtime),
     }
 
 

@@ -52,6 +52,7 @@ from .resize_routes import router as resize_router
 from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
 from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
+from .snapshot_routes import router as snapshot_router
 from .transfer_routes import router as transfer_router
 from .views import job_view, job_volume_id, volume_view
 from .volume_admin_routes import router as volume_admin_router
@@ -60,6 +61,7 @@ __all__ = ["PIECE", "VALIDATION_ERRORS", "router", "routers"]
 
 VALIDATION_ERRORS: dict[str, type] = {
     "/cloudvolumes": EvsValidationFailed,
+    "/cloudsnapshots": EvsValidationFailed,
     "/os-volume-transfer": EvsValidationFailed,
     "/servers": EvsValidationFailed,
 }
@@ -312,5 +314,6 @@ routers = (
     router,
     volume_admin_router,
     transfer_router,
+    snapshot_router,
 )
 """Every router of the slice, for the app to add route by route."""

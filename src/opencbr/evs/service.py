@@ -39,6 +39,7 @@ from opencbr.kms import service as kms
 
 from .errors import (
     AgencyMissing,
+    DiskHasSnapshots,
     DiskInUse,
     DiskNotFound,
     DiskRangeInvalid,
@@ -49,7 +50,7 @@ from .errors import (
     ServerStatusConflict,
 )
 from .external_volumes import external_source, external_volume
-from .models import Disk, DiskStatus, NbdExport, Server
+from .models import Disk, DiskStatus, NbdExport, Server, Snapshot
 from .volumes import (
     DiskKey,
     LocalVolumeDriver,
@@ -511,6 +512,9 @@ def delete_disk(session: Session, actor: Actor, disk_id: str) -> Job:
     disk = get_disk(session, actor.project_id, disk_id, lock=True)
     if disk.server_id is not None:
         raise DiskInUse(id=disk.id, server_id=disk.server_id)
+    snapshots = session.scalar(select(func.count()).where(Snapshot.volume_id == disk.id))
+    if snapshots:
+        raise DiskHasSnapshots(id=disk.id, count=snapshots)
     transition_disk(session, disk, DELETABLE_STATUSES, DiskStatus.DELETING)
     session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     return enqueue(
@@ -523,9 +527,15 @@ def delete_disk(session: Session, actor: Actor, disk_id: str) -> Job:
 
 
 def remove_disk(runtime: Runtime, session: Session, disk: Disk) -> None:
-    """Delete the image (if any) and the record of a disk in `deleting` (idempotent)."""
+    """Delete the image (if any), snapshots (a disk deleted with its server) and the record of
+    a disk in `deleting` (idempotent)."""
+    driver = volume_driver(runtime)
+    for snapshot in list(session.scalars(select(Snapshot).where(Snapshot.volume_id == disk.id))):
+        driver.delete_snapshot(snapshot.id)
+        session.delete(snapshot)
+    session.flush()
     with contextlib.suppress(VolumeNotFound):
-        volume_driver(runtime).delete(disk.id)
+        driver.delete(disk.id)
     session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     session.delete(disk)
     session.flush()

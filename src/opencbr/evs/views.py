@@ -17,6 +17,8 @@ JOB_TYPES = {
     "evs.delete_disk": "deleteVolume",
     "evs.create_server": "createServer",
     "evs.extend_disk": "extendVolume",
+    "evs.create_snapshot": "createSnapshot",
+    "evs.rollback_snapshot": "rollbackSnapshot",
 }
 
 

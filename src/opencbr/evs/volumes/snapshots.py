@@ -5,8 +5,9 @@ Design
     == guest offset, so the disk's own key reads it) taken under the volume lock, so no write
     lands half-way. Only the image's data extents are copied (``SEEK_DATA``), in the kernel
     with ``copy_file_range``: on a file system with reflinks (XFS, btrfs) that shares the
-    blocks and costs nothing; on ext4 it copies the allocated bytes (about 1 GiB/s here; the
-    holes of a sparse disk cost nothing). Writes to the disk then never pay for its snapshots,
+    blocks and costs nothing; on ext4 it copies the allocated bytes (1 GiB of data in a 10 GiB
+    disk: 4.6 s with the fsync on a busy 2-core host; the holes cost nothing). The volume lock
+    is held meanwhile, so writes to that disk wait for the copy. Writes to the disk then never pay for its snapshots,
     unlike a copy-on-write side file per snapshot, and a snapshot stays valid whatever
     happens to the disk (growth, backups, rollback to another snapshot).
 
