@@ -26,7 +26,9 @@ from huaweicloudsdkkms.v2 import KmsClient
 from huaweicloudsdkkms.v2 import model as kms
 
 from opencbr.api.runtime import build_runtime, start_workers
+from opencbr.core.context import Runtime
 from opencbr.core.settings import Settings
+from opencbr.evs.models import Disk
 from opencbr.iam import service as iam
 from opencbr.iam.service import TenantCredentials
 from tests.conftest import DATABASES, ROOT_KEY, LiveServer, unique
@@ -95,6 +97,7 @@ class World:
     server: LiveServer
     owner: Tenant
     other: Tenant
+    runtime: Runtime
 
 
 @pytest.fixture(scope="module", params=DATABASES)
@@ -126,7 +129,7 @@ def world(
                 }
                 return Tenant(creds, clients)
 
-            yield World(server, tenant(), tenant())
+            yield World(server, tenant(), tenant(), runtime)
     finally:
         workers.stop()
         runtime.database.dispose()
@@ -538,6 +541,29 @@ def _walk_snapshots(walk: Walk, volume_id: str) -> None:
     walk("evs", "delete_snapshot", evs.DeleteSnapshotRequest(snapshot_id=snapshot_id))
 
 
+def _walk_recycle_bin(walk: Walk, runtime: Runtime, volume_id: str) -> None:
+    """Delete the disk into the bin, take it back, then delete it for good from the bin."""
+    assert walk("evs", "show_recycle_policy", evs.ShowRecyclePolicyRequest()).switch is False
+    policy = evs.ModifyRecycleBinPolicyRequestBody(switch=True, threshold_time=1, keep_time=1)
+    walk("evs", "update_recycle_policy", evs.UpdateRecyclePolicyRequest(body=policy))
+    with runtime.database.unit_of_work() as session:
+        disk = session.get(Disk, volume_id)
+        assert disk is not None
+        disk.created_at -= timedelta(days=2)
+    delete = evs.DeleteVolumeRequest(volume_id=volume_id)
+    _wait_evs_job(walk, walk("evs", "delete_volume", delete).job_id)
+    listed = walk("evs", "list_volumes_in_recycle", evs.ListVolumesInRecycleRequest()).volumes
+    assert [v.id for v in listed] == [volume_id]
+    walk("evs", "show_volume_in_recycle", evs.ShowVolumeInRecycleRequest(volume_id=volume_id))
+    revert = evs.RevertVolumeInRecycleRequest(volume_id=volume_id)
+    walk("evs", "revert_volume_in_recycle", revert)
+    _wait_evs_job(walk, walk("evs", "delete_volume", delete).job_id)
+    gone = evs.DeleteVolumeInRecycleRequest(volume_id=volume_id)
+    walk("evs", "delete_volume_in_recycle", gone)
+    policy = evs.ModifyRecycleBinPolicyRequestBody(switch=False)
+    walk("evs", "update_recycle_policy", evs.UpdateRecyclePolicyRequest(body=policy))
+
+
 def test_evs_walk(world: World) -> None:
     walk = Walk(world.owner, world.other)
     option = evs.CreateVolumeOption(
@@ -560,7 +586,7 @@ def test_evs_walk(world: World) -> None:
     _walk_snapshots(walk, volume_id)
     _walk_volume_admin(walk, volume_id)
     _walk_transfers(walk, volume_id)
-    walk("evs", "delete_volume", evs.DeleteVolumeRequest(volume_id=volume_id))
+    _walk_recycle_bin(walk, world.runtime, volume_id)
     listed = walk("evs", "list_versions", evs.ListVersionsRequest()).versions
     assert {"v2", "v2.1"} <= {v.id for v in listed}
     shown = walk("evs", "show_version", evs.ShowVersionRequest(version="v2")).versions

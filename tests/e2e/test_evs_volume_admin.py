@@ -4,6 +4,7 @@ only (S14), bad input an EVS.0400 that changes nothing."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,10 @@ from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkevs.v2 import EvsClient
 from huaweicloudsdkevs.v2 import model as evs
 
+from opencbr.core.context import Runtime
 from opencbr.core.jobs import WorkerPool
+from opencbr.evs import recycle
+from opencbr.evs.models import Disk
 from tests.conftest import LiveServer, TenantFactory
 from tests.e2e import flows
 from tests.e2e.flows import create_disk
@@ -248,3 +252,80 @@ def _attach_to_a_server(clients: flows.TenantClients, disk: str) -> None:
         lambda status: status != "BUILD",
     )
     assert flows.disk_status(clients.evs, disk) == "in-use"
+
+
+def _age(runtime: Runtime, disk_id: str, **moved: timedelta) -> None:
+    """Move a disk's creation (or purge) time into the past, as days passing would."""
+    with runtime.database.unit_of_work() as session:
+        disk = session.get(Disk, disk_id)
+        assert disk is not None
+        for column, by in moved.items():
+            setattr(disk, column, getattr(disk, column) - by)
+
+
+def _in_bin(client: Any, disk_id: str) -> Any:
+    return client.show_volume_in_recycle(evs.ShowVolumeInRecycleRequest(volume_id=disk_id)).volume
+
+
+def test_the_recycle_bin_keeps_deleted_disks_when_its_policy_is_on(
+    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool, runtime: Runtime
+) -> None:
+    clients = flows.tenant_clients(server.url, make_tenant())
+    client, project = clients.evs, clients.project
+    policy = client.show_recycle_policy(evs.ShowRecyclePolicyRequest())
+    assert (policy.switch, policy.threshold_time, policy.keep_time) == (False, 7, 7)
+
+    def set_policy(**given: Any) -> Any:
+        body = evs.ModifyRecycleBinPolicyRequestBody(**given)
+        return client.update_recycle_policy(evs.UpdateRecyclePolicyRequest(body=body))
+
+    assert _error(lambda: set_policy(switch=True, keep_time=0)) == (400, "EVS.0400")
+    assert client.show_recycle_policy(evs.ShowRecyclePolicyRequest()).switch is False
+    set_policy(switch=True, threshold_time=1, keep_time=3)
+
+    fresh, old = create_disk(client, "fresh"), create_disk(client, "old")
+    flows.write(clients.data, project, old, 0, b"K" * 4096)
+    _age(runtime, old, created_at=timedelta(days=2))
+    for disk in (fresh, old):
+        job = client.delete_volume(evs.DeleteVolumeRequest(volume_id=disk)).job_id
+        flows.wait_for(
+            "delete",
+            lambda j=job: client.show_job(evs.ShowJobRequest(job_id=j)).status,
+            lambda s: s == "SUCCESS",
+        )
+    assert _error(lambda: _in_bin(client, fresh)) == (404, "EVS.0408")  # younger than 1 day
+    assert _error(lambda: client.show_volume(evs.ShowVolumeRequest(volume_id=old))) == (
+        404,
+        "EVS.0404",
+    )
+    binned = _in_bin(client, old)
+    assert (binned.name, binned.size, binned.status) == ("old", 1, "recycled")
+    assert binned.plan_delete_at > binned.pre_deleted_at
+    listed = client.list_volumes_in_recycle(evs.ListVolumesInRecycleRequest())
+    assert (listed.count, [v.id for v in listed.volumes]) == (1, [old])
+    assert old not in {v.id for v in client.list_volumes(evs.ListVolumesRequest()).volumes}
+    outsider = project_client(EvsClient, server.url, make_tenant())
+    assert _error(lambda: _in_bin(outsider, old)) == (404, "EVS.0408")
+    revert = evs.RevertVolumeInRecycleRequest(volume_id=old)
+    assert _error(lambda: outsider.revert_volume_in_recycle(revert)) == (404, "EVS.0408")
+
+    client.revert_volume_in_recycle(revert)
+    assert flows.disk_status(client, old) == "available"
+    assert flows.read(clients.data, project, old, 0, 4096) == b"K" * 4096
+    assert _error(lambda: client.revert_volume_in_recycle(revert)) == (404, "EVS.0408")
+
+    client.delete_volume(evs.DeleteVolumeRequest(volume_id=old))
+    _age(runtime, old, purge_at=timedelta(days=4))  # its keep time is over
+    with runtime.database.unit_of_work() as session:
+        assert recycle.purge_recycled(session) == [old]
+    flows.wait_for(
+        "purge",
+        lambda: client.list_volumes_in_recycle(evs.ListVolumesInRecycleRequest()).count,
+        lambda n: n == 0,
+    )
+
+    def record() -> Disk | None:
+        with runtime.database.unit_of_work() as session:
+            return session.get(Disk, old)
+
+    flows.wait_for("the purged disk's record to go", record, lambda found: found is None)

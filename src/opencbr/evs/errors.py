@@ -17,6 +17,7 @@ __all__ = [
     "DiskInUse",
     "DiskNotAttached",
     "DiskNotFound",
+    "DiskNotInRecycleBin",
     "DiskRangeInvalid",
     "DiskStatusConflict",
     "EvsValidationFailed",
@@ -183,3 +184,8 @@ class SnapshotStatusConflict(Conflict):
     status = 400
     code = "EVS.0424"
     template = "Snapshot {id} is {status}; this needs it to be {expected}."
+
+
+class DiskNotInRecycleBin(NotFound):
+    code = "EVS.0408"
+    template = "Disk {id} is not in the recycle bin."

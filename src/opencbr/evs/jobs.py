@@ -15,6 +15,7 @@ from opencbr.core.context import Runtime
 from opencbr.core.jobs import Job, JobContext, JobHandler
 
 from .models import Disk, DiskStatus, Server, ServerStatus
+from .recycle import RECYCLE_DISK_JOB, RecycleDisk
 from .resize import EXTEND_DISK_JOB, ExtendDisk
 from .servers import CREATE_SERVER_JOB
 from .service import (
@@ -126,6 +127,7 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
         CREATE_SERVER_JOB: CreateServer(runtime),
         DELETE_DISK_JOB: DeleteDisk(runtime),
         EXTEND_DISK_JOB: ExtendDisk(runtime),
+        RECYCLE_DISK_JOB: RecycleDisk(runtime),
         **snapshot_handlers(runtime),
     }
 
@@ -145,6 +147,8 @@ def job_title(session: Session, job: Job) -> str | None:
     if job.kind == EXTEND_DISK_JOB:
         name = _disk_name(session, payload.get("disk_id"))
         return f"Extend disk {name} to {payload.get('size_gb')} GB"
+    if job.kind == RECYCLE_DISK_JOB:
+        return f"Move disk {_disk_name(session, payload.get('disk_id'))} to the recycle bin"
     if job.kind == DELETE_DISK_JOB:
         return f"Delete disk {_disk_name(session, payload.get('disk_id'))}"
     if job.kind == CREATE_SERVER_JOB:

@@ -18,6 +18,7 @@ __all__ = [
     "DiskStatus",
     "DiskTransfer",
     "NbdExport",
+    "RecyclePolicy",
     "Server",
     "ServerStatus",
     "Snapshot",
@@ -39,7 +40,8 @@ class DiskStatus(StrEnum):
     ERROR_DELETING = "error_deleting"
     AWAITING_TRANSFER = "awaiting-transfer"  # offered to another project (transfers.py)
     EXTENDING = "extending"  # growing (resize.py)
-    RESTORING = "restoring"  # rolling back to a snapshot (snapshots.py)
+    ROLLBACKING = "rollbacking"  # taking a snapshot's contents back (snapshots.py)
+    RECYCLED = "recycled"  # deleted into the recycle bin (recycle.py): hidden, restorable
 
 
 class ServerStatus(StrEnum):
@@ -83,7 +85,21 @@ class Disk(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     error_message: Mapped[str] = mapped_column(Text, default="")
+    recycled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    purge_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+
+class RecyclePolicy(Base):
+    """A project's disk recycle bin policy (EVS `recycle-bin-volumes/policy`); no row: off."""
+
+    __tablename__ = "evs_recycle_policies"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    threshold_days: Mapped[int] = mapped_column(Integer, default=7)
+    keep_days: Mapped[int] = mapped_column(Integer, default=7)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
 

@@ -37,7 +37,6 @@ from opencbr.iam.auth import ActorDep, StreamedBodyDep, project_actor
 
 from . import service
 from .errors import (
-    DiskNotFound,
     DiskRangeInvalid,
     EvsValidationFailed,
     FromBackupUnavailable,
@@ -48,6 +47,8 @@ from .errors import (
 from .external_routes import router as external_router
 from .models import Disk
 from .nbd_routes import router as nbd_router
+from .recycle import delete_or_recycle
+from .recycle_routes import router as recycle_router
 from .resize_routes import router as resize_router
 from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
@@ -62,6 +63,7 @@ __all__ = ["PIECE", "VALIDATION_ERRORS", "router", "routers"]
 VALIDATION_ERRORS: dict[str, type] = {
     "/cloudvolumes": EvsValidationFailed,
     "/cloudsnapshots": EvsValidationFailed,
+    "/recycle-bin-volumes": EvsValidationFailed,
     "/os-volume-transfer": EvsValidationFailed,
     "/servers": EvsValidationFailed,
 }
@@ -173,7 +175,7 @@ def show_volume(
     "/v2/{project_id}/cloudvolumes/{volume_id}", status_code=202, operation_id="DeleteVolume"
 )
 def delete_volume(volume_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
-    job = service.delete_disk(session, actor, volume_id)
+    job = delete_or_recycle(session, actor, volume_id)
     return {"job_id": job.id}
 
 
@@ -184,13 +186,10 @@ def show_job(job_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any
         job = core_get_job(session, job_id, actor.project_id)
     except CoreJobNotFound as exc:
         raise JobNotFound(id=job_id) from exc
-    disk = None
     volume_id = job_volume_id(job)
-    if volume_id is not None:
-        try:
-            disk = service.get_disk(session, actor.project_id, volume_id)
-        except DiskNotFound:
-            disk = None
+    disk = session.get(Disk, volume_id) if volume_id is not None else None
+    if disk is not None and disk.project_id != actor.project_id:
+        disk = None  # given to another project since
     return job_view(job, disk)
 
 
@@ -315,5 +314,6 @@ routers = (
     volume_admin_router,
     transfer_router,
     snapshot_router,
+    recycle_router,
 )
 """Every router of the slice, for the app to add route by route."""

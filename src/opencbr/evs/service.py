@@ -67,6 +67,7 @@ __all__ = [
     "CMK_META",
     "CREATE_DISK_JOB",
     "DATA_STATUSES",
+    "DELETABLE_STATUSES",
     "DELETE_ATTEMPTS",
     "DELETE_DISK_JOB",
     "ENCRYPTED_META",
@@ -142,7 +143,10 @@ class VolumeFromBackup(Protocol):
 
 
 def get_disk(session: Session, project_id: str, disk_id: str, *, lock: bool = False) -> Disk:
-    query = select(Disk).where(Disk.id == disk_id, Disk.project_id == project_id)
+    """The project's disk; one in the recycle bin answers like a missing one (recycle.py)."""
+    query = select(Disk).where(
+        Disk.id == disk_id, Disk.project_id == project_id, Disk.status != DiskStatus.RECYCLED
+    )
     if lock:
         query = query.with_for_update()
     disk = session.scalar(query) if is_uuid(disk_id) else None
@@ -175,7 +179,7 @@ class DiskFilter:
 
 
 def _filtered(query: Any, project_id: str, where: DiskFilter) -> Any:
-    query = query.where(Disk.project_id == project_id)
+    query = query.where(Disk.project_id == project_id, Disk.status != DiskStatus.RECYCLED)
     if where.name is not None:
         query = query.where(Disk.name == where.name)
     if where.status is not None:

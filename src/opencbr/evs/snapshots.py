@@ -8,7 +8,7 @@ as EVS:
   `available` (an external disk's bytes live in its NBD source: refused).
 * Rollback puts a snapshot's contents back onto its own disk, which must be `available`: not
   attached, not exported (a read-only export too: its reader would see the bytes change). The
-  disk is `restoring` and the snapshot `rollbacking` until the job is done; the change map marks
+  disk is `rollbacking` and the snapshot `rollbacking` until the job is done; the change map marks
   what changed, so the next backup is incremental and correct.
 * A disk with snapshots cannot be deleted by a user (`DiskHasSnapshots`); a disk deleted with
   its server takes its snapshots with it.
@@ -219,7 +219,7 @@ def rollback_snapshot(
     if export is not None:
         raise NbdExportConflict(id=disk.id, mode="read-only" if export.read_only else "read-write")
     transition_snapshot(session, snapshot, [SnapshotStatus.AVAILABLE], SnapshotStatus.ROLLBACKING)
-    transition_disk(session, disk, [DiskStatus.AVAILABLE, DiskStatus.ERROR], DiskStatus.RESTORING)
+    transition_disk(session, disk, [DiskStatus.AVAILABLE, DiskStatus.ERROR], DiskStatus.ROLLBACKING)
     if name:
         disk.name = name
     job = enqueue(
@@ -275,7 +275,7 @@ class RollbackSnapshot:
         snapshot_id, disk_id = str(ctx.payload["snapshot_id"]), str(ctx.payload["disk_id"])
         with self.runtime.database.unit_of_work() as session:
             disk = session.get(Disk, disk_id)
-            if disk is not None and disk.status == DiskStatus.RESTORING:
+            if disk is not None and disk.status == DiskStatus.ROLLBACKING:
                 stored_volume(self.runtime, session, disk)
                 volume_driver(self.runtime).rollback(disk.id, snapshot_id)
         self._release(ctx, DiskStatus.AVAILABLE)
@@ -287,8 +287,8 @@ class RollbackSnapshot:
     def _release(self, ctx: JobContext, disk_status: str, error: str = "") -> None:
         with self.runtime.database.unit_of_work() as session:
             disk = session.get(Disk, str(ctx.payload["disk_id"]))
-            if disk is not None and disk.status == DiskStatus.RESTORING:
-                transition_disk(session, disk, [DiskStatus.RESTORING], disk_status)
+            if disk is not None and disk.status == DiskStatus.ROLLBACKING:
+                transition_disk(session, disk, [DiskStatus.ROLLBACKING], disk_status)
                 disk.error_message = error[:4000]
             snapshot = session.get(Snapshot, str(ctx.payload["snapshot_id"]))
             if snapshot is not None and snapshot.status == SnapshotStatus.ROLLBACKING:

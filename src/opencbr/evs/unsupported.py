@@ -17,13 +17,12 @@ _V5 = (
 _BATCH = "the v5 batch resize is not offered"
 _QOS = "disks have no performance classes here: QoS and disk types cannot be changed"
 _ORDERS = "OpenCBR has no orders or billing; every disk is pay-per-use"
-_RECYCLE = "the disk recycle bin is not implemented yet"
 _TRANSFER = "disk transfers between projects are not implemented yet"
 _LATER = "not implemented yet"
 
 
 def _op(sdk_method: str, method: str, path: str, reason: str) -> NotSupportedOperation:
-    planned = reason in (_RECYCLE, _TRANSFER, _LATER)
+    planned = reason in (_TRANSFER, _LATER)
     return NotSupportedOperation(sdk_method, method, path, reason, planned)
 
 
@@ -86,12 +85,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     ),
     _op("delete_standard_snapshot", "DELETE", "/v5/{project_id}/snapshots/{snapshot_id}", _V5),
     _op(
-        "delete_volume_in_recycle",
-        "DELETE",
-        "/v3/{project_id}/recycle-bin-volumes/{volume_id}",
-        _RECYCLE,
-    ),
-    _op(
         "disassociate_auto_snapshot_policy",
         "POST",
         "/v5/{project_id}/snapshot-policies/{snapshot_policy_id}/disassociate",
@@ -103,15 +96,8 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("list_snapshot_group_tags", "GET", "/v5/{project_id}/snapshot-groups/tags", _V5),
     _op("list_snapshot_tags", "GET", "/v5/{project_id}/snapshots/tags", _V5),
     _op("list_snapshots_details", "GET", "/v5/{project_id}/snapshots/detail", _V5),
-    _op("list_volumes_in_recycle", "GET", "/v3/{project_id}/recycle-bin-volumes/detail", _RECYCLE),
     _op("modify_volume_qo_s", "PUT", "/v5/{project_id}/cloudvolumes/{volume_id}/qos", _QOS),
     _op("retype_volume", "POST", "/v2/{project_id}/volumes/{volume_id}/retype", _QOS),
-    _op(
-        "revert_volume_in_recycle",
-        "POST",
-        "/v3/{project_id}/recycle-bin-volumes/{volume_id}/revert",
-        _RECYCLE,
-    ),
     _op(
         "rollback_standard_snapshot",
         "POST",
@@ -124,15 +110,8 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "/v5/{project_id}/snapshot-policies/{snapshot_policy_id}",
         _V5,
     ),
-    _op("show_recycle_policy", "GET", "/v3/{project_id}/recycle-bin-volumes/policy", _RECYCLE),
     _op("show_snapshot_group", "GET", "/v5/{project_id}/snapshot-groups/{snapshot_group_id}", _V5),
     _op("show_standard_snapshot", "GET", "/v5/{project_id}/snapshots/{snapshot_id}", _V5),
-    _op(
-        "show_volume_in_recycle",
-        "GET",
-        "/v3/{project_id}/recycle-bin-volumes/{volume_id}",
-        _RECYCLE,
-    ),
     _op(
         "unsubscribe_postpaid_volume", "POST", "/v2/{project_id}/cloudvolumes/unsubscribe", _ORDERS
     ),
@@ -142,7 +121,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "/v5/{project_id}/snapshot-policies/{snapshot_policy_id}",
         _V5,
     ),
-    _op("update_recycle_policy", "PUT", "/v3/{project_id}/recycle-bin-volumes/policy", _RECYCLE),
     _op(
         "update_snapshot_group", "PUT", "/v5/{project_id}/snapshot-groups/{snapshot_group_id}", _V5
     ),

@@ -19,6 +19,7 @@ JOB_TYPES = {
     "evs.extend_disk": "extendVolume",
     "evs.create_snapshot": "createSnapshot",
     "evs.rollback_snapshot": "rollbackSnapshot",
+    "evs.recycle_disk": "deleteVolume",
 }
 
 

@@ -7,9 +7,10 @@ Design
     with ``copy_file_range``: on a file system with reflinks (XFS, btrfs) that shares the
     blocks and costs nothing; on ext4 it copies the allocated bytes (1 GiB of data in a 10 GiB
     disk: 4.6 s with the fsync on a busy 2-core host; the holes cost nothing). The volume lock
-    is held meanwhile, so writes to that disk wait for the copy. Writes to the disk then never pay for its snapshots,
-    unlike a copy-on-write side file per snapshot, and a snapshot stays valid whatever
-    happens to the disk (growth, backups, rollback to another snapshot).
+    is held meanwhile, so writes to that disk wait for the copy. Afterwards writes never pay
+    for the disk's snapshots, unlike a copy-on-write side file per snapshot (a preserving copy
+    per write per snapshot), and a snapshot stays valid whatever happens to the disk (growth,
+    backups, rollback to another snapshot).
 
     Rollback makes the image exactly the snapshot again (the range past a snapshot taken
     before the disk grew reads as zeros) and marks every block that held data before or
