@@ -73,3 +73,15 @@ def test_rollback_of_a_missing_snapshot_changes_nothing(
     with pytest.raises(Exception, match="snap-x"):
         driver.rollback(volume, "snap-x")
     assert read_all(driver, volume, 0, 4096) == pattern(4096)
+
+
+def test_a_views_data_extents_keep_a_block_zeroed_after_it_began(
+    driver: LocalVolumeDriver, volume: str
+) -> None:
+    driver.write(volume, MiB, pattern(CBT_BLOCK_SIZE))
+    view = driver.begin_backup(volume)
+    driver.write_zeroes(volume, MiB, CBT_BLOCK_SIZE)  # the image frees the block
+    covered = view.allocated_extents()
+    assert any(start <= MiB < start + length for start, length in covered)
+    assert view.read_at(MiB, CBT_BLOCK_SIZE) == pattern(CBT_BLOCK_SIZE)
+    view.abort()
