@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from opencbr.core.context import Runtime
 from opencbr.core.jobs import Job, JobContext, JobHandler
 
-from .models import Disk, DiskStatus, Server, ServerStatus
+from .models import Disk, DiskStatus, Server, ServerStatus, Snapshot
 from .recycle import RECYCLE_DISK_JOB, RecycleDisk
 from .resize import EXTEND_DISK_JOB, ExtendDisk
 from .servers import CREATE_SERVER_JOB
@@ -26,6 +26,7 @@ from .service import (
     transition_disk,
     transition_server,
 )
+from .snapshots import CREATE_SNAPSHOT_JOB, ROLLBACK_SNAPSHOT_JOB
 from .snapshots import handlers as snapshot_handlers
 from .volumes import BackupInProgress
 
@@ -147,6 +148,13 @@ def job_title(session: Session, job: Job) -> str | None:
     if job.kind == EXTEND_DISK_JOB:
         name = _disk_name(session, payload.get("disk_id"))
         return f"Extend disk {name} to {payload.get('size_gb')} GB"
+    if job.kind in (CREATE_SNAPSHOT_JOB, ROLLBACK_SNAPSHOT_JOB):
+        snapshot = session.get(Snapshot, str(payload.get("snapshot_id")))
+        shot = (snapshot.name or snapshot.id) if snapshot else payload.get("snapshot_id")
+        disk = _disk_name(session, snapshot.volume_id if snapshot else payload.get("disk_id"))
+        if job.kind == CREATE_SNAPSHOT_JOB:
+            return f"Take snapshot {shot} of disk {disk}"
+        return f"Roll back disk {disk} to snapshot {shot}"
     if job.kind == RECYCLE_DISK_JOB:
         return f"Move disk {_disk_name(session, payload.get('disk_id'))} to the recycle bin"
     if job.kind == DELETE_DISK_JOB:

@@ -728,6 +728,7 @@ def test_disk_snapshots_the_recycle_bin_and_vault_tags(
     page.goto(f"{base}/console/disks/{disk_id}/snapshots")
     row.get_by_role("button", name="Roll back").click()
     expect(page.locator("h1")).to_contain_text("succeeded", timeout=20_000)
+    expect(page.locator("h1")).to_contain_text("Roll back disk kept to snapshot before")
     assert disk_bytes(runtime, user, disk_id, 64 * 1024) == first.read_bytes()
     page.goto(f"{base}/console/disks/{disk_id}/snapshots")
     row.get_by_role("button", name="Delete").click()
