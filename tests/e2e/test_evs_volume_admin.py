@@ -216,6 +216,8 @@ def test_snapshots_keep_a_point_in_time_and_roll_back_onto_their_disk(
     listed = client.list_snapshots(evs.ListSnapshotsRequest(volume_id=disk))
     assert (listed.count, [s.name for s in listed.snapshots]) == (1, ["kept"])
     assert outsider.list_snapshots(evs.ListSnapshotsRequest()).count == 0
+    quota = client.cinder_list_quotas(evs.CinderListQuotasRequest(target_project_id=project))
+    assert (quota.quota_set.snapshots.in_use, quota.quota_set.snapshots_sas.in_use) == (1, 1)
 
     assert _rollback(client, first.id, disk, name="rolled").volume_id == disk
     flows.wait_for("rollback", lambda: flows.disk_status(client, disk), lambda s: s == "available")
