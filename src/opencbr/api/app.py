@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import cast
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import opencbr
 from opencbr.core.context import Runtime
 from opencbr.core.db import is_transient_conflict
 from opencbr.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge, error_body
@@ -31,6 +32,8 @@ from opencbr.core.web import FastJSONResponse, end_request_threads
 from opencbr.evs.nbd import stop_nbd_server
 
 from . import versions
+from .openapi import install_openapi
+from .probes import add_probes
 from .route_order import not_supported_routes, specific_first
 from .runtime import SLICES
 
@@ -361,7 +364,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = FastAPI(
         title="OpenCBR",
-        version="0.1.0",
+        version=opencbr.__version__,
         docs_url="/docs",
         redoc_url=None,
         lifespan=lifespan,
@@ -374,10 +377,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(RequestEnvelope, max_body=runtime.settings.max_body_bytes)
     if runtime.settings.metrics_enabled:
         _add_metrics_route(app, runtime)
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok"}
+    add_probes(app, runtime)
+    install_openapi(app)
 
     app.router.routes[:] = specific_first(app.router.routes)
     return app

@@ -20,6 +20,7 @@ from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep, SessionDep
 
 from .models import OperationLog
+from .responses_more import ScrubLatest, ScrubStarted
 
 __all__ = ["SCRUB_JOB", "router"]
 
@@ -39,15 +40,27 @@ def operator(request: Request, runtime: RuntimeDep) -> None:
 OperatorDep = Annotated[None, Depends(operator)]
 
 router = APIRouter(prefix="/v1/admin/store", tags=["admin"], route_class=JSONRoute)
+OPERATOR_ONLY: dict[str, Any] = {"security": [{"OperatorToken": []}]}
 
 
-@router.post("/scrubs", operation_id="StartStoreScrub", status_code=202)
+@router.post(
+    "/scrubs",
+    operation_id="StartStoreScrub",
+    status_code=202,
+    openapi_extra=OPERATOR_ONLY,
+    response_model=ScrubStarted,
+)
 def start_scrub(_: OperatorDep, session: SessionDep, deep: bool = False) -> dict[str, Any]:
     job = enqueue(session, SCRUB_JOB, {"deep": deep}, max_attempts=1)
     return {"job_id": job.id, "deep": deep}
 
 
-@router.get("/scrubs/latest", operation_id="ShowLatestStoreScrub")
+@router.get(
+    "/scrubs/latest",
+    operation_id="ShowLatestStoreScrub",
+    openapi_extra=OPERATOR_ONLY,
+    response_model=ScrubLatest,
+)
 def latest_scrub(_: OperatorDep, session: SessionDep) -> dict[str, Any]:
     log = session.scalar(
         select(OperationLog)

@@ -25,6 +25,16 @@ from .info_routes import router as info_router
 from .models import Backup, BackupRecord, ResourceType, Vault
 from .policy_routes import router as policy_router
 from .protectable_routes import router as protectable_router
+from .responses import (
+    BackupList,
+    BackupOne,
+    CheckpointOne,
+    OpLogList,
+    OpLogOne,
+    VaultList,
+    VaultOne,
+)
+from .responses_more import AddedResources, RemovedResources, ServerFromBackup, Summary
 from .schemas import (
     AddResourcesBody,
     CheckpointBody,
@@ -60,7 +70,7 @@ def _parse_time(value: str | None) -> datetime | None:
     raise ValidationFailed(reason=f"time {value!r} must look like 2020-02-05T10:38:34Z")
 
 
-@router.post("/vaults", operation_id="CreateVault")
+@router.post("/vaults", operation_id="CreateVault", response_model=VaultOne)
 def create_vault(body: VaultCreateBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     spec_in = body.vault
     spec = vaults.VaultSpec(
@@ -85,7 +95,7 @@ def create_vault(body: VaultCreateBody, actor: ActorDep, session: SessionDep) ->
     return {"vault": _vault_out(session, vault)}
 
 
-@router.get("/vaults/summary", operation_id="ShowSummary")
+@router.get("/vaults/summary", operation_id="ShowSummary", response_model=Summary)
 def show_summary(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     found, _ = vaults.list_vaults(session, actor, vaults.VaultFilters(limit=100000))
     return {
@@ -94,7 +104,7 @@ def show_summary(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     }
 
 
-@router.get("/vaults", operation_id="ListVault")
+@router.get("/vaults", operation_id="ListVault", response_model=VaultList)
 def list_vaults(
     actor: ActorDep,
     session: SessionDep,
@@ -130,12 +140,12 @@ def list_vaults(
     }
 
 
-@router.get("/vaults/{vault_id}", operation_id="ShowVault")
+@router.get("/vaults/{vault_id}", operation_id="ShowVault", response_model=VaultOne)
 def show_vault(vault_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"vault": _vault_out(session, vaults.get_vault(session, actor, vault_id))}
 
 
-@router.put("/vaults/{vault_id}", operation_id="UpdateVault")
+@router.put("/vaults/{vault_id}", operation_id="UpdateVault", response_model=VaultOne)
 def update_vault(
     vault_id: str, body: UpdateVaultBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -159,7 +169,11 @@ def delete_vault(vault_id: str, actor: ActorDep, session: SessionDep) -> Respons
     return Response(status_code=204)
 
 
-@router.post("/vaults/{vault_id}/addresources", operation_id="AddVaultResource")
+@router.post(
+    "/vaults/{vault_id}/addresources",
+    operation_id="AddVaultResource",
+    response_model=AddedResources,
+)
 def add_resources(
     vault_id: str, body: AddResourcesBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -167,7 +181,11 @@ def add_resources(
     return {"add_resource_ids": vaults.add_resources(session, actor, vault_id, specs)}
 
 
-@router.post("/vaults/{vault_id}/removeresources", operation_id="RemoveVaultResource")
+@router.post(
+    "/vaults/{vault_id}/removeresources",
+    operation_id="RemoveVaultResource",
+    response_model=RemovedResources,
+)
 def remove_resources(
     vault_id: str, body: RemoveResourcesBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -176,7 +194,7 @@ def remove_resources(
     }
 
 
-@router.post("/checkpoints", operation_id="CreateCheckpoint")
+@router.post("/checkpoints", operation_id="CreateCheckpoint", response_model=CheckpointOne)
 def create_checkpoint(body: CheckpointBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     params = body.checkpoint.parameters
     resources = None
@@ -208,7 +226,9 @@ def _checkpoint_out(session: Session, actor: Any, checkpoint_id: str) -> dict[st
     return checkpoint_view(checkpoint, vault, list(made))
 
 
-@router.get("/checkpoints/{checkpoint_id}", operation_id="ShowCheckpoint")
+@router.get(
+    "/checkpoints/{checkpoint_id}", operation_id="ShowCheckpoint", response_model=CheckpointOne
+)
 def show_checkpoint(checkpoint_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"checkpoint": _checkpoint_out(session, actor, checkpoint_id)}
 
@@ -254,7 +274,7 @@ def _backup_out(session: Session, actor: Any, backup: Backup) -> dict[str, Any]:
     return _backups_out(session, actor, [backup])[0]
 
 
-@router.get("/backups", operation_id="ListBackups")
+@router.get("/backups", operation_id="ListBackups", response_model=BackupList)
 def list_backups(
     actor: ActorDep,
     session: SessionDep,
@@ -314,7 +334,7 @@ def list_backups(
     )
 
 
-@router.get("/backups/{backup_id}", operation_id="ShowBackup")
+@router.get("/backups/{backup_id}", operation_id="ShowBackup", response_model=BackupOne)
 def show_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> JSONResponse:
     backup, share = backups.visible_backup_record(session, actor, backup_id)
     shares = {backup.id: share} if share is not None else {}
@@ -325,7 +345,7 @@ def show_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> JSONRes
     return json_response({"backup": shown})
 
 
-@router.put("/backups/{backup_id}", operation_id="UpdateBackup")
+@router.put("/backups/{backup_id}", operation_id="UpdateBackup", response_model=BackupOne)
 def update_backup(
     backup_id: str, body: UpdateBackupBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -339,7 +359,7 @@ def delete_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> Respo
     return Response(status_code=204)
 
 
-@router.get("/operation-logs", operation_id="ListOpLogs")
+@router.get("/operation-logs", operation_id="ListOpLogs", response_model=OpLogList)
 def list_oplogs(
     actor: ActorDep,
     session: SessionDep,
@@ -378,7 +398,7 @@ def list_oplogs(
     }
 
 
-@router.get("/operation-logs/{operation_log_id}", operation_id="ShowOpLog")
+@router.get("/operation-logs/{operation_log_id}", operation_id="ShowOpLog", response_model=OpLogOne)
 def show_oplog(operation_log_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"operation_log": oplog_view(oplogs.get_oplog(session, actor, operation_log_id))}
 
@@ -401,7 +421,10 @@ def restore_backup(
 
 
 @router.post(
-    "/backups/{backup_id}/servers", status_code=202, operation_id="OpencbrCreateServerFromBackup"
+    "/backups/{backup_id}/servers",
+    status_code=202,
+    operation_id="OpencbrCreateServerFromBackup",
+    response_model=ServerFromBackup,
 )
 def create_server_from_backup(
     backup_id: str,

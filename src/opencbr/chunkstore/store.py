@@ -216,6 +216,11 @@ class ChunkStore:
         self.backend.put(_CONFIG, json.dumps({"version": version}).encode())
         self.version = version
 
+    def answers(self) -> bool:
+        """Whether the backend answers and still holds this store (its config object): a
+        readiness check, one small request."""
+        return self.backend.exists(_CONFIG)
+
     def require_version(self, version: int) -> None:
         """Raise the store's format version to at least `version`; called before writing the
         first object of that version."""

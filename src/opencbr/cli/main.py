@@ -15,6 +15,7 @@ from .kms import kms_app
 from .nbd import disk_nbd_app, server_nbd_app
 from .policy import policy_app
 from .recovery import store_app
+from .schema import db_app
 from .server import serve, worker
 from .server_cmds import server_app
 from .share import share_app, shared_app
@@ -33,6 +34,7 @@ app.command()(configure)
 app.command()(whoami)
 app.command()(errors)
 app.add_typer(admin_app, name="admin")
+app.add_typer(db_app, name="db")
 app.add_typer(kms_app, name="kms")
 app.add_typer(share_app, name="share")
 app.add_typer(shared_app, name="shared-with-me")

@@ -13,6 +13,7 @@ from opencbr.core.web import SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import recycle
+from .history_responses import BinnedVolumeList, BinnedVolumeOne, RecyclePolicyOut
 from .models import Disk, RecyclePolicy
 from .recycle import PolicyChange
 from .views import volume_view
@@ -59,7 +60,7 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-@router.get("/detail", operation_id="ListVolumesInRecycle")
+@router.get("/detail", operation_id="ListVolumesInRecycle", response_model=BinnedVolumeList)
 def list_recycled(
     actor: ActorDep,
     session: SessionDep,
@@ -79,19 +80,19 @@ def list_recycled(
     }
 
 
-@router.get("/policy", operation_id="ShowRecyclePolicy")
+@router.get("/policy", operation_id="ShowRecyclePolicy", response_model=RecyclePolicyOut)
 def show_policy(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     assert actor.project_id is not None
     return _policy_view(recycle.get_policy(session, actor.project_id))
 
 
-@router.put("/policy", operation_id="UpdateRecyclePolicy")
+@router.put("/policy", operation_id="UpdateRecyclePolicy", response_model=RecyclePolicyOut)
 def update_policy(body: PolicyBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     change = PolicyChange(body.switch, body.threshold_time, body.keep_time)
     return _policy_view(recycle.update_policy(session, actor, change))
 
 
-@router.get("/{volume_id}", operation_id="ShowVolumeInRecycle")
+@router.get("/{volume_id}", operation_id="ShowVolumeInRecycle", response_model=BinnedVolumeOne)
 def show_recycled(
     volume_id: str, actor: ActorDep, session: SessionDep, request: Request
 ) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from opencbr.core.web import SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import resize
+from .responses import JobAnswer
 
 __all__ = ["router"]
 
@@ -36,6 +37,7 @@ class ResizeBody(_Body):
     "/v2.1/{project_id}/cloudvolumes/{volume_id}/action",
     status_code=202,
     operation_id="ResizeVolume",
+    response_model=JobAnswer,
 )
 def resize_volume(
     volume_id: str, body: ResizeBody, actor: ActorDep, session: SessionDep

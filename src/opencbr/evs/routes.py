@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from opencbr.core.context import Actor, Runtime
@@ -50,6 +50,15 @@ from .nbd_routes import router as nbd_router
 from .recycle import delete_or_recycle
 from .recycle_routes import router as recycle_router
 from .resize_routes import router as resize_router
+from .responses import (
+    CreateVolumeAnswer,
+    DataWritten,
+    Extents,
+    JobAnswer,
+    JobOut,
+    VolumeList,
+    VolumeOne,
+)
 from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
 from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
@@ -113,8 +122,18 @@ def _from_backup(
     return [disk], job
 
 
-@router.post("/v2.1/{project_id}/cloudvolumes", status_code=202, operation_id="CreateVolume")
-@router.post("/v2/{project_id}/cloudvolumes", status_code=202, operation_id="CreateVolumeV2")
+@router.post(
+    "/v2.1/{project_id}/cloudvolumes",
+    status_code=202,
+    operation_id="CreateVolume",
+    response_model=CreateVolumeAnswer,
+)
+@router.post(
+    "/v2/{project_id}/cloudvolumes",
+    status_code=202,
+    operation_id="CreateVolumeV2",
+    response_model=CreateVolumeAnswer,
+)
 def create_volume(
     body: CreateVolumeBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -144,8 +163,12 @@ def _list(
     }
 
 
-@router.get("/v2/{project_id}/cloudvolumes/detail", operation_id="ListVolumes")
-@router.get("/v2/{project_id}/cloudvolumes", operation_id="ListVolumesBrief")
+@router.get(
+    "/v2/{project_id}/cloudvolumes/detail", operation_id="ListVolumes", response_model=VolumeList
+)
+@router.get(
+    "/v2/{project_id}/cloudvolumes", operation_id="ListVolumesBrief", response_model=VolumeList
+)
 def list_volumes(
     actor: ActorDep,
     session: SessionDep,
@@ -162,7 +185,9 @@ def list_volumes(
     return _list(session, actor, limit, offset, where, str(request.base_url).rstrip("/"))
 
 
-@router.get("/v2/{project_id}/cloudvolumes/{volume_id}", operation_id="ShowVolume")
+@router.get(
+    "/v2/{project_id}/cloudvolumes/{volume_id}", operation_id="ShowVolume", response_model=VolumeOne
+)
 def show_volume(
     volume_id: str, actor: ActorDep, session: SessionDep, request: Request
 ) -> dict[str, Any]:
@@ -172,14 +197,17 @@ def show_volume(
 
 
 @router.delete(
-    "/v2/{project_id}/cloudvolumes/{volume_id}", status_code=202, operation_id="DeleteVolume"
+    "/v2/{project_id}/cloudvolumes/{volume_id}",
+    status_code=202,
+    operation_id="DeleteVolume",
+    response_model=JobAnswer,
 )
 def delete_volume(volume_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     job = delete_or_recycle(session, actor, volume_id)
     return {"job_id": job.id}
 
 
-@router.get("/v1/{project_id}/jobs/{job_id}", operation_id="ShowJob")
+@router.get("/v1/{project_id}/jobs/{job_id}", operation_id="ShowJob", response_model=JobOut)
 def show_job(job_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     assert actor.project_id is not None
     try:
@@ -248,7 +276,11 @@ async def _stream_into(volume: DiskVolume, request: Request, offset: int, length
     return received
 
 
-@router.put("/v2/{project_id}/cloudvolumes/{volume_id}/data", operation_id="WriteVolumeData")
+@router.put(
+    "/v2/{project_id}/cloudvolumes/{volume_id}/data",
+    operation_id="WriteVolumeData",
+    response_model=DataWritten,
+)
 async def write_data(
     volume_id: str,
     request: Request,
@@ -268,7 +300,15 @@ async def write_data(
     return {"volume_id": volume_id, "offset": offset, "length": written}
 
 
-@router.get("/v2/{project_id}/cloudvolumes/{volume_id}/data", operation_id="ReadVolumeData")
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get(
+    "/v2/{project_id}/cloudvolumes/{volume_id}/data",
+    operation_id="ReadVolumeData",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": BINARY}, "description": "Bytes"}},
+)
 async def read_data(
     volume_id: str,
     request: Request,
@@ -287,7 +327,11 @@ async def read_data(
     )
 
 
-@router.get("/v2/{project_id}/cloudvolumes/{volume_id}/extents", operation_id="VolumeExtents")
+@router.get(
+    "/v2/{project_id}/cloudvolumes/{volume_id}/extents",
+    operation_id="VolumeExtents",
+    response_model=Extents,
+)
 def volume_extents(
     volume_id: str,
     actor: ActorDep,

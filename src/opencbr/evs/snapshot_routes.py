@@ -13,6 +13,7 @@ from opencbr.core.web import RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import snapshots
+from .history_responses import RollbackAnswer, SnapshotList, SnapshotOne
 from .models import Snapshot, SnapshotStatus
 from .snapshots import SnapshotFilter, SnapshotSpec
 
@@ -80,7 +81,7 @@ def snapshot_view(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=202, operation_id="CreateSnapshot")
+@router.post("", status_code=202, operation_id="CreateSnapshot", response_model=SnapshotOne)
 def create_snapshot(body: CreateSnapshotBody, actor: ActorDep, session: SessionDep) -> Any:
     given = body.snapshot
     spec = SnapshotSpec(given.volume_id, given.name, given.description, given.metadata, given.force)
@@ -88,7 +89,7 @@ def create_snapshot(body: CreateSnapshotBody, actor: ActorDep, session: SessionD
     return {"snapshot": snapshot_view(snapshot)}
 
 
-@router.get("/detail", operation_id="ListSnapshots")
+@router.get("/detail", operation_id="ListSnapshots", response_model=SnapshotList)
 def list_snapshots(
     actor: ActorDep,
     session: SessionDep,
@@ -110,7 +111,7 @@ def list_snapshots(
     }
 
 
-@router.get("/{snapshot_id}", operation_id="ShowSnapshot")
+@router.get("/{snapshot_id}", operation_id="ShowSnapshot", response_model=SnapshotOne)
 def show_snapshot(snapshot_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     assert actor.project_id is not None
     return {
@@ -118,7 +119,7 @@ def show_snapshot(snapshot_id: str, actor: ActorDep, session: SessionDep) -> dic
     }
 
 
-@router.put("/{snapshot_id}", operation_id="UpdateSnapshot")
+@router.put("/{snapshot_id}", operation_id="UpdateSnapshot", response_model=SnapshotOne)
 def update_snapshot(
     snapshot_id: str, body: UpdateSnapshotBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -137,7 +138,12 @@ def delete_snapshot(
     return Response(status_code=204)
 
 
-@router.post("/{snapshot_id}/rollback", status_code=202, operation_id="RollbackSnapshot")
+@router.post(
+    "/{snapshot_id}/rollback",
+    status_code=202,
+    operation_id="RollbackSnapshot",
+    response_model=RollbackAnswer,
+)
 def rollback_snapshot(
     snapshot_id: str, body: RollbackBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
