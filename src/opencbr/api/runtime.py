@@ -23,6 +23,7 @@ from opencbr.core.jobs import JobHandler, WorkerPool
 from opencbr.core.schema import ensure_schema
 from opencbr.core.secrets import RootKey
 from opencbr.core.settings import Settings
+from opencbr.evs import recycle as evs_recycle
 from opencbr.evs.instant import BLOCK_SOURCE
 from opencbr.evs.service import VOLUME_FROM_BACKUP
 from opencbr.kms import service as kms
@@ -136,6 +137,7 @@ def start_workers(runtime: Runtime, threads: int = 2, name: str | None = None) -
     runtime.workers = pool
     pool.tick.append(periodic_tick(runtime))
     pool.tick.append(kms.purge_tick(runtime))
+    pool.tick.append(evs_recycle.purge_tick(runtime))
     pool.tick.append(catalogue_tick(runtime))
     pool.tick.append(scrub_tick(runtime))
     return pool.start()

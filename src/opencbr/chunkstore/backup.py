@@ -146,7 +146,8 @@ def plan_blocks(
 
     A block is taken from the parent only when a change map says it did not change, it lies
     wholly inside both disks, and the blobs it needs are usable (indexed and not condemned by a
-    running garbage collection); everything else is read.
+    running garbage collection); everything else is read, except, with `data_extents`, the
+    blocks outside them: they are zeros (holes), in a full read and past the parent's end.
     """
     count = -(-size // block_size)
     if parent is None or extents is None or parent.block_size != block_size:
@@ -159,6 +160,9 @@ def plan_blocks(
     changed = _changed_blocks(extents, size, block_size, count)
     common_end = min(size, parent.disk_size) // block_size  # blocks whole in both disks
     changed[common_end:] = b"\x01" * (count - common_end)
+    if data_extents is not None:  # past the parent's end (a grown disk) holes are not read
+        may_hold_data = _changed_blocks(data_extents, size, block_size, count)
+        changed[common_end:] = may_hold_data[common_end:]
     inherited = list(parent.blocks[:common_end])
     _forget_changed(inherited, changed)
     shifted = {i: s for i, s in parent.shifted.items() if i < common_end and not changed[i]}

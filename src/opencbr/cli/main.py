@@ -9,6 +9,7 @@ from .admin import admin_app
 from .backup import backup_app, job_app, oplog_app, restore
 from .disk import disk_app
 from .disk_external import register as _register_external  # noqa: F401  (adds `disk register`)
+from .disk_history import bin_app as _bin_app  # noqa: F401  (adds `disk extend`, `snapshot`, `bin`)
 from .errors_cmd import errors
 from .kms import kms_app
 from .nbd import disk_nbd_app, server_nbd_app

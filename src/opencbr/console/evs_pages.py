@@ -21,6 +21,7 @@ from opencbr.core.errors import AppError, ValidationFailed
 from opencbr.core.jobs import JobStatus, get_job
 from opencbr.core.numbers import whole_number
 from opencbr.evs import jobs as evs_jobs
+from opencbr.evs import recycle as evs_recycle
 from opencbr.evs import servers as evs_servers
 from opencbr.evs import service as evs
 from opencbr.evs.external import external_sources
@@ -163,7 +164,7 @@ async def disk_detach(request: Request, disk_id: str) -> Response:
 @router.post("/disks/{disk_id}/delete")
 async def disk_delete(request: Request, disk_id: str) -> Response:
     def action(ctx: Ctx, form: Form) -> Response:
-        job = evs.delete_disk(ctx.session, ctx.actor, disk_id)
+        job = evs_recycle.delete_or_recycle(ctx.session, ctx.actor, disk_id)
         return redirect(url(f"/jobs/{job.id}"), ("ok", "The disk is being deleted."))
 
     return await post(request, action, url("/disks"))

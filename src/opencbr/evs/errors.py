@@ -13,9 +13,11 @@ from opencbr.core.errors import (
 
 __all__ = [
     "AgencyMissing",
+    "DiskHasSnapshots",
     "DiskInUse",
     "DiskNotAttached",
     "DiskNotFound",
+    "DiskNotInRecycleBin",
     "DiskRangeInvalid",
     "DiskStatusConflict",
     "EvsValidationFailed",
@@ -31,6 +33,8 @@ __all__ = [
     "NbdUnavailable",
     "ServerNotFound",
     "ServerStatusConflict",
+    "SnapshotNotFound",
+    "SnapshotStatusConflict",
     "SystemDiskDetach",
     "TransferNotFound",
     "TransferRefused",
@@ -185,3 +189,24 @@ class NbdExportNotFound(NotFound):
 class NbdExportConflict(Conflict):
     code = "EVS.0421"
     template = "Disk {id} is already exported {mode}; close that export first."
+
+
+class SnapshotNotFound(NotFound):
+    code = "EVS.0407"
+    template = "Snapshot {id} not found."
+
+
+class DiskHasSnapshots(BadRequest):
+    code = "EVS.0423"
+    template = "Disk {id} has {count} snapshot(s): delete them first."
+
+
+class SnapshotStatusConflict(Conflict):
+    status = 400
+    code = "EVS.0424"
+    template = "Snapshot {id} is {status}; this needs it to be {expected}."
+
+
+class DiskNotInRecycleBin(NotFound):
+    code = "EVS.0408"
+    template = "Disk {id} is not in the recycle bin."

@@ -19,8 +19,11 @@ __all__ = [
     "DiskTransfer",
     "NbdExport",
     "NbdServerRecord",
+    "RecyclePolicy",
     "Server",
     "ServerStatus",
+    "Snapshot",
+    "SnapshotStatus",
 ]
 
 
@@ -37,6 +40,9 @@ class DiskStatus(StrEnum):
     DELETING = "deleting"
     ERROR_DELETING = "error_deleting"
     AWAITING_TRANSFER = "awaiting-transfer"  # offered to another project (transfers.py)
+    EXTENDING = "extending"  # growing (resize.py)
+    ROLLBACKING = "rollbacking"  # taking a snapshot's contents back (snapshots.py)
+    RECYCLED = "recycled"  # deleted into the recycle bin (recycle.py): hidden, restorable
 
 
 class ServerStatus(StrEnum):
@@ -80,7 +86,21 @@ class Disk(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     error_message: Mapped[str] = mapped_column(Text, default="")
+    recycled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    purge_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+
+class RecyclePolicy(Base):
+    """A project's disk recycle bin policy (EVS `recycle-bin-volumes/policy`); no row: off."""
+
+    __tablename__ = "evs_recycle_policies"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    threshold_days: Mapped[int] = mapped_column(Integer, default=7)
+    keep_days: Mapped[int] = mapped_column(Integer, default=7)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
 
@@ -148,6 +168,33 @@ class NbdServerRecord(Base):
     address: Mapped[str] = mapped_column(String(255))
     tls: Mapped[str] = mapped_column(String(8), default="")
     seen_at: Mapped[datetime] = mapped_column(DateTime, default=_now, index=True)
+
+
+class SnapshotStatus(StrEnum):
+    CREATING = "creating"
+    AVAILABLE = "available"
+    ROLLBACKING = "rollbacking"
+    DELETING = "deleting"
+    ERROR = "error"
+
+
+class Snapshot(Base):
+    """A point-in-time copy of a disk (EVS v2 `cloudsnapshots`; bytes in volumes/snapshots.py).
+    A disk with snapshots cannot be deleted (as EVS)."""
+
+    __tablename__ = "evs_snapshots"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), index=True)
+    volume_id: Mapped[str] = mapped_column(ForeignKey("evs_disks.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    size_gb: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=SnapshotStatus.CREATING)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
 
 from .external_models import ExternalDisk, ExternalRead  # noqa: E402  (registers the tables)

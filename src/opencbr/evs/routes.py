@@ -37,7 +37,6 @@ from opencbr.iam.auth import ActorDep, StreamedBodyDep, project_actor
 
 from . import service
 from .errors import (
-    DiskNotFound,
     DiskRangeInvalid,
     EvsValidationFailed,
     JobNotFound,
@@ -47,6 +46,9 @@ from .errors import (
 from .external_routes import router as external_router
 from .models import Disk
 from .nbd_routes import router as nbd_router
+from .recycle import delete_or_recycle
+from .recycle_routes import router as recycle_router
+from .resize_routes import router as resize_router
 from .responses import (
     CreateVolumeAnswer,
     DataWritten,
@@ -59,6 +61,7 @@ from .responses import (
 from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
 from .service import DiskFilter, DiskSpec, DiskVolume, volume_from_backup
+from .snapshot_routes import router as snapshot_router
 from .transfer_routes import router as transfer_router
 from .views import job_view, job_volume_id, volume_view
 from .volume_admin_routes import router as volume_admin_router
@@ -67,6 +70,8 @@ __all__ = ["PIECE", "VALIDATION_ERRORS", "router", "routers"]
 
 VALIDATION_ERRORS: dict[str, type] = {
     "/cloudvolumes": EvsValidationFailed,
+    "/cloudsnapshots": EvsValidationFailed,
+    "/recycle-bin-volumes": EvsValidationFailed,
     "/os-volume-transfer": EvsValidationFailed,
     "/servers": EvsValidationFailed,
 }
@@ -194,7 +199,7 @@ def show_volume(
     response_model=JobAnswer,
 )
 def delete_volume(volume_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
-    job = service.delete_disk(session, actor, volume_id)
+    job = delete_or_recycle(session, actor, volume_id)
     return {"job_id": job.id}
 
 
@@ -205,13 +210,10 @@ def show_job(job_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any
         job = core_get_job(session, job_id, actor.project_id)
     except CoreJobNotFound as exc:
         raise JobNotFound(id=job_id) from exc
-    disk = None
     volume_id = job_volume_id(job)
-    if volume_id is not None:
-        try:
-            disk = service.get_disk(session, actor.project_id, volume_id)
-        except DiskNotFound:
-            disk = None
+    disk = session.get(Disk, volume_id) if volume_id is not None else None
+    if disk is not None and disk.project_id != actor.project_id:
+        disk = None  # given to another project since
     return job_view(job, disk)
 
 
@@ -343,5 +345,15 @@ def volume_extents(
     }
 
 
-routers = (server_router, external_router, nbd_router, router, volume_admin_router, transfer_router)
+routers = (
+    server_router,
+    external_router,
+    nbd_router,
+    resize_router,
+    router,
+    volume_admin_router,
+    transfer_router,
+    snapshot_router,
+    recycle_router,
+)
 """Every router of the slice, for the app to add route by route."""

@@ -39,6 +39,7 @@ from opencbr.kms import service as kms
 
 from .errors import (
     AgencyMissing,
+    DiskHasSnapshots,
     DiskInUse,
     DiskNotFound,
     DiskRangeInvalid,
@@ -50,7 +51,7 @@ from .errors import (
     ServerStatusConflict,
 )
 from .external_volumes import external_source, external_volume
-from .models import Disk, DiskStatus, NbdExport, Server
+from .models import Disk, DiskStatus, NbdExport, Server, Snapshot
 from .volumes import (
     DiskKey,
     LocalVolumeDriver,
@@ -67,6 +68,7 @@ __all__ = [
     "CMK_META",
     "CREATE_DISK_JOB",
     "DATA_STATUSES",
+    "DELETABLE_STATUSES",
     "DELETE_ATTEMPTS",
     "DELETE_DISK_JOB",
     "ENCRYPTED_META",
@@ -154,7 +156,10 @@ def volume_from_backup(runtime: Runtime) -> VolumeFromBackup:
 
 
 def get_disk(session: Session, project_id: str, disk_id: str, *, lock: bool = False) -> Disk:
-    query = select(Disk).where(Disk.id == disk_id, Disk.project_id == project_id)
+    """The project's disk; one in the recycle bin answers like a missing one (recycle.py)."""
+    query = select(Disk).where(
+        Disk.id == disk_id, Disk.project_id == project_id, Disk.status != DiskStatus.RECYCLED
+    )
     if lock:
         query = query.with_for_update()
     disk = session.scalar(query) if is_uuid(disk_id) else None
@@ -187,7 +192,7 @@ class DiskFilter:
 
 
 def _filtered(query: Any, project_id: str, where: DiskFilter) -> Any:
-    query = query.where(Disk.project_id == project_id)
+    query = query.where(Disk.project_id == project_id, Disk.status != DiskStatus.RECYCLED)
     if where.name is not None:
         query = query.where(Disk.name == where.name)
     if where.status is not None:
@@ -521,6 +526,9 @@ def delete_disk(session: Session, actor: Actor, disk_id: str) -> Job:
     disk = get_disk(session, actor.project_id, disk_id, lock=True)
     if disk.server_id is not None:
         raise DiskInUse(id=disk.id, server_id=disk.server_id)
+    snapshots = session.scalar(select(func.count()).where(Snapshot.volume_id == disk.id))
+    if snapshots:
+        raise DiskHasSnapshots(id=disk.id, count=snapshots)
     transition_disk(session, disk, DELETABLE_STATUSES, DiskStatus.DELETING)
     session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     return enqueue(
@@ -533,9 +541,15 @@ def delete_disk(session: Session, actor: Actor, disk_id: str) -> Job:
 
 
 def remove_disk(runtime: Runtime, session: Session, disk: Disk) -> None:
-    """Delete the image (if any) and the record of a disk in `deleting` (idempotent)."""
+    """Delete the image (if any), snapshots (a disk deleted with its server) and the record of
+    a disk in `deleting` (idempotent)."""
+    driver = volume_driver(runtime)
+    for snapshot in list(session.scalars(select(Snapshot).where(Snapshot.volume_id == disk.id))):
+        driver.delete_snapshot(snapshot.id)
+        session.delete(snapshot)
+    session.flush()
     with contextlib.suppress(VolumeNotFound):
-        volume_driver(runtime).delete(disk.id)
+        driver.delete(disk.id)
     session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     session.delete(disk)
     session.flush()

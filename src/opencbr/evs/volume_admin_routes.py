@@ -208,7 +208,7 @@ def _quota_set(project_id: str, used: Usage) -> dict[str, Any]:
         "id": project_id,
         "volumes": _quota(used.volumes),
         "gigabytes": _quota(used.gigabytes),
-        "snapshots": _quota(0),
+        "snapshots": _quota(sum(used.snapshots_by_type.values())),
         "backups": _quota(0),
         "backup_gigabytes": _quota(0),
         "per_volume_gigabytes": _quota(0, used.per_volume_gigabytes),
@@ -217,7 +217,7 @@ def _quota_set(project_id: str, used: Usage) -> dict[str, Any]:
         disks, size = used.by_type.get(kind, (0, 0))
         quota[f"volumes_{kind}"] = _quota(disks)
         quota[f"gigabytes_{kind}"] = _quota(size)
-        quota[f"snapshots_{kind}"] = _quota(0)
+        quota[f"snapshots_{kind}"] = _quota(used.snapshots_by_type.get(kind, 0))
     return quota
 
 

@@ -55,6 +55,7 @@ class DiskTask:
     scope_id: str
     parent_manifest: str | None
     use_change_map: bool
+    grew: bool = False  # larger than its parent backup: the new range is mostly holes
 
 
 def _parent_for(session: Session, disk: Any, vault_id: str) -> tuple[Backup | None, bool]:
@@ -127,9 +128,9 @@ def _plan(runtime: Runtime, actor: Actor, backup_id: str) -> list[DiskTask] | No
             parent, by_map = (None, False) if full else _parent_for(session, disk, backup.vault_id)
             row.base_backup_id = parent.id if parent else None
             row.incremental = parent is not None
-            tasks.append(
-                DiskTask(row.id, disk.id, scope.id, parent.manifest_id if parent else None, by_map)
-            )
+            manifest = parent.manifest_id if parent else None
+            grew = parent is not None and disk.size_gb > parent.resource_size_gb
+            tasks.append(DiskTask(row.id, disk.id, scope.id, manifest, by_map, grew))
         return tasks
 
 
@@ -201,8 +202,11 @@ class BackupJob(RuntimeJob):
                     parent=task.parent_manifest,
                     changed_extents=extents,
                     progress=progress,
-                    # Never-written ranges of the sparse image are holes, not worth reading.
-                    data_extents=None if extents is not None else view.allocated_extents(),
+                    # Never-written ranges of the sparse image are holes, not worth reading
+                    # (in a full read, and past the parent's end when the disk grew).
+                    data_extents=(
+                        view.allocated_extents() if extents is None or task.grew else None
+                    ),
                 )
             )
             done_before += view.size

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from .changemap import ChangeMap, set_bit_range
 from .crypto import is_zero
-from .sparse import Extent, pread_exact, pwrite_all
+from .sparse import Extent, merge_extents, pread_exact, pwrite_all
 from .view_exit import AbortsOnExit
 
 if TYPE_CHECKING:
@@ -86,6 +86,19 @@ class CowStore:
             pos = run_end
         return b"".join(parts)
 
+    def preserved_extents(self) -> list[Extent]:
+        """The byte ranges of the preserved blocks, clipped to the disk size."""
+        bs, extents = self._block_size, []
+        for index, byte in enumerate(self._preserved):
+            if not byte:
+                continue
+            for bit in range(8):
+                if byte >> bit & 1:
+                    start = (index * 8 + bit) * bs
+                    if start < self._size:
+                        extents.append((start, min(bs, self._size - start)))
+        return merge_extents(extents)
+
     def remove(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
@@ -137,9 +150,15 @@ class LocalBackupView(AbortsOnExit):
         return self.old_map.extents()
 
     def allocated_extents(self) -> list[Extent]:
-        """A superset of the extents holding data in this view; everything else is zeros."""
+        """A superset of the extents holding data in this view; everything else is zeros.
+
+        The image's allocated extents now, plus the blocks preserved since the view began: a
+        block that held data then and was zeroed (its space freed) since reads from the side
+        file, so it must not be taken for a hole."""
         self._volume.check_view(self)
-        return self._volume.allocated_extents()
+        with self._volume.lock:
+            preserved = self.cow.preserved_extents()
+        return merge_extents(self._volume.allocated_extents() + preserved)
 
     def read_at(self, offset: int, length: int) -> bytes:
         """Plaintext of [offset, offset+length) as of the view; any range within the disk."""
