@@ -64,7 +64,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FILL_BATCH = 16
+FILL_BATCH = 256  # blocks per hold of the filling lock (16 MiB of 64 KiB blocks)
 """Blocks a new disk's copy fills per hold of the filling's lock (1 MiB of 64 KiB blocks)."""
 OPLOG_PROGRESS_SECONDS = 2.0
 PROGRESS_SECONDS = 0.5  # the job row's percent is written at most this often
