@@ -55,10 +55,14 @@ def data_extents(fd: int, size: int) -> list[tuple[int, int]]:
     return extents
 
 
-def is_zero(data: bytes) -> bool:
-    # A comparison of bytes runs at memory speed; bytes.count(0) and a memoryview's
-    # comparison go element by element (0.6 and 0.15 GB/s on this project's hosts).
-    return data == _ZEROS if len(data) == ZERO_GRAIN else data == bytes(len(data))
+def is_zero(data: bytes, start: int = 0, end: int | None = None) -> bool:
+    """Whether data[start:end] is all zero bytes, compared in place (`startswith` runs at
+    memory speed and copies nothing; bytes.count(0) and a memoryview's comparison go byte by
+    byte, at 0.6 and 0.15 GB/s on this project's hosts)."""
+    end = len(data) if end is None else end
+    if end - start == ZERO_GRAIN:
+        return data.startswith(_ZEROS, start)
+    return data.startswith(bytes(end - start), start)
 
 
 def nonzero_runs(data: bytes, base: int) -> Iterator[tuple[int, memoryview]]:
@@ -69,7 +73,7 @@ def nonzero_runs(data: bytes, base: int) -> Iterator[tuple[int, memoryview]]:
     grain = ZERO_GRAIN - base % ZERO_GRAIN  # the first block ends on a grain boundary
     while at < len(data):
         end = min(at + grain, len(data))
-        zero = is_zero(data[at:end])
+        zero = is_zero(data, at, end)
         if zero and start >= 0:
             yield base + start, view[start:at]
             start = -1
