@@ -2,7 +2,8 @@
 reads of a backup consume one block at a time.
 
 Consecutive blocks stored close together in one pack (as a backup writes them: in disk order)
-are fetched with one ranged read of up to `_MAX_READ` bytes, not one read per block: on an S3
+are fetched with one ranged read of up to `_MAX_READ` bytes, and consecutive shifted blocks
+are cut together from sources read once, not one read per block: on an S3
 store each read is a request, and one per 64 KiB block made a restore from S3 ten times slower
 than the same restore through `restore_blocks`, which plans its reads the same way.
 """
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["stream_blocks"]
 
 Run = list[tuple[int, bytes]]  # (block number, block id) of consecutive blocks
+_SHIFTED_RUN = 64  # consecutive shifted blocks cut together (their sources read at once)
 
 
 def _joins(run: Run, block_id: bytes, locations: dict[bytes, Location]) -> bool:
@@ -60,7 +62,8 @@ def stream_blocks(
 
     def read(run: Run) -> list[bytes]:
         if run[0][0] in manifest.shifted:
-            return [cut_shifted(store, codec, manifest, locations, [run[0][0]])[0][1]]
+            numbers = [i for i, _ in run]
+            return [block for _, block in cut_shifted(store, codec, manifest, locations, numbers)]
         locs = [locations[block_id] for _, block_id in run]
         start = locs[0].offset
         length = locs[-1].offset + locs[-1].length - start
@@ -75,6 +78,15 @@ def stream_blocks(
             )
             for (_, block_id), loc in zip(run, locs, strict=True)
         ]
+
+    def continues(run: Run, i: int, block_id: bytes | None) -> bool:
+        """Whether block `i` is read with `run`: shifted blocks with shifted ones (cut from
+        sources read once for all of them), stored ones when stored just after the run."""
+        if block_id is None or (i in manifest.shifted) != (run[0][0] in manifest.shifted):
+            return False
+        if i in manifest.shifted:
+            return len(run) < _SHIFTED_RUN
+        return _joins(run, block_id, locations)
 
     # (block number, the read holding it or None for a hole, its place in that read)
     window: deque[tuple[int, Future[list[bytes]] | None, int]] = deque()
@@ -103,15 +115,12 @@ def stream_blocks(
             run: Run = []
             for i in range(first, end):
                 block_id = manifest.blocks[i]
-                single = block_id is None or i in manifest.shifted
-                if run and (single or not _joins(run, block_id, locations)):  # type: ignore[arg-type]
+                if run and not continues(run, i, block_id):
                     submit(run)
                 if block_id is None:
                     window.append((i, None, 0))
                 else:
                     run.append((i, block_id))
-                    if i in manifest.shifted:
-                        submit(run)
                 while reads_ahead > store.window or (not reads_ahead and window):
                     yield take()
             if run:
