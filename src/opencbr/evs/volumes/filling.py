@@ -167,7 +167,9 @@ class FillingVolume:
             self._check()
             if self._complete:
                 return 0
-            todo = [(o, d) for o, d in blocks if not self._filled(o)]
+            # A hole is neither written nor marked: the volume reads zeros there, and so does
+            # the source while the copy lasts (a 1 GiB disk holding 1 MiB is 16,368 holes).
+            todo = [(o, d) for o, d in blocks if d is not None and not self._filled(o)]
             for offset, parts in _runs(todo):
                 self.volume.write(offset, parts[0] if len(parts) == 1 else b"".join(parts))
                 written += sum(len(p) for p in parts)
