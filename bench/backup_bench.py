@@ -149,11 +149,17 @@ def sha256_file(path: Path) -> str:
 # ----------------------------------------------------------------------------- the images
 
 
-def make_images(gen: Path, work: Path, size: str) -> tuple[Path, Path, dict[str, Any]]:
+def make_images(
+    gen: Path, work: Path, size: str, seed: int = 1
+) -> tuple[Path, Path, dict[str, Any]]:
+    """The image (generator seed `seed`) and its 1 % mutation (seed `seed + 1`), reused while
+    their size and seed match."""
     base, mutated = work / "base.img", work / "mutated.img"
     want = parse_size(size)
     meta_path = Path(str(mutated) + ".json")
-    if not (base.exists() and base.stat().st_size == want and meta_path.exists()):
+    seed_path = work / "seed"
+    same_seed = seed_path.exists() and seed_path.read_text() == str(seed)
+    if not (base.exists() and base.stat().st_size == want and meta_path.exists() and same_seed):
         print(f"generating a {size} image and a 1 % mutated copy with {gen} ...", flush=True)
         subprocess.run(
             [
@@ -165,7 +171,7 @@ def make_images(gen: Path, work: Path, size: str) -> tuple[Path, Path, dict[str,
                 "--size",
                 size,
                 "--seed",
-                "1",
+                str(seed),
             ],
             check=True,
             stdout=subprocess.DEVNULL,
@@ -182,11 +188,12 @@ def make_images(gen: Path, work: Path, size: str) -> tuple[Path, Path, dict[str,
                 "--fraction",
                 "0.01",
                 "--seed",
-                "2",
+                str(seed + 1),
             ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
+        seed_path.write_text(str(seed))
     meta = json.loads(meta_path.read_text())
     meta["base_sha256"] = json.loads(Path(str(base) + ".json").read_text())["sha256"]
     return base, mutated, meta

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from opencbr.cli.transfer import SEGMENT
 from opencbr.core.context import Runtime
 from opencbr.core.jobs import WorkerPool
 from opencbr.evs.jobs import handlers as evs_handlers
@@ -63,8 +64,10 @@ def cli(server: LiveServer, make_tenant: TenantFactory, runtime: Runtime, tmp_pa
 
 
 def _image(path: Path) -> bytes:
-    """A 3 MiB + 100 byte image with a hole in the middle."""
-    head, tail = os.urandom(MiB), os.urandom(MiB + 100)
+    """A 14 MiB + 100 byte image: data, a hole, data longer than one request of an import,
+    written zeros, an end that is not a multiple of 512."""
+    head = os.urandom(MiB)
+    tail = os.urandom(SEGMENT + MiB) + bytes(2 * MiB) + os.urandom(100)
     with open(path, "wb") as handle:
         handle.write(head)
         handle.seek(2 * MiB)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .backend import Backend
 from .codec import BlockCodec
 from .errors import CorruptBlock, MissingObject, UnknownBlock
-from .formats import Manifest, hole_flags, runs_of_ones, stored_ids
+from .formats import Manifest, hole_flags, runs_of_ones
 from .index import Location, pack_object
 from .parts import StoreParts
 
@@ -34,7 +34,6 @@ __all__ = [
     "plan_reads",
     "resolve_blocks",
     "restore_blocks",
-    "stream_blocks",
 ]
 
 WriteRun = Callable[[int, Sequence[bytes]], object]
@@ -319,43 +318,3 @@ def _zero_holes(
             reported = time.monotonic()
             _report(progress, size, size, tick)
     return zeroed
-
-
-def stream_blocks(
-    store: StoreParts,
-    codec: BlockCodec,
-    manifest: Manifest,
-    index: dict[bytes, Location],
-    first: int,
-    end: int,
-) -> Iterator[tuple[int, bytes | None]]:
-    """Blocks [first, end) in disk order as (offset, data or None for a hole), read ahead."""
-    bs, size, mid = manifest.block_size, manifest.disk_size, manifest.manifest_id
-    shifted = {i - first: s for i, s in manifest.shifted.items() if first <= i < end}
-    locations = resolve_blocks(stored_ids(manifest.blocks[first:end], shifted), index, mid)
-
-    def read(i: int, block_id: bytes) -> bytes:
-        if i in manifest.shifted:
-            return cut_shifted(store, codec, manifest, locations, [i])[0][1]
-        return fetch_block(store, codec, mid, block_id, locations[block_id])
-
-    with ThreadPoolExecutor(store.workers, "chunkstore-read") as pool:
-        window: deque[tuple[int, Future[bytes] | None]] = deque()
-        try:
-            for i in range(first, end):
-                block_id = manifest.blocks[i]
-                future = None if block_id is None else pool.submit(read, i, block_id)
-                window.append((i, future))
-                if len(window) > store.window * 4:
-                    yield _stream_item(window.popleft(), bs, size)
-            while window:
-                yield _stream_item(window.popleft(), bs, size)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _stream_item(
-    item: tuple[int, Future[bytes] | None], bs: int, size: int
-) -> tuple[int, bytes | None]:
-    i, future = item
-    return i * bs, None if future is None else future.result()[: size - i * bs]

@@ -125,8 +125,9 @@ from .formats import Manifest, decode_manifest, object_digest
 from .gc import GcPlan, GcResult, execute_gc, make_gc_plan
 from .index import BlockIndex, Location, rebuild_index
 from .locks import HeldLock, LockInfo, live_locks, read_locks
-from .restore import RestoreResult, restore_blocks, stream_blocks
+from .restore import RestoreResult, restore_blocks
 from .shifts import SHIFT_UNIT
+from .stream import stream_blocks
 from .verify import VerifyReport, verify_manifest, verify_store
 from .writeback import early_write_back
 

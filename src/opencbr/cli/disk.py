@@ -1,13 +1,13 @@
 """`opencbr disk ...`: create, list, show, delete, and move bytes (import, export, write, read).
 
 Transfers use the data-path extension of the EVS API (`.../cloudvolumes/{id}/data`) with
-unsigned, streamed bodies; import and export are sparse (holes and all-zero blocks are not
-sent, the exported file keeps holes) and show a progress bar on stderr.
+unsigned, streamed bodies; import and export are sparse and parallel (`transfer.py`: holes and
+all-zero blocks are not sent, the exported file keeps holes) and show a progress bar on
+stderr.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from collections.abc import Iterator
@@ -22,6 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from . import transfer
 from .client import ApiError, Client
 from .common import JsonOpt, client, edge_errors
 from .output import err_console, print_json, print_new_id, print_record, print_rows
@@ -30,9 +31,7 @@ from .progress import ProgressLike, progress
 __all__ = ["disk_app", "wait_job"]
 
 GiB = 1 << 30
-SEGMENT = 8 << 20  # bytes per upload request of an import
 PIECE = 1 << 20
-ALIGNMENT = 512
 
 disk_app = typer.Typer(
     help="Disks (EVS volumes): create, list, transfer data.", no_args_is_help=True
@@ -67,7 +66,7 @@ def _progress() -> ProgressLike:
 def wait_job(api: Client, job_id: str, timeout: float = 600.0) -> dict[str, Any]:
     """Poll EVS ShowJob until SUCCESS (returned) or FAIL (raised as an error)."""
     deadline = time.monotonic() + timeout
-    delay = 0.1
+    delay = 0.005  # a short job (a disk of a backup holding little) ends in milliseconds
     while True:
         job: dict[str, Any] = api.request("GET", f"/v1/{api.project()}/jobs/{job_id}")
         if job["status"] == "SUCCESS":
@@ -185,42 +184,6 @@ def delete(disk_id: str, wait: WaitOpt = True, as_json: JsonOpt = False) -> None
 # ---------------------------------------------------------------------------- transfers
 
 
-def _data_extents(fd: int, size: int) -> list[tuple[int, int]]:
-    """(offset, length) ranges of a file that hold data (holes skipped when the FS says so)."""
-    extents: list[tuple[int, int]] = []
-    position = 0
-    try:
-        while position < size:
-            start = os.lseek(fd, position, os.SEEK_DATA)
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            extents.append((start, min(end, size) - start))
-            position = end
-    except OSError as exc:
-        if exc.errno != errno.ENXIO:  # SEEK_DATA unsupported: treat the file as all data
-            return [(0, size)] if size else []
-        # ENXIO: no data after `position`
-    return extents
-
-
-def _segments(fd: int, size: int) -> Iterator[tuple[int, bytes]]:
-    """Non-zero, 512-aligned pieces of the file, at most `SEGMENT` bytes each."""
-    for start, length in _data_extents(fd, size):
-        offset = start - start % ALIGNMENT
-        end = start + length
-        while offset < end:
-            count = min(SEGMENT, end - offset)
-            data = os.pread(fd, count, offset)
-            if data.count(0) != len(data):
-                pad = -len(data) % ALIGNMENT
-                yield offset, data + bytes(pad)
-            offset += count
-
-
-def _send(api: Client, path: str, segment: tuple[int, bytes], sync: bool) -> None:
-    offset, data = segment
-    api.upload(path, [data], len(data), {"offset": offset, "sync": sync})
-
-
 @disk_app.command("import")
 @edge_errors
 def import_file(
@@ -246,14 +209,7 @@ def import_file(
     try:
         with _progress() as bar:
             task = bar.add_task("import", total=size)
-            pending: tuple[int, bytes] | None = None
-            for segment in _segments(fd, size):
-                if pending is not None:
-                    _send(api, path, pending, sync=False)
-                    bar.update(task, completed=min(size, pending[0] + len(pending[1])))
-                pending = segment
-            if pending is not None:
-                _send(api, path, pending, sync=True)  # the last request flushes the disk
+            transfer.upload(api, path, fd, size, lambda sent: bar.advance(task, sent))
             bar.update(task, completed=size)
     finally:
         os.close(fd)
@@ -261,10 +217,6 @@ def import_file(
     _done(result, as_json, f"imported {size} bytes into {made['id']}")
     if not as_json:
         print_new_id("disk", made["id"])
-
-
-def _is_zero(data: bytes) -> bool:
-    return data.count(0) == len(data)
 
 
 @disk_app.command("export")
@@ -295,13 +247,7 @@ def export_file(
         os.ftruncate(fd, size)
         with _progress() as bar:
             task = bar.add_task("export", total=total)
-            for position, extent_length in extents:
-                params = {"offset": position, "length": extent_length}
-                for chunk in api.download(path, params):
-                    if not _is_zero(chunk):
-                        os.pwrite(fd, chunk, position)
-                    position += len(chunk)
-                    bar.advance(task, len(chunk))
+            transfer.download(api, path, fd, extents, lambda got: bar.advance(task, got))
         os.fsync(fd)
     finally:
         os.close(fd)

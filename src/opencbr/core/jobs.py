@@ -31,6 +31,7 @@ from .clock import utcnow
 from .db import Base, Database
 from .errors import AppError, NotFound
 from .ids import new_uuid
+from .job_wakeup import NotificationListener, Wakeup, announce_job, process_wakeup
 
 __all__ = [
     "Job",
@@ -100,7 +101,8 @@ def enqueue(
     max_attempts: int = 3,
     delay: timedelta = timedelta(0),
 ) -> Job:
-    """Add a job in the caller's transaction (it commits with the state change)."""
+    """Add a job in the caller's transaction (it commits with the state change); idle workers
+    are woken when that transaction commits."""
     job = Job(
         id=new_uuid(),
         kind=kind,
@@ -112,6 +114,7 @@ def enqueue(
     )
     session.add(job)
     session.flush()
+    announce_job(session)
     return job
 
 
@@ -279,7 +282,9 @@ def run_one(
 
 
 class WorkerPool:
-    """Threads that claim and run jobs until stopped."""
+    """Threads that claim and run jobs until stopped. An idle thread waits for a wake-up (a
+    job enqueued in this process or, on PostgreSQL, in any process; see `job_wakeup`) and
+    looks again after `poll_seconds` at the latest."""
 
     def __init__(
         self,
@@ -289,8 +294,10 @@ class WorkerPool:
         poll_seconds: float = 0.5,
         lease: timedelta = timedelta(seconds=60),
         name: str | None = None,
+        wakeup: Wakeup | None = None,
     ) -> None:
         self.database, self.handlers = database, handlers
+        self.wakeup = wakeup or process_wakeup()
         self.poll_seconds, self.lease = poll_seconds, lease
         self.name = name or f"worker-{new_uuid()[:8]}"
         self.stop_event = threading.Event()
@@ -299,20 +306,31 @@ class WorkerPool:
             for i in range(threads)
         ]
         self.tick: list[Callable[[], None]] = []
+        self.listener = (
+            None
+            if database.is_sqlite
+            else NotificationListener(database, self.wakeup, self.stop_event, poll_seconds)
+        )
 
     def start(self) -> WorkerPool:
+        if self.listener is not None:
+            self.listener.start()
         for thread in self.threads:
             thread.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stop_event.set()
+        self.wakeup.notify()
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        # The listener sees `stop_event` within `NotificationListener.WAIT_SECONDS` and closes
+        # its connection; nothing waits for that.
 
     def _loop(self, worker_id: str) -> None:
         while not self.stop_event.is_set():
+            seen = self.wakeup.generation
             try:
                 for periodic in self.tick:
                     periodic()
@@ -320,8 +338,8 @@ class WorkerPool:
             except Exception:
                 log.exception("worker %s: unexpected error", worker_id)
                 busy = False
-            if not busy:
-                self.stop_event.wait(self.poll_seconds)
+            if not busy and not self.stop_event.is_set():
+                self.wakeup.wait(seen, self.poll_seconds)
 
 
 def throttled(every: timedelta, action: Callable[[], None], what: str) -> Callable[[], None]:

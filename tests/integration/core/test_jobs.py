@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from opencbr.core.context import Runtime
+from opencbr.core.db import Database
+from opencbr.core.job_wakeup import Wakeup, process_wakeup
 from opencbr.core.jobs import (
     Job,
     JobContext,
@@ -159,3 +163,73 @@ def test_many_workers_never_run_one_job_twice(runtime: Runtime) -> None:
             pool.stop()
     assert sorted(handler.runs) == sorted(ids)
     assert set(handler.runs.values()) == {1}
+
+
+class Signalling:
+    """A handler that tells the test each job it ran."""
+
+    def __init__(self) -> None:
+        self.ran = threading.Event()
+
+    def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
+        self.ran.set()
+        return None
+
+    def on_failure(self, ctx: JobContext, error: BaseException) -> None:
+        pass
+
+
+# Workers that would look for jobs only once an hour: a job they run at once was woken for.
+HOUR = 3600.0
+
+
+def test_an_idle_worker_runs_a_job_as_soon_as_it_is_enqueued(runtime: Runtime) -> None:
+    handler = Signalling()
+    pool = WorkerPool(runtime.database, {"signal": handler}, threads=1, poll_seconds=HOUR)
+    pool.start()
+    try:
+        time.sleep(0.3)  # the worker found nothing and waits for the next poll
+        with runtime.database.unit_of_work() as session:
+            enqueue(session, "signal", {})
+        assert handler.ran.wait(30)
+    finally:
+        pool.stop()
+
+
+def _enqueue_then_fail(database: Database) -> None:
+    with database.unit_of_work() as session:
+        enqueue(session, "signal", {})
+        raise RuntimeError("the state change failed")
+
+
+def test_a_rolled_back_enqueue_wakes_nobody_and_leaves_no_job(runtime: Runtime) -> None:
+    wakeup = process_wakeup()
+    before = wakeup.generation
+    with pytest.raises(RuntimeError, match="failed"):
+        _enqueue_then_fail(runtime.database)
+    assert wakeup.generation == before
+    assert not run_one(runtime.database, {"signal": Signalling()}, "w1")
+
+
+def test_a_job_enqueued_by_another_process_wakes_the_workers_on_postgresql(
+    runtime: Runtime,
+) -> None:
+    if runtime.database.is_sqlite:
+        pytest.skip("SQLite has no notifications: other processes' jobs wait for the poll")
+    handler = Signalling()
+    # A wake-up of its own: this process's enqueues cannot reach it, only PostgreSQL's NOTIFY.
+    pool = WorkerPool(
+        runtime.database, {"signal": handler}, threads=1, poll_seconds=HOUR, wakeup=Wakeup()
+    )
+    other = Database(runtime.settings.effective_database_url)  # another process's connections
+    pool.start()
+    try:
+        assert pool.listener is not None
+        assert pool.listener.listening.wait(30)
+        time.sleep(0.3)  # the worker found nothing and waits for the next poll
+        with other.unit_of_work() as session:
+            enqueue(session, "signal", {})
+        assert handler.ran.wait(30)
+    finally:
+        pool.stop()
+        other.dispose()

@@ -1,5 +1,5 @@
-"""A job's progress reports: the job row is written when the percent moves, or to renew the
-lease, not for every batch of blocks."""
+"""A job's progress reports: the job row is written when the percent moves (at most every
+`PROGRESS_SECONDS`), or to renew the lease, not for every batch of blocks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from opencbr.cbr.jobs.common import JobProgress
+from opencbr.cbr.jobs.common import PROGRESS_SECONDS, JobProgress
 
 
 def fake_job(lease: timedelta) -> tuple[Any, list[int]]:
@@ -17,11 +17,23 @@ def fake_job(lease: timedelta) -> tuple[Any, list[int]]:
 
 
 def test_the_job_row_is_written_when_the_percent_moves() -> None:
+    now = [0.0]
     ctx, reports = fake_job(timedelta(seconds=60))
-    report = JobProgress(ctx)
-    for percent in (0, 0, 0, 1, 1, 2, 2, 2, 2, 95):
+    report = JobProgress(ctx, clock=lambda: now[0])
+    step = PROGRESS_SECONDS
+    for now[0], percent in ((0, 0), (0, 0), (step, 0), (step, 1), (2 * step, 1), (3 * step, 2)):
         report(percent)
-    assert reports == [0, 1, 2, 95]
+    assert reports == [0, 1, 2]
+
+
+def test_a_percent_moving_quickly_is_written_at_most_every_progress_seconds() -> None:
+    now = [0.0]
+    ctx, reports = fake_job(timedelta(seconds=60))
+    report = JobProgress(ctx, clock=lambda: now[0])
+    for percent in range(96):  # a small disk's restore: every percent within a moment
+        now[0] = percent * PROGRESS_SECONDS / 10
+        report(percent)
+    assert reports == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]
 
 
 def test_an_unmoving_percent_is_written_again_to_renew_the_lease() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,24 @@ def test_concurrent_writers_never_disturb_the_view(driver: LocalVolumeDriver, vo
     assert seen == before
     assert view.read_at(0, DISK_SIZE) == before
     view.commit()
+
+
+def test_a_view_begun_during_a_write_leaves_the_rest_of_it_marked_anew(
+    driver: LocalVolumeDriver, volume: str
+) -> None:
+    # A write marks its whole range once before its first piece; a view that begins between
+    # two pieces takes that map, and the pieces written after it are marked in the new one.
+    views = []
+
+    def stream() -> Iterator[bytes]:
+        yield b"a" * MiB
+        views.append(driver.begin_backup(volume))
+        yield b"b" * MiB
+
+    driver.write(volume, 0, stream(), 2 * MiB)
+    (view,) = views
+    assert view.changed_extents() == [(0, 2 * MiB)]
+    assert view.read_at(0, 2 * MiB) == b"a" * MiB + bytes(MiB)
+    assert driver.changed_extents(volume) == [(MiB, MiB)]
+    view.commit()
+    assert read_all(driver, volume, 0, 2 * MiB) == b"a" * MiB + b"b" * MiB
