@@ -142,6 +142,23 @@ def test_browse_and_download_files_of_a_partitioned_backup(
     assert "part4" in str(damaged)
     assert files("/part1/hello.txt", "content") == b"hello from the backup\n"
 
+    # The CLI, on the same appliance: a listing, a file, a directory as a tar archive.
+    shown = cli("backup", "files", "ls", backup.id, "/part1/docs", "--json")
+    assert shown["type"] == "directory"
+    assert {e["name"]: e["size"] for e in shown["entries"]}["report.bin"] == len(report)
+    out = tmp_path / "got.bin"
+    got = cli(
+        "backup", "files", "get", backup.id, "/part2/docs/report.bin", "--out", str(out), "--json"
+    )
+    assert (got["bytes"], out.read_bytes()) == (len(report), report)
+    tar_out = tmp_path / "docs.tar"
+    got = cli("backup", "files", "get", backup.id, "/part1/docs", "--out", str(tar_out), "--json")
+    assert got["archive"] is True
+    with tarfile.open(tar_out) as archive:
+        member = archive.extractfile("./report.bin")
+        assert member is not None
+        assert member.read() == report
+
 
 def test_a_recipient_browses_an_encrypted_shared_backup_once_granted(
     server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool, tmp_path: Path

@@ -27,7 +27,7 @@ def list_backup_files(
     backup_id: str, actor: ActorDep, runtime: RuntimeDep, path: PathQuery = "/"
 ) -> dict[str, Any]:
     listing = files.list_files(runtime, actor, backup_id, path)
-    answer: dict[str, Any] = {"path": listing.path}
+    answer: dict[str, Any] = {"path": listing.path, "type": listing.type}
     if listing.partition_table is not None:
         answer["partition_table"] = listing.partition_table
         answer["entries"] = [{"type": "filesystem", **asdict(fs)} for fs in listing.filesystems]

@@ -234,16 +234,19 @@ class Appliance:
     def top(self) -> list[Filesystem]:
         return list(self.filesystems.values())
 
-    def list_directory(self, path: BackupPath) -> list[Entry]:
+    def list_directory(self, path: BackupPath) -> tuple[str, list[Entry]]:
+        """What `path` is, and its entries (a directory's) or itself (anything else)."""
         with self._call(path.filesystem or "disk"):
             st = self._resolve(path)
+            kind = _KINDS.get(stat.S_IFMT(st["st_mode"]), "other")
             if not stat.S_ISDIR(st["st_mode"]):
-                return [Entry.of(path.parts[-1] if path.parts else "", st, self._link(path, st))]
+                name = path.parts[-1] if path.parts else ""
+                return kind, [Entry.of(name, st, self._link(path, st))]
             inner = path.text
             names = self._g.ls(inner)
             stats = self._g.lstatnslist(inner, names) if names else []
             links = self._g.readlinklist(inner, names) if names else []
-        return [
+        return kind, [
             Entry.of(name, st, links[i] if stat.S_ISLNK(st["st_mode"]) else None)
             for i, (name, st) in enumerate(zip(names, stats, strict=True))
         ]

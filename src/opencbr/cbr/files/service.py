@@ -46,6 +46,7 @@ _lock = threading.Lock()
 @dataclass(frozen=True)
 class Listing:
     path: str
+    type: str  # "disk" for `/`, else what the path is ("directory", "file", "symlink"...)
     partition_table: str | None
     filesystems: list[Filesystem]
     entries: list[Entry]
@@ -110,8 +111,9 @@ def list_files(runtime: Runtime, actor: Actor, backup_id: str, raw_path: str) ->
     path = parse_path(raw_path)
     appliance = _appliance(runtime, actor, backup_id)
     if path.filesystem is None:
-        return Listing("/", appliance.partition_table, appliance.top(), [])
-    return Listing(path.text, None, [], appliance.list_directory(path))
+        return Listing("/", "disk", appliance.partition_table, appliance.top(), [])
+    kind, entries = appliance.list_directory(path)
+    return Listing(path.text, kind, None, [], entries)
 
 
 def download(runtime: Runtime, actor: Actor, backup_id: str, raw_path: str) -> Download:
