@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
 
 from opencbr.core.context import Actor, Runtime
 from opencbr.evs.nbd import open_source_export
@@ -81,8 +84,19 @@ def stop_file_sessions(runtime: Runtime) -> None:
         sessions.close_all()
 
 
+@contextmanager
+def _reading(runtime: Runtime) -> Iterator[Session]:
+    """A read-only unit of work: on SQLite it neither takes nor waits for the write lock, so
+    a caller that holds one (a console page) can browse, and a launch holds nothing up."""
+    session = runtime.database.read_sessions()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 def _appliance(runtime: Runtime, actor: Actor, backup_id: str) -> Appliance:
-    with runtime.database.unit_of_work() as session:
+    with _reading(runtime) as session:
         backup = usable_backup(session, runtime, actor, backup_id)
         if backup.resource_type != ResourceType.DISK:
             disks = ", ".join(row.id for row in children_of(session, backup.id)) or "none"
@@ -90,7 +104,7 @@ def _appliance(runtime: Runtime, actor: Actor, backup_id: str) -> Appliance:
         key = (actor.project_id or "", backup.id)
 
     def launch() -> Appliance:
-        with runtime.database.unit_of_work() as session:
+        with _reading(runtime) as session:
             row = session.get(Backup, key[1])
             project = session.get(Project, key[0])
             assert row is not None
