@@ -93,7 +93,7 @@ def _disk(runtime: Runtime, api: Client, encrypted: bool) -> str:
         volume["metadata"] = {"__system__encrypted": "1"}
     answer = api.request("POST", f"/v2.1/{api.project()}/cloudvolumes", {"volume": volume})
     handlers = evs_handlers(runtime)
-    while run_one(runtime.database, handlers, "bench", extras={"runtime": runtime}):
+    while run_one(runtime.database, handlers, "bench"):
         pass
     disk_id: str = answer["volume_ids"][0]
     return disk_id

@@ -1,7 +1,7 @@
 """One backup of an external disk through NBD in a process of its own, timed by
 external_bench.py (so its time includes start-up, like restic's); prints the result as JSON.
 
-It makes the calls the backup engine makes for a disk (`cbr/engine.py: _store_all`): a view
+It makes the calls the backup engine makes for a disk (`cbr/jobs/backup.py: _store_all`): a view
 from the NBD volume, its changed extents when there is a parent whose read record the bitmap
 still covers (else every allocated extent), `ChunkStore.backup` reading through the view.
 

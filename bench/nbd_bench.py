@@ -7,7 +7,8 @@ Measures, with libnbd's asynchronous API at queue depth 16 (Debian's python3-lib
 a separate client process so that the client never shares an interpreter with the broker):
 sequential 1 MiB reads of the whole disk, sequential 1 MiB writes of the whole disk (then a
 flush), and 4 KiB random reads for `--seconds`. Our export is measured on a plain and on an
-encrypted disk; the image is in the page cache for every server. Prints a table; it is not a
+encrypted disk, and on the plain disk again over TLS (PSK: what a server beyond loopback
+requires); the image is in the page cache for every server. Prints a table; it is not a
 test.
 """
 
@@ -77,6 +78,7 @@ def _run_queue(h: Any, nbd: Any, requests: list[int], size: int, write: bool) ->
 def client(uri: str, seconds: float) -> dict[str, float]:
     nbd = _libnbd()
     h = nbd.NBD()
+    h.set_uri_allow_local_file(True)  # a TLS PSK file named in the URI
     h.connect_uri(uri)
     size = h.get_size()
     sequential = list(range(0, size, MiB))
@@ -101,8 +103,10 @@ def measure(uri: str, seconds: float) -> dict[str, float]:
         [sys.executable, __file__, "--client", uri, "--seconds", str(seconds)],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"the client failed on {uri}: {done.stderr.strip()[-500:]}")
     measured: dict[str, float] = json.loads(done.stdout)
     return measured
 
@@ -117,11 +121,17 @@ def _free_port() -> int:
         return port
 
 
-def bench_qemu_nbd(image: Path, seconds: float) -> dict[str, float]:
+def bench_qemu_nbd(image: Path, seconds: float, psk: Path | None = None) -> dict[str, float]:
+    """qemu-nbd on the raw image; with `psk` (a keys.psk file) requiring TLS with it."""
     port = _free_port()
+    tls = []
+    if psk:
+        psk_object = f"tls-creds-psk,id=tls0,endpoint=server,dir={psk.parent}"
+        tls = ["--object", psk_object, "--tls-creds", "tls0"]
     process = subprocess.Popen(
         [
             "qemu-nbd",
+            *tls,
             "-f",
             "raw",
             "-e",
@@ -145,6 +155,8 @@ def bench_qemu_nbd(image: Path, seconds: float) -> dict[str, float]:
                 break
             except OSError:
                 time.sleep(0.05)
+        if psk:
+            return measure(f"nbds://bench@127.0.0.1:{port}/bench?tls-psk-file={psk}", seconds)
         return measure(f"nbd://127.0.0.1:{port}/bench", seconds)
     finally:
         process.terminate()
@@ -192,10 +204,34 @@ def bench_opencbr(work: Path, size_gb: int, seconds: float) -> dict[str, dict[st
                 copy = work / "same.img"
                 shutil.copyfile(driver.root / f"{disk_id}.img", copy)
                 results["qemu-nbd -f raw -e 16, same raw image"] = bench_qemu_nbd(copy, seconds)
+                plain_disk = disk_id
+        keys = work / "psk" / "keys.psk"
+        keys.parent.mkdir()
+        keys.write_text(f"bench:{os.urandom(32).hex()}\n")
+        tls = _over_tls(runtime, actor, plain_disk, keys, seconds)
+        results["OpenCBR export, plain disk, TLS (PSK)"] = tls
+        same = work / "same.img"
+        results["qemu-nbd, same raw image, TLS (PSK)"] = bench_qemu_nbd(same, seconds, keys)
     finally:
         nbd.stop_nbd_server(runtime)
         runtime.database.dispose()
     return results
+
+
+def _over_tls(
+    runtime: Any, actor: Any, disk_id: str, keys: Path, seconds: float
+) -> dict[str, float]:
+    """The same disk's export from an NBD server that requires TLS with a pre-shared key."""
+    from opencbr.evs import nbd
+
+    nbd.stop_nbd_server(runtime)
+    runtime.settings = runtime.settings.model_copy(update={"nbd_tls_psk_file": keys})
+    with runtime.database.unit_of_work() as session:
+        nbd.close_export(session, actor, disk_id)
+    with runtime.database.unit_of_work() as session:
+        uri = nbd.open_export(session, runtime, actor, disk_id, read_only=False).uri
+    user_uri = uri.replace("nbds://", "nbds://bench@", 1) + f"?tls-psk-file={keys}"
+    return measure(user_uri, seconds)
 
 
 def table(results: dict[str, dict[str, float]]) -> str:

@@ -1,3 +1,5 @@
 """OpenCBR: self-hosted Cloud Backup and Recovery with backup sharing."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("opencbr")  # written once, in pyproject.toml

@@ -104,7 +104,7 @@ class Deployment:
         runtime = build_runtime(self.settings())
         if store_hours_ahead:
             url = self.store_url or str(self.data_dir / "store")
-            runtime.extras["chunk_store"] = ChunkStore(
+            runtime.chunk_store = ChunkStore(
                 open_backend(url, runtime.settings),
                 clock=lambda: time.time() + store_hours_ahead * 3600,
             )

@@ -26,7 +26,9 @@ from huaweicloudsdkkms.v2 import KmsClient
 from huaweicloudsdkkms.v2 import model as kms
 
 from opencbr.api.runtime import build_runtime, start_workers
+from opencbr.core.context import Runtime
 from opencbr.core.settings import Settings
+from opencbr.evs.models import Disk
 from opencbr.iam import service as iam
 from opencbr.iam.service import TenantCredentials
 from tests.conftest import DATABASES, ROOT_KEY, LiveServer, unique
@@ -95,6 +97,7 @@ class World:
     server: LiveServer
     owner: Tenant
     other: Tenant
+    runtime: Runtime
 
 
 @pytest.fixture(scope="module", params=DATABASES)
@@ -126,7 +129,7 @@ def world(
                 }
                 return Tenant(creds, clients)
 
-            yield World(server, tenant(), tenant())
+            yield World(server, tenant(), tenant(), runtime)
     finally:
         workers.stop()
         runtime.database.dispose()
@@ -497,6 +500,70 @@ def _walk_transfers(walk: Walk, volume_id: str) -> None:
     _accept(walk, _offer(walk, volume_id, as_other=True))  # and back, for the rest of the walk
 
 
+def _wait_evs_job(walk: Walk, job_id: str) -> None:
+    status = wait_for(
+        "disk job",
+        lambda: walk("evs", "show_job", evs.ShowJobRequest(job_id=job_id)).status,
+        lambda status: status in ("SUCCESS", "FAIL"),
+    )
+    assert status == "SUCCESS"
+
+
+def _walk_resize(walk: Walk, volume_id: str) -> None:
+    body = evs.ResizeVolumeRequestBody(os_extend=evs.OsExtend(new_size=2))
+    request = evs.ResizeVolumeRequest(volume_id=volume_id, body=body)
+    _wait_evs_job(walk, walk("evs", "resize_volume", request).job_id)
+
+
+def _walk_snapshots(walk: Walk, volume_id: str) -> None:
+    option = evs.CreateSnapshotOption(volume_id=volume_id, name=unique("snap"))
+    body = evs.CreateSnapshotRequestBody(snapshot=option)
+    snapshot_id = walk("evs", "create_snapshot", evs.CreateSnapshotRequest(body=body)).snapshot.id
+    show = evs.ShowSnapshotRequest(snapshot_id=snapshot_id)
+    wait_for(
+        "snapshot",
+        lambda: walk("evs", "show_snapshot", show).snapshot.status,
+        lambda status: status == "available",
+    )
+    listed = walk("evs", "list_snapshots", evs.ListSnapshotsRequest(volume_id=volume_id))
+    assert [s.id for s in listed.snapshots] == [snapshot_id]
+    changes = evs.UpdateSnapshotRequestBody(snapshot=evs.UpdateSnapshotOption(description="d"))
+    request = evs.UpdateSnapshotRequest(snapshot_id=snapshot_id, body=changes)
+    assert walk("evs", "update_snapshot", request).snapshot.description == "d"
+    back = evs.RollbackSnapshotRequestBody(rollback=evs.RollbackSnapshotOption(volume_id=volume_id))
+    request = evs.RollbackSnapshotRequest(snapshot_id=snapshot_id, body=back)
+    walk("evs", "rollback_snapshot", request)
+    wait_for(
+        "rollback",
+        lambda: walk("evs", "show_snapshot", show).snapshot.status,
+        lambda status: status == "available",
+    )
+    walk("evs", "delete_snapshot", evs.DeleteSnapshotRequest(snapshot_id=snapshot_id))
+
+
+def _walk_recycle_bin(walk: Walk, runtime: Runtime, volume_id: str) -> None:
+    """Delete the disk into the bin, take it back, then delete it for good from the bin."""
+    assert walk("evs", "show_recycle_policy", evs.ShowRecyclePolicyRequest()).switch is False
+    policy = evs.ModifyRecycleBinPolicyRequestBody(switch=True, threshold_time=1, keep_time=1)
+    walk("evs", "update_recycle_policy", evs.UpdateRecyclePolicyRequest(body=policy))
+    with runtime.database.unit_of_work() as session:
+        disk = session.get(Disk, volume_id)
+        assert disk is not None
+        disk.created_at -= timedelta(days=2)
+    delete = evs.DeleteVolumeRequest(volume_id=volume_id)
+    _wait_evs_job(walk, walk("evs", "delete_volume", delete).job_id)
+    listed = walk("evs", "list_volumes_in_recycle", evs.ListVolumesInRecycleRequest()).volumes
+    assert [v.id for v in listed] == [volume_id]
+    walk("evs", "show_volume_in_recycle", evs.ShowVolumeInRecycleRequest(volume_id=volume_id))
+    revert = evs.RevertVolumeInRecycleRequest(volume_id=volume_id)
+    walk("evs", "revert_volume_in_recycle", revert)
+    _wait_evs_job(walk, walk("evs", "delete_volume", delete).job_id)
+    gone = evs.DeleteVolumeInRecycleRequest(volume_id=volume_id)
+    walk("evs", "delete_volume_in_recycle", gone)
+    policy = evs.ModifyRecycleBinPolicyRequestBody(switch=False)
+    walk("evs", "update_recycle_policy", evs.UpdateRecyclePolicyRequest(body=policy))
+
+
 def test_evs_walk(world: World) -> None:
     walk = Walk(world.owner, world.other)
     option = evs.CreateVolumeOption(
@@ -515,9 +582,11 @@ def test_evs_walk(world: World) -> None:
     volume_id = created.volume_ids[0]
     walk("evs", "show_volume", evs.ShowVolumeRequest(volume_id=volume_id))
     walk("evs", "list_volumes", evs.ListVolumesRequest(limit=10))
+    _walk_resize(walk, volume_id)
+    _walk_snapshots(walk, volume_id)
     _walk_volume_admin(walk, volume_id)
     _walk_transfers(walk, volume_id)
-    walk("evs", "delete_volume", evs.DeleteVolumeRequest(volume_id=volume_id))
+    _walk_recycle_bin(walk, world.runtime, volume_id)
     listed = walk("evs", "list_versions", evs.ListVersionsRequest()).versions
     assert {"v2", "v2.1"} <= {v.id for v in listed}
     shown = walk("evs", "show_version", evs.ShowVersionRequest(version="v2")).versions

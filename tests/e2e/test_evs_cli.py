@@ -33,7 +33,6 @@ def workers(runtime: Runtime) -> Iterator[WorkerPool]:
         evs_handlers(runtime),
         threads=2,
         poll_seconds=0.05,
-        extras={"runtime": runtime},
     ).start()
     yield pool
     pool.stop()
@@ -152,3 +151,14 @@ def test_server_verbs(cli: Any, workers: WorkerPool) -> None:
     assert [s["id"] for s in cli("server", "list", "--json")] == [sid]
     cli("server", "delete", sid, "--with-disks", "--json")
     assert cli("server", "list", "--json") == []
+
+
+def test_extend_snapshot_rollback_and_bin_policy_verbs(cli: Any, workers: WorkerPool) -> None:
+    disk = cli("disk", "create", "--name", "grown", "--size-gb", "1", "--json")["id"]
+    assert cli("disk", "extend", disk, "--size-gb", "2", "--json")["size_gb"] == 2
+    snapshot = cli("disk", "snapshot", "create", disk, "--name", "s1", "--json")
+    assert (snapshot["status"], snapshot["size"], snapshot["volume_id"]) == ("available", 2, disk)
+    rolled = cli("disk", "snapshot", "rollback", snapshot["id"], "--json")
+    assert rolled == {"snapshot_id": snapshot["id"], "volume_id": disk}
+    policy = cli("disk", "bin", "policy", "--enable", "--keep-days", "3", "--json")
+    assert policy == {"switch": True, "threshold_time": 7, "keep_time": 3}

@@ -16,7 +16,10 @@ from opencbr.core.jobs import WorkerPool
 from opencbr.evs.jobs import handlers as evs_handlers
 from opencbr.iam.agencies import EVS_KMS_AGENCY, create_agency
 from tests.conftest import LiveServer, TenantFactory
+from tests.e2e import flows
 from tests.e2e.sdk import project_client
+
+GiB = 1 << 30
 
 
 @pytest.fixture
@@ -26,7 +29,6 @@ def workers(runtime: Runtime) -> Iterator[WorkerPool]:
         evs_handlers(runtime),
         threads=2,
         poll_seconds=0.05,
-        extras={"runtime": runtime},
     ).start()
     yield pool
     pool.stop()
@@ -104,6 +106,33 @@ def test_sdk_encrypted_disk_needs_the_agency(
     assert volume.encrypted is True
     assert volume.metadata["__system__encrypted"] == "1"
     assert volume.metadata["__system__cmkid"]
+
+    # An encrypted disk grows, takes a snapshot and rolls back like a plain one.
+    disk, data, project = (
+        volume.id,
+        flows.data_client(server.url, creds),
+        creds.projects["region-1"],
+    )
+    flows.write(data, project, disk, 0, b"E" * 4096)
+    option = evs.CreateSnapshotOption(volume_id=disk, name="enc")
+    snapshot = client.create_snapshot(
+        evs.CreateSnapshotRequest(body=evs.CreateSnapshotRequestBody(snapshot=option))
+    ).snapshot
+    show = evs.ShowSnapshotRequest(snapshot_id=snapshot.id)
+    flows.wait_for(
+        "snapshot", lambda: client.show_snapshot(show).snapshot.status, lambda s: s == "available"
+    )
+    grow = evs.ResizeVolumeRequestBody(os_extend=evs.OsExtend(new_size=11))
+    job = client.resize_volume(evs.ResizeVolumeRequest(volume_id=disk, body=grow)).job_id
+    assert _wait_job(client, job).status == "SUCCESS"
+    flows.write(data, project, disk, 0, b"F" * 4096)
+    flows.write(data, project, disk, 10 * GiB, b"G" * 4096)
+    back = evs.RollbackSnapshotRequestBody(rollback=evs.RollbackSnapshotOption(volume_id=disk))
+    client.rollback_snapshot(evs.RollbackSnapshotRequest(snapshot_id=snapshot.id, body=back))
+    flows.wait_for("rollback", lambda: flows.disk_status(client, disk), lambda s: s == "available")
+    assert flows.read(data, project, disk, 0, 4096) == b"E" * 4096
+    assert flows.read(data, project, disk, 10 * GiB, 4096) == bytes(4096)
+    assert client.show_volume(evs.ShowVolumeRequest(volume_id=disk)).volume.size == 11
 
 
 def test_sdk_errors_use_the_evs_envelope(server: LiveServer, make_tenant: TenantFactory) -> None:

@@ -123,22 +123,22 @@ def test_browse_and_download_files_of_a_partitioned_backup(
 
     # Escapes: `..` above the root, links on the way or at the end, device files.
     above = refused(lambda: files("/part1/../../etc/passwd", "content"))
-    assert (above.status, above.code) == (400, "BackupService.9930")
+    assert (above.status, above.code) == (400, "BackupService.9940")
     for path in ("/part1/passwd-link", "/part1/docs/escape/passwd", "/part1/report-link"):
         link = refused(lambda path=path: files(path, "content"))
-        assert (link.status, link.code) == (400, "BackupService.9932"), path
+        assert (link.status, link.code) == (400, "BackupService.9942"), path
         assert "symbolic link" in str(link)
     assert files("/part2/docs/escape")["entries"][0]["type"] == "symlink"  # shown, not followed
     inside = refused(lambda: listed(files, "/part2/docs/escape/passwd"))
-    assert inside.code == "BackupService.9932"
+    assert inside.code == "BackupService.9942"
     missing = refused(lambda: files("/part1/no-such-file", "content"))
-    assert (missing.status, missing.code) == (404, "BackupService.9931")
+    assert (missing.status, missing.code) == (404, "BackupService.9941")
     directory = refused(lambda: files("/part1/docs", "content"))
-    assert directory.code == "BackupService.9932"
+    assert directory.code == "BackupService.9942"
 
     # The damaged filesystem: a clear error; the others still answer.
     damaged = refused(lambda: files("/part4"))
-    assert (damaged.status, damaged.code) == (422, "BackupService.9933")
+    assert (damaged.status, damaged.code) == (422, "BackupService.9943")
     assert "part4" in str(damaged)
     assert files("/part1/hello.txt", "content") == b"hello from the backup\n"
 

@@ -1,8 +1,9 @@
 """A fuzz suite over the app's own OpenAPI document: schemathesis generates requests for every
 operation, both fitting the schema (in the tenant's own project, so they reach the services)
 and not fitting it (any project, any value); a hook signs each one as the SDK does, and a live
-server on SQLite answers them. No answer may be a 5xx, and every refusal must be the service's
-own error body in its family's envelope (BackupService, EVS, KMS, IAM, APIGW). Some JSON bodies
+server on SQLite answers them. No answer may be a 5xx, every refusal must be the service's
+own error body in its family's envelope (BackupService, EVS, KMS, IAM, APIGW), and every
+answer must match the schema the document gives its status. Some JSON bodies
 are made hostile on the way (a lone surrogate in every string, or nesting past the limit):
 those must get a 400.
 
@@ -143,6 +144,19 @@ def _check(response: requests.Response, statuses: Counter[int]) -> None:
             )
 
 
+def _conforms(operation: Any, response: requests.Response) -> None:
+    """The answer is the one the document gives for its status: the response model of a
+    success, the service's error body of a refusal."""
+    try:
+        operation.validate_response(response)
+    except BaseExceptionGroup as failures:
+        request = response.request
+        raise AssertionError(
+            f"{request.method} {request.url} -> {response.status_code} {response.text:.300}: "
+            f"{[str(failure) for failure in failures.exceptions]}"
+        ) from failures
+
+
 def _known_ids(server: LiveServer, owner: TenantCredentials, recipient: str) -> dict[str, str]:
     """Path parameters that name the owner's real resources, so that generated requests reach
     past the lookup: a disk in a vault, its backup shared with `recipient`, a policy."""
@@ -200,6 +214,7 @@ def _fuzz_operation(
     def run(case: Any, how: str | None) -> None:
         response, hostile = _send(case, how, server, session)
         _check(response, statuses)
+        _conforms(operation, response)
         assert not hostile or response.status_code == 400, (how, response.text)
 
     run()

@@ -47,7 +47,7 @@ from sqlalchemy import func, select
 
 from opencbr.api.runtime import build_runtime
 from opencbr.cbr.dataplane import chunk_store, open_scope
-from opencbr.cbr.engine import project_actor
+from opencbr.cbr.jobs.common import project_actor
 from opencbr.cbr.models import Backup, BackupStatus, Member, MemberStatus, StoreScope, Vault
 from opencbr.chunkstore.s3 import S3Backend, S3Options, make_client
 from opencbr.cli.client import ApiError, Client, Profile

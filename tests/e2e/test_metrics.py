@@ -76,7 +76,7 @@ def test_jobs_are_read_from_the_table_at_scrape_time(server: LiveServer, runtime
 
 
 def test_byte_counters_and_store_size(runtime: Runtime) -> None:
-    runtime.extras["store_size"] = lambda: 123_456
+    runtime.store_size = lambda: 123_456
     with LiveServer(runtime) as live:
         before = scrape(live.url + "/metrics")
         metrics.record_backup_bytes(4096)

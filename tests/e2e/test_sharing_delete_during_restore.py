@@ -40,7 +40,7 @@ def drain(runtime: Runtime, kinds: tuple[str, ...] | None = None) -> int:
     if kinds is not None:
         handlers = {k: v for k, v in handlers.items() if k in kinds}
     done = 0
-    while run_one(runtime.database, handlers, "test", extras={"runtime": runtime}):
+    while run_one(runtime.database, handlers, "test"):
         done += 1
     return done
 
@@ -72,7 +72,7 @@ class PausedAtFirstProgress:
 def small_packs(runtime: Runtime) -> ChunkStore:
     """The runtime's chunk store with 1 MiB packs: a restore of a few MiB spans many packs."""
     store = ChunkStore(open_backend(str(Path(runtime.settings.data_dir) / "store")), pack_size=MiB)
-    runtime.extras["chunk_store"] = store
+    runtime.chunk_store = store
     return store
 
 
@@ -219,7 +219,6 @@ def test_delete_and_collection_during_the_restore_the_disk_completes_whole(
     worker = threading.Thread(
         target=run_one,
         args=(runtime.database, {DISK_FROM_BACKUP: paused}, "restorer"),
-        kwargs={"extras": {"runtime": runtime}},
     )
     worker.start()
     try:

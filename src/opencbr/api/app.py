@@ -7,9 +7,8 @@ import importlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
@@ -20,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import opencbr
 from opencbr.cbr.files import stop_file_sessions
 from opencbr.core.context import Runtime
 from opencbr.core.db import is_transient_conflict
@@ -32,6 +32,8 @@ from opencbr.core.web import FastJSONResponse, end_request_threads
 from opencbr.evs.nbd import stop_nbd_server
 
 from . import versions
+from .openapi import install_openapi
+from .probes import add_probes
 from .route_order import not_supported_routes, specific_first
 from .runtime import SLICES
 
@@ -363,7 +365,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = FastAPI(
         title="OpenCBR",
-        version="0.1.0",
+        version=opencbr.__version__,
         docs_url="/docs",
         redoc_url=None,
         lifespan=lifespan,
@@ -376,10 +378,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(RequestEnvelope, max_body=runtime.settings.max_body_bytes)
     if runtime.settings.metrics_enabled:
         _add_metrics_route(app, runtime)
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok"}
+    add_probes(app, runtime)
+    install_openapi(app)
 
     app.router.routes[:] = specific_first(app.router.routes)
     return app
@@ -388,14 +388,13 @@ def create_app(runtime: Runtime) -> FastAPI:
 def _add_metrics_route(app: FastAPI, runtime: Runtime) -> None:
     """Prometheus `/metrics` (unauthenticated: bind it to a private network or filter it).
 
-    A slice that can measure the store cheaply puts a `store_size` callable in
-    `runtime.extras`; it is then read at each scrape.
+    A slice that can measure the store cheaply sets `runtime.store_size`; it is then read at
+    each scrape.
     """
-    measure = runtime.extras.get("store_size")
     exposition = MetricsExposition(
         runtime.database,
         multiproc_dir=runtime.settings.prometheus_multiproc_dir,
-        store_size=cast("Callable[[], int]", measure) if callable(measure) else None,
+        store_size=runtime.store_size,
     )
 
     @app.get("/metrics", include_in_schema=False)

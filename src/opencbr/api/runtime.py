@@ -1,15 +1,14 @@
-"""Building the process runtime: database (migrated), root key, settings."""
+"""Building the process runtime: database (a new one made at the newest schema), root key,
+settings."""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 
 from opencbr.cbr.block_source import backup_block_source
 from opencbr.cbr.catalogue import catalogue_tick
@@ -18,11 +17,15 @@ from opencbr.cbr.scheduler import periodic_tick
 from opencbr.cbr.scrub import scrub_tick
 from opencbr.chunkstore import keep_freed_buffers
 from opencbr.core.context import Runtime
-from opencbr.core.db import Base, Database, migrate
+from opencbr.core.db import Base, Database
 from opencbr.core.files import private_directory
 from opencbr.core.jobs import JobHandler, WorkerPool
+from opencbr.core.schema import ensure_schema
 from opencbr.core.secrets import RootKey
 from opencbr.core.settings import Settings
+from opencbr.evs import recycle as evs_recycle
+from opencbr.evs.instant import BLOCK_SOURCE
+from opencbr.evs.service import VOLUME_FROM_BACKUP
 from opencbr.kms import service as kms
 
 if TYPE_CHECKING:
@@ -69,28 +72,6 @@ def slice_metadata() -> MetaData:
     return Base.metadata
 
 
-# Any fixed 64-bit number; PostgreSQL advisory locks are keyed by it.
-_MIGRATION_LOCK_KEY = 0x0C0BACC0
-
-
-@contextmanager
-def _migration_lock(database: Database) -> Iterator[None]:
-    """Processes starting together (N API processes, workers) migrate one after the other;
-    the later ones then find the schema at head. SQLite serialises writers by itself."""
-    if database.is_sqlite:
-        yield
-        return
-    with database.engine.connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-        try:
-            yield
-        finally:
-            connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-            )
-            connection.commit()
-
-
 def s3_options(settings: Settings) -> S3Options:
     """How this deployment reaches its S3 store (for `s3://` store URLs)."""
     from opencbr.chunkstore.s3 import S3Options  # boto3 is imported only when used
@@ -116,15 +97,18 @@ def build_runtime(settings: Settings) -> Runtime:
     private_directory(settings.data_dir)
     check_object_store(settings)
     database = Database(settings.effective_database_url)
-    with _migration_lock(database):
-        migrate(database, migration_locations())
+    try:
+        ensure_schema(database, migration_locations())
+    except BaseException:
+        database.dispose()
+        raise
     slice_metadata()
     root_key = RootKey.load(settings.root_key, settings.data_dir)
     runtime = Runtime(settings=settings, database=database, root_key=root_key)
     # The disk service makes disks from backups through the backup service (evs cannot import cbr).
-    runtime.extras["volume_from_backup"] = disk_from_backup
+    runtime.parts.set(VOLUME_FROM_BACKUP, disk_from_backup)
     # ... and reads a new disk's blocks from its backup while the copy runs (instant restore).
-    runtime.extras["block_source"] = backup_block_source
+    runtime.parts.set(BLOCK_SOURCE, backup_block_source)
     return runtime
 
 
@@ -148,12 +132,12 @@ def start_workers(runtime: Runtime, threads: int = 2, name: str | None = None) -
         job_handlers(runtime),
         threads=threads,
         lease=timedelta(seconds=runtime.settings.job_lease_seconds),
-        extras={"runtime": runtime},
         name=name,
     )
-    runtime.extras["workers"] = pool
+    runtime.workers = pool
     pool.tick.append(periodic_tick(runtime))
     pool.tick.append(kms.purge_tick(runtime))
+    pool.tick.append(evs_recycle.purge_tick(runtime))
     pool.tick.append(catalogue_tick(runtime))
     pool.tick.append(scrub_tick(runtime))
     return pool.start()

@@ -12,18 +12,18 @@ import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 
 from opencbr.core.errors import NotFound, Unauthenticated
-from opencbr.core.jobs import enqueue
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep, SessionDep
 
-from .models import OperationLog
+from . import scrub
+from .jobs.payloads import ScrubPayload
+from .responses_more import ScrubLatest, ScrubStarted
 
 __all__ = ["SCRUB_JOB", "router"]
 
-SCRUB_JOB = "cbr.scrub"
+SCRUB_JOB = ScrubPayload.kind
 
 
 def operator(request: Request, runtime: RuntimeDep) -> None:
@@ -39,22 +39,29 @@ def operator(request: Request, runtime: RuntimeDep) -> None:
 OperatorDep = Annotated[None, Depends(operator)]
 
 router = APIRouter(prefix="/v1/admin/store", tags=["admin"], route_class=JSONRoute)
+OPERATOR_ONLY: dict[str, Any] = {"security": [{"OperatorToken": []}]}
 
 
-@router.post("/scrubs", operation_id="StartStoreScrub", status_code=202)
+@router.post(
+    "/scrubs",
+    operation_id="StartStoreScrub",
+    status_code=202,
+    openapi_extra=OPERATOR_ONLY,
+    response_model=ScrubStarted,
+)
 def start_scrub(_: OperatorDep, session: SessionDep, deep: bool = False) -> dict[str, Any]:
-    job = enqueue(session, SCRUB_JOB, {"deep": deep}, max_attempts=1)
+    job = scrub.start_scrub(session, deep)
     return {"job_id": job.id, "deep": deep}
 
 
-@router.get("/scrubs/latest", operation_id="ShowLatestStoreScrub")
+@router.get(
+    "/scrubs/latest",
+    operation_id="ShowLatestStoreScrub",
+    openapi_extra=OPERATOR_ONLY,
+    response_model=ScrubLatest,
+)
 def latest_scrub(_: OperatorDep, session: SessionDep) -> dict[str, Any]:
-    log = session.scalar(
-        select(OperationLog)
-        .where(OperationLog.project_id == "", OperationLog.operation_type == "scrub")
-        .order_by(OperationLog.created_at.desc(), OperationLog.id.desc())
-        .limit(1)
-    )
+    log = scrub.latest_scrub(session)
     if log is None:
         raise NotFound("No scrub has run yet.")
     return {"scrub": log.extra_info.get("scrub", {}), "at": log.created_at.isoformat()}

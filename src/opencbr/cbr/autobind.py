@@ -33,6 +33,7 @@ _UNUSABLE_DISK = (
     DiskStatus.ERROR_RESTORING,
     DiskStatus.DELETING,
     DiskStatus.ERROR_DELETING,
+    DiskStatus.RECYCLED,
 )
 _UNUSABLE_SERVER = (ServerStatus.BUILD, ServerStatus.ERROR, ServerStatus.DELETED)
 

@@ -1,5 +1,5 @@
 """The block source of a disk made from a backup (instant restore): what this slice hands to
-the disk service (`runtime.extras["block_source"]`) so that reads of blocks not copied yet are
+the disk service (`evs.instant.BLOCK_SOURCE`) so that reads of blocks not copied yet are
 served from the backup, decrypted and verified as in a restore, without the disk service ever
 importing this slice or the chunk store."""
 

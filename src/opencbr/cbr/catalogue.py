@@ -38,8 +38,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opencbr.chunkstore import Catalogue, ChunkStoreError
-from opencbr.core.context import Runtime
-from opencbr.core.jobs import JobContext, enqueue, throttled
+from opencbr.core.context import Part, Runtime
+from opencbr.core.jobs import JobContext, throttled
 from opencbr.iam.models import AccessKey, Agency, Domain, Project, User
 from opencbr.iam.service import secret_purpose
 from opencbr.kms.access import master_key, material_purpose
@@ -48,6 +48,8 @@ from opencbr.kms.models import Grant, Key, KeyAlias, KeyMaterial, KeyRotation
 from .catalogue_keys import CatalogueKeys
 from .catalogue_rows import to_json
 from .dataplane import chunk_store, plain_data_key
+from .jobs.common import RuntimeJob
+from .jobs.payloads import CataloguePayload
 from .models import (
     Backup,
     BackupStatus,
@@ -78,21 +80,24 @@ __all__ = [
 
 DOMAINS, SCOPES, BACKUPS = "domains", "scopes", "backups"
 FORMAT = 1
-CATALOGUE_JOB = "cbr.catalogue"
+CATALOGUE_JOB = CataloguePayload.kind
 CATALOGUE_PERIOD = timedelta(minutes=10)
 # Seconds a process trusts its memory of what it wrote: well above CATALOGUE_PERIOD, so the
 # periodic pass rewrites (and unseals the secrets of) only records that changed, and a record
 # lost from the store some other way comes back within hours.
 _UNCHANGED_FOR = 6 * 3600.0
 _RECORDED = (BackupStatus.AVAILABLE, BackupStatus.ERROR, BackupStatus.RESTORING)
+CATALOGUE_KEYS: Part[CatalogueKeys] = Part("cbr.catalogue_keys")
+"""The keys this process seals catalogue records with (dropped when the root key changes)."""
+_WRITTEN: Part[dict[str, tuple[bytes, float]]] = Part("cbr.catalogue_written")
+"""What this process wrote lately: record name -> (digest, when)."""
 
 
 def catalogue_keys(runtime: Runtime) -> CatalogueKeys:
-    keys = runtime.extras.get("catalogue_keys")
+    keys = runtime.parts.get(CATALOGUE_KEYS)
     if keys is None:
         keys = CatalogueKeys.for_writing(chunk_store(runtime).catalogue, runtime.root_key)
-        runtime.extras["catalogue_keys"] = keys
-    assert isinstance(keys, CatalogueKeys)
+        runtime.parts.set(CATALOGUE_KEYS, keys)
     return keys
 
 
@@ -104,9 +109,7 @@ def _put(runtime: Runtime, kind: str, name: str, record: Mapping[str, Any]) -> N
     """Seal and write a record, unless this process wrote the same one lately."""
     plain = json.dumps({"format": FORMAT, **record}, sort_keys=True).encode()
     digest = hashlib.sha256(plain).digest()
-    written: dict[str, tuple[bytes, float]] = runtime.extras.setdefault(  # type: ignore[assignment]
-        "catalogue_written", {}
-    )
+    written = runtime.parts.setdefault(_WRITTEN, dict)
     last = written.get(f"{kind}/{name}")
     if last is not None and last[0] == digest and time.monotonic() - last[1] < _UNCHANGED_FOR:
         return
@@ -323,13 +326,13 @@ def escrow_all(runtime: Runtime, *, backups: bool = True) -> dict[str, int]:
 
 def enqueue_catalogue(session: Session, backup_id: str) -> None:
     """Have the backup's record rewritten once the caller's transaction commits."""
-    enqueue(session, CATALOGUE_JOB, {"backup_id": backup_id}, max_attempts=10)
+    CataloguePayload(backup_id=backup_id).enqueue(session, None, max_attempts=10)
 
 
-class CatalogueJob:
+class CatalogueJob(RuntimeJob):
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
-        written = write_backup_record(runtime, ctx.payload["backup_id"])
+        runtime = self.runtime
+        written = write_backup_record(runtime, CataloguePayload.of(ctx).backup_id)
         return {"written": written}
 
     def on_failure(self, ctx: JobContext, error: BaseException) -> None:

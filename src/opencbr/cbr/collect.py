@@ -25,17 +25,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opencbr.chunkstore import GcResult, PlanStale
-from opencbr.core.context import Runtime
-from opencbr.core.jobs import Job, JobContext, JobStatus, enqueue
+from opencbr.core.jobs import Job, JobContext, JobStatus
 
 from .catalogue import recorded_manifests
 from .dataplane import chunk_store
-from .engine import JobProgress
+from .jobs.common import JobProgress, RuntimeJob
+from .jobs.payloads import CollectPayload
 from .models import Backup
 
 __all__ = ["GC_JOB", "CollectGarbage", "request_collection"]
 
-GC_JOB = "cbr.gc"
+GC_JOB = CollectPayload.kind
 GC_ATTEMPTS = 8  # retries back off 2, 4, ... 256 s: a running collection has ~8 minutes
 
 
@@ -45,12 +45,12 @@ def request_collection(session: Session) -> None:
         select(Job.id).where(Job.kind == GC_JOB, Job.status == JobStatus.QUEUED).limit(1)
     )
     if waiting is None:
-        enqueue(session, GC_JOB, {}, max_attempts=GC_ATTEMPTS)
+        CollectPayload().enqueue(session, None, max_attempts=GC_ATTEMPTS)
 
 
-class CollectGarbage:
+class CollectGarbage(RuntimeJob):
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        runtime = self.runtime
         with runtime.database.unit_of_work() as session:
             live = set(session.scalars(select(Backup.manifest_id).where(Backup.manifest_id != "")))
         # A record that cannot be read may name a live manifest: collecting without it could

@@ -43,13 +43,10 @@ PLAIN_PURPOSE = "cbr.store-scope"
 
 def chunk_store(runtime: Runtime) -> ChunkStore:
     """The process's chunk store (one per runtime; all state lives in the backend)."""
-    store = runtime.extras.get("chunk_store")
-    if store is None:
+    if runtime.chunk_store is None:
         url = runtime.settings.store_url or str(Path(runtime.settings.data_dir) / "store")
-        store = open_store(url, runtime.settings)
-        runtime.extras["chunk_store"] = store
-    assert isinstance(store, ChunkStore)
-    return store
+        runtime.chunk_store = open_store(url, runtime.settings)
+    return runtime.chunk_store
 
 
 @contextmanager

@@ -12,14 +12,13 @@ from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor
-from opencbr.core.jobs import enqueue
 
-from . import oplogs
-from .backups import visible_backup
 from .errors import BackupCannotBeDeleted, SharedBackupNotDeletable
+from .jobs.payloads import DeleteBackupPayload, start_logged
 from .members import revoke_all_members
 from .models import Backup, BackupStatus, Vault
 from .vault_lock import check_backup_removable
+from .visibility import visible_backup
 
 __all__ = ["delete_backup", "mark_deleting"]
 
@@ -39,8 +38,9 @@ def delete_backup(session: Session, actor: Actor, backup_id: str) -> Backup:
     check_backup_removable(session, backup)
     mark_deleting(session, backup)
     vault = session.get(Vault, backup.vault_id)
-    log = oplogs.start(
+    start_logged(
         session,
+        DeleteBackupPayload(backup_id=backup.id),
         backup.project_id,
         "delete",
         vault=vault,
@@ -48,13 +48,6 @@ def delete_backup(session: Session, actor: Actor, backup_id: str) -> Backup:
         resource=(backup.resource_id, backup.resource_type, backup.resource_name),
         extra={"backup": {"backup_id": backup.id, "backup_name": backup.name}},
     )
-    job = enqueue(
-        session,
-        "cbr.delete_backup",
-        {"backup_id": backup.id, "oplog_id": log.id},
-        project_id=backup.project_id,
-    )
-    log.job_id = job.id
     return backup
 
 

@@ -305,17 +305,17 @@ class RecoveryRefused(Conflict):
 
 
 class FilePathInvalid(BadRequest):
-    code = "BackupService.9930"
+    code = "BackupService.9940"
     template = "Path {path!r} is not valid in a backup: {reason}."
 
 
 class FileNotInBackup(NotFound):
-    code = "BackupService.9931"
+    code = "BackupService.9941"
     template = "Backup {backup_id} has no {path}."
 
 
 class FileTypeRefused(BadRequest):
-    code = "BackupService.9932"
+    code = "BackupService.9942"
     template = "{path} in backup {backup_id} is {kind}: {hint}."
 
 
@@ -324,13 +324,13 @@ class FilesystemUnreadable(AppError):
     the stored blocks themselves are sound (they passed their checks)."""
 
     status = 422
-    code = "BackupService.9933"
+    code = "BackupService.9943"
     template = "Filesystem {filesystem} of backup {backup_id} cannot be read: {reason}."
 
 
 class FileBrowserUnavailable(AppError):
     status = 501
-    code = "BackupService.9934"
+    code = "BackupService.9944"
     template = (
         "Browsing files needs libguestfs: install the Debian packages libguestfs-tools, "
         "python3-guestfs and linux-image-amd64 ({reason})."
@@ -339,10 +339,10 @@ class FileBrowserUnavailable(AppError):
 
 class FileBrowserBusy(AppError):
     status = 503
-    code = "BackupService.9935"
+    code = "BackupService.9945"
     template = "All {limit} file browsers of this server are busy; try again when one is free."
 
 
 class FilesNeedDiskBackup(BadRequest):
-    code = "BackupService.9936"
+    code = "BackupService.9946"
     template = "Backup {backup_id} is a server backup; browse one of its disk backups: {disks}."

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep
+from opencbr.core.wire import Wire
 from opencbr.iam.auth import ActorDep
 
 from . import files
@@ -20,9 +21,38 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/opencbr/v1/{project_id}", tags=["cbr", "files"], route_class=JSONRoute)
 PathQuery = Annotated[str, Query(max_length=4096)]
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
-@router.get("/backups/{backup_id}/files", operation_id="OpencbrListBackupFiles")
+class FileEntry(Wire):
+    """A filesystem of the disk (at `/`: type `filesystem`, with device, fstype and label) or
+    an entry of a directory (with mode, owner, mtime and a link's target)."""
+
+    name: str
+    type: str
+    size: int
+    device: str | None = None
+    fstype: str | None = None
+    label: str | None = None
+    mode: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    mtime: str | None = None
+    target: str | None = None
+
+
+class FileListing(Wire):
+    path: str
+    type: str
+    partition_table: str | None = None
+    entries: list[FileEntry]
+
+
+@router.get(
+    "/backups/{backup_id}/files",
+    operation_id="OpencbrListBackupFiles",
+    response_model=FileListing,
+)
 def list_backup_files(
     backup_id: str, actor: ActorDep, runtime: RuntimeDep, path: PathQuery = "/"
 ) -> dict[str, Any]:
@@ -36,14 +66,24 @@ def list_backup_files(
     return answer
 
 
-@router.get("/backups/{backup_id}/files/content", operation_id="OpencbrDownloadBackupFile")
+@router.get(
+    "/backups/{backup_id}/files/content",
+    operation_id="OpencbrDownloadBackupFile",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": BINARY}, "description": "Bytes"}},
+)
 def download_backup_file(
     backup_id: str, actor: ActorDep, runtime: RuntimeDep, path: PathQuery
 ) -> StreamingResponse:
     return _stream(files.download(runtime, actor, backup_id, path), "application/octet-stream")
 
 
-@router.get("/backups/{backup_id}/files/archive", operation_id="OpencbrArchiveBackupFiles")
+@router.get(
+    "/backups/{backup_id}/files/archive",
+    operation_id="OpencbrArchiveBackupFiles",
+    response_class=Response,
+    responses={200: {"content": {"application/x-tar": BINARY}, "description": "A tar archive"}},
+)
 def archive_backup_files(
     backup_id: str, actor: ActorDep, runtime: RuntimeDep, path: PathQuery
 ) -> StreamingResponse:

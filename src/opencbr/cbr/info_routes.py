@@ -13,9 +13,19 @@ from opencbr.core.web import SessionDep
 from opencbr.iam import service as iam
 from opencbr.iam.auth import ActorDep, PrincipalDep
 from opencbr.iam.errors import DomainNotFound
+from opencbr.iam.responses import ProjectList
 from opencbr.iam.routes import project_view
 
 from . import project_info
+from .responses_more import (
+    DomainInfo,
+    DomainProjects,
+    ExternalVaults,
+    Features,
+    Metadata,
+    ReplicationCapabilities,
+    StorageUsage,
+)
 
 __all__ = ["account_router", "router"]
 
@@ -25,7 +35,7 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
 
-@router.get("/storage_usage", operation_id="ShowStorageUsage")
+@router.get("/storage_usage", operation_id="ShowStorageUsage", response_model=StorageUsage)
 def show_storage_usage(
     actor: ActorDep,
     session: SessionDep,
@@ -56,33 +66,37 @@ def show_storage_usage(
     return {"resource_count": total, "storage_usage": usage}
 
 
-@router.get("/cbr-features", operation_id="ListFeatures")
+@router.get("/cbr-features", operation_id="ListFeatures", response_model=Features)
 def list_features(actor: ActorDep) -> dict[str, Any]:
     return dict(project_info.FEATURES)
 
 
-@router.get("/cbr-features/{feature_key}", operation_id="ShowFeature")
+@router.get("/cbr-features/{feature_key}", operation_id="ShowFeature", response_model=Features)
 def show_feature(feature_key: str, actor: ActorDep) -> dict[str, Any]:
     return {feature_key: project_info.feature(feature_key)}
 
 
-@router.get("/replication-capabilities", operation_id="ShowReplicationCapabilities")
+@router.get(
+    "/replication-capabilities",
+    operation_id="ShowReplicationCapabilities",
+    response_model=ReplicationCapabilities,
+)
 def show_replication_capabilities(actor: ActorDep) -> dict[str, Any]:
     return {"regions": project_info.replication_destinations(actor)}
 
 
-@router.get("/vaults/external", operation_id="ListExternalVault")
+@router.get("/vaults/external", operation_id="ListExternalVault", response_model=ExternalVaults)
 def list_external_vault(actor: ActorDep, limit: Limit = 1000, offset: Offset = 0) -> dict[str, Any]:
     """Vaults of other regions this project could replicate into: none until replication."""
     return {"vaults": [], "count": 0, "limit": limit, "offset": offset}
 
 
-@router.get("/backups/{backup_id}/metadata", operation_id="ShowMetadata")
+@router.get("/backups/{backup_id}/metadata", operation_id="ShowMetadata", response_model=Metadata)
 def show_metadata(backup_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return project_info.backup_metadata(session, actor, backup_id)
 
 
-@account_router.get("/region-projects", operation_id="ListProjects")
+@account_router.get("/region-projects", operation_id="ListProjects", response_model=ProjectList)
 def list_region_projects(
     request: Request, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -94,7 +108,11 @@ def list_region_projects(
     }
 
 
-@account_router.get("/domain/{domain_name}/projects", operation_id="ListDomainProjects")
+@account_router.get(
+    "/domain/{domain_name}/projects",
+    operation_id="ListDomainProjects",
+    response_model=DomainProjects,
+)
 def list_domain_projects(
     domain_name: str, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -106,7 +124,9 @@ def list_domain_projects(
     return {"projects": [{"project_id": p.id, "project_name": p.name} for p in projects]}
 
 
-@account_router.get("/domain/{source_project_id}", operation_id="ShowDomain")
+@account_router.get(
+    "/domain/{source_project_id}", operation_id="ShowDomain", response_model=DomainInfo
+)
 def show_domain(
     source_project_id: str, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:

@@ -19,8 +19,11 @@ Concurrency (one unit of work per call, nothing commits here):
   read under that lock, and a unique constraint on (backup, project) holds uniqueness anyway;
 - a status change is a compare-and-swap on the member's current status;
 - capacity is reserved with a conditional update of the recipient's vault row
-  (`vaults.reserve`), so concurrent accepts of different backups never overfill a vault (S6).
+  (`vault_space.reserve`), so concurrent accepts of different backups never overfill a vault (S6).
 Lock order is always backup -> member -> vault, the same as deleting a backup.
+
+The owner's side is here, the recipient's in `member_status.py`, what both record and hold in
+`member_ledger.py`.
 
 Refusals use the reference's codes: 6700-6714, 6105 (vault not visible), 6114 (no room),
 9900 (malformed request). A refused call changes nothing: the caller's transaction rolls back.
@@ -32,37 +35,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor
 from opencbr.core.db import rows_of
 from opencbr.core.errors import ValidationFailed
-from opencbr.core.ids import is_hex32, is_uuid, new_uuid
+from opencbr.core.ids import is_hex32, new_uuid
 from opencbr.iam.models import Project
 
-from . import oplogs
-from .backups import visible_backup
 from .catalogue import enqueue_catalogue
 from .errors import (
-    AcceptVaultTypeMismatch,
     MemberExists,
     MemberLimitReached,
     MemberNotFound,
-    MemberUpdateFailed,
-    MemberValueInvalid,
     ReceivedBackupNotShareable,
     RecipientProjectInvalid,
     ShareNotAllowed,
     ShareStatusForbidden,
     ShareTypeUnsupported,
-    VaultStatusForbidsShare,
 )
-from .models import Backup, BackupStatus, Member, MemberStatus, ResourceType, Vault, VaultStatus
-from .resources import OBJECT_TYPES
-from .vaults import free_bytes, get_vault, has_room, lock_vaults, release, reserve
+from .member_ledger import log_share, refuse_if_vault_deleting, release_share, vault_of
+from .member_status import (
+    TRANSITIONS,
+    AcceptChoice,
+    accept_choices,
+    share_size,
+    update_member_status,
+)
+from .models import Backup, BackupStatus, Member, MemberStatus, ResourceType
+from .vault_space import lock_vaults
+from .visibility import visible_backup
 
 __all__ = [
     "MALFORMED_RECIPIENT",
@@ -83,21 +87,6 @@ __all__ = [
 
 MAX_MEMBERS = 10
 SHAREABLE = {ResourceType.SERVER.value, ResourceType.DISK.value}
-# A backup that is being restored from still holds all its data: it can be accepted.
-ACCEPTABLE = {BackupStatus.AVAILABLE.value, BackupStatus.RESTORING.value}
-
-TRANSITIONS: dict[str, frozenset[str]] = {
-    MemberStatus.PENDING: frozenset({MemberStatus.ACCEPTED, MemberStatus.REJECTED}),
-    MemberStatus.ACCEPTED: frozenset(
-        {MemberStatus.ACCEPTED, MemberStatus.REJECTED, MemberStatus.PENDING}
-    ),
-    MemberStatus.REJECTED: frozenset({MemberStatus.ACCEPTED, MemberStatus.PENDING}),
-}
-LOG_ACTIONS: dict[str, str] = {
-    MemberStatus.ACCEPTED: "accept",
-    MemberStatus.REJECTED: "reject",
-    MemberStatus.PENDING: "reset",
-}
 
 
 # --- the owner's side: add, list, cancel ------------------------------------------------------
@@ -117,33 +106,9 @@ def _owned_for_sharing(
     return backup
 
 
-# Lookups of every share call, built once: building a statement (as `Session.get` does at
-# each call) took longer than running it (a vault: 360-420 us of CPU against 210-250).
-_VAULT = select(Vault).where(Vault.id == bindparam("id"))
+# Lookups of every share call, built once (see `member_ledger._VAULT`).
 _PROJECT = select(Project.id, Project.enabled, Project.region).where(Project.id == bindparam("id"))
 _RECIPIENTS = select(Member.dest_project_id).where(Member.backup_id == bindparam("backup_id"))
-_RECIPIENT_MEMBER_FOR_UPDATE = (
-    select(Member)
-    .where(
-        Member.backup_id == bindparam("backup_id"),
-        Member.dest_project_id == bindparam("project_id"),
-    )
-    .with_for_update()
-)
-
-
-def _vault(session: Session, vault_id: str) -> Vault | None:
-    return session.scalar(_VAULT, {"id": vault_id})
-
-
-def _refuse_if_vault_deleting(session: Session, backup: Backup) -> Vault | None:
-    """A backup whose vault is being deleted is about to go (with its shares): refuse to share
-    or accept it, as for a backup being deleted. Returns the vault, for the owner's log (the
-    session holds what it reads only as long as the caller does)."""
-    vault = _vault(session, backup.vault_id)
-    if vault is not None and vault.status == VaultStatus.DELETING:
-        raise ShareStatusForbidden(backup_id=backup.id, status="in a vault being deleted")
-    return vault
 
 
 # Why a project named as a recipient is refused (code 6704); the format is checked first, so
@@ -258,7 +223,7 @@ def add_members(
         raise ShareTypeUnsupported(resource_type=backup.resource_type)
     if backup.status != BackupStatus.AVAILABLE:
         raise ShareStatusForbidden(backup_id=backup.id, status=backup.status)
-    owner_vault = _refuse_if_vault_deleting(session, backup)
+    owner_vault = refuse_if_vault_deleting(session, backup)
     # Read under the backup's row lock: no other add for this backup can run meanwhile.
     existing = set(rows_of(session).scalars(_RECIPIENTS, {"backup_id": backup.id}))
     if len(existing) + asked > MAX_MEMBERS:
@@ -282,7 +247,7 @@ def add_members(
     except IntegrityError as exc:  # the unique constraint, should the lock ever be bypassed
         raise MemberExists(backup_id=backup.id, project_id=", ".join(targets)) from exc
     for member in members:
-        _log_both(session, backup, member, "add", owner_vault=owner_vault)
+        log_share(session, backup, member, "add", owner_vault=owner_vault)
     enqueue_catalogue(session, backup.id)
     return members
 
@@ -376,9 +341,9 @@ def revoke_all_members(session: Session, backup: Backup, reason: str) -> int:
 
 
 def _remove(session: Session, backup: Backup, member: Member, action: str) -> None:
-    vault = _vault(session, member.vault_id) if member.vault_id else None
-    _release(session, member)
-    _log_both(session, backup, member, action, vault)
+    vault = vault_of(session, member.vault_id) if member.vault_id else None
+    release_share(session, member)
+    log_share(session, backup, member, action, vault)
     session.delete(member)
     session.flush()
 
@@ -402,226 +367,3 @@ def find_member(session: Session, actor: Actor, backup_id: str, member_id: str) 
 
 
 # --- the recipient's side: accept, reject, reset ----------------------------------------------
-
-
-def update_member_status(
-    session: Session,
-    actor: Actor,
-    backup_id: str,
-    member_id: str,
-    status: str,
-    vault_id: str | None = None,
-    auto_bind: bool = False,
-) -> Member:
-    """The recipient accepts (into its own vault with room), rejects or resets (S5, S6, S13).
-
-    `member_id` is the recipient's project id, which must be the caller's. Accepting reserves
-    the backup's full size in the vault (no data is copied, S7) and may switch on the vault's
-    automatic association (`auto_bind`, S13).
-    """
-    backup = visible_backup(session, actor, backup_id, lock=True)
-    if member_id != actor.project_id:
-        if backup.project_id == actor.project_id:
-            raise ShareNotAllowed(
-                reason=f"only the recipient project {member_id} can change its member status"
-            )
-        raise MemberNotFound(id=member_id)
-    if status not in set(MemberStatus):
-        raise MemberValueInvalid(
-            reason=f"status must be accepted, rejected or pending, not {status!r}"
-        )
-    values = {"backup_id": backup.id, "project_id": actor.project_id}
-    member = session.scalar(_RECIPIENT_MEMBER_FOR_UPDATE, values)
-    if member is None:
-        raise MemberNotFound(id=member_id)
-    if status == MemberStatus.ACCEPTED:
-        accepted = _accept(session, actor, backup, member, vault_id, auto_bind)
-        enqueue_catalogue(session, backup.id)
-        return accepted
-    if member.status == status:
-        return member
-    _transition(session, backup, member, status, None, 0)
-    enqueue_catalogue(session, backup.id)
-    return member
-
-
-def _accept(
-    session: Session,
-    actor: Actor,
-    backup: Backup,
-    member: Member,
-    vault_id: str | None,
-    auto_bind: bool,
-) -> Member:
-    if backup.status not in ACCEPTABLE:
-        raise ShareStatusForbidden(backup_id=backup.id, status=backup.status)
-    owner_vault = _refuse_if_vault_deleting(session, backup)
-    if member.status == MemberStatus.ACCEPTED:  # a move between vaults changes both
-        lock_vaults(session, [member.vault_id, vault_id if is_uuid(vault_id or "") else None])
-    vault = _accepting_vault(session, actor, backup, vault_id)
-    if member.status == MemberStatus.ACCEPTED and member.vault_id == vault.id:
-        if auto_bind and not vault.auto_bind:
-            vault.auto_bind = True
-            session.flush()
-        return member  # accepting again into the same vault changes nothing
-    size = share_size(session, backup)
-    _release(session, member)  # moving from another vault frees the space there
-    reserve(session, vault, size, strictly_more=True)
-    if auto_bind and not vault.auto_bind:
-        vault.auto_bind = True
-    _transition(
-        session, backup, member, MemberStatus.ACCEPTED, vault, size, owner_vault=owner_vault
-    )
-    return member
-
-
-def _accepting_vault(session: Session, actor: Actor, backup: Backup, vault_id: str | None) -> Vault:
-    """The caller's vault that may take the backup (S6); another project's is not found."""
-    wanted = OBJECT_TYPES[backup.resource_type]
-    if not vault_id:
-        has_vault = session.scalar(
-            select(Vault.id)
-            .where(Vault.project_id == actor.project_id, Vault.object_type == wanted)
-            .limit(1)
-        )
-        hint = "" if has_vault else f"; this project has no {wanted} vault yet, create one first"
-        raise MemberValueInvalid(reason=f"choose a {wanted} vault (vault_id) to accept into{hint}")
-    vault = get_vault(session, actor, vault_id, lock=True)
-    if vault.object_type != wanted:
-        raise AcceptVaultTypeMismatch(object_type=wanted)
-    if vault.status != VaultStatus.AVAILABLE or vault.region != backup.region:
-        raise VaultStatusForbidsShare(vault_id=vault.id, status=vault.status)
-    return vault
-
-
-@dataclass(frozen=True)
-class AcceptChoice:
-    vault: Vault
-    free: int
-    fits: bool  # the vault may take the backup now (S6)
-
-
-def accept_choices(session: Session, actor: Actor, backup: Backup) -> list[AcceptChoice]:
-    """The caller's available vaults of the backup's type, oldest first, each with whether it
-    has room for the backup (S6: free space greater than the backup's size)."""
-    size = share_size(session, backup)
-    query = (
-        select(Vault)
-        .where(
-            Vault.project_id == actor.project_id,
-            Vault.object_type == OBJECT_TYPES[backup.resource_type],
-            Vault.status == VaultStatus.AVAILABLE,
-        )
-        .order_by(Vault.created_at, Vault.id)
-    )
-    return [
-        AcceptChoice(vault, free_bytes(vault), has_room(vault, size, strictly_more=True))
-        for vault in session.scalars(query)
-    ]
-
-
-def share_size(session: Session, backup: Backup) -> int:
-    """What an accepted share counts in the recipient's vault: the backup's full size (S7);
-    for a server backup, the larger of its own size and the sum of its disks' backups."""
-    if backup.resource_type != ResourceType.SERVER:  # only a server backup has children
-        return backup.size_bytes
-    children = session.scalar(
-        select(func.coalesce(func.sum(Backup.size_bytes), 0)).where(Backup.parent_id == backup.id)
-    )
-    return max(backup.size_bytes, int(children or 0))
-
-
-def _transition(
-    session: Session,
-    backup: Backup,
-    member: Member,
-    status: str,
-    vault: Vault | None,
-    reserved: int,
-    *,
-    owner_vault: Vault | None = None,
-) -> None:
-    """Move a member along `TRANSITIONS` with a compare-and-swap on its current status."""
-    expected = member.status
-    if status not in TRANSITIONS[expected]:
-        raise MemberUpdateFailed(backup_id=backup.id, status=expected)
-    if expected == MemberStatus.ACCEPTED and vault is None:
-        _release(session, member)
-    values = {
-        "member_id": member.id,
-        "expected": expected,
-        "new_status": status,
-        "new_vault_id": vault.id if vault else None,
-        "reserved": reserved,
-        "now": utcnow(),
-    }
-    if session.execute(_MEMBER_STATUS_SWAP, values).scalar_one_or_none() is None:
-        session.refresh(member)
-        raise MemberUpdateFailed(backup_id=backup.id, status=member.status)
-    _log_both(session, backup, member, LOG_ACTIONS[status], vault, owner_vault=owner_vault)
-
-
-# Built once (see `_VAULT`). RETURNING refreshes the member in the same statement.
-_MEMBER_STATUS_SWAP = (
-    update(Member)
-    .where(Member.id == bindparam("member_id"), Member.status == bindparam("expected"))
-    .values(
-        status=bindparam("new_status"),
-        vault_id=bindparam("new_vault_id"),
-        reserved_bytes=bindparam("reserved"),
-        updated_at=bindparam("now"),
-    )
-    .returning(Member)
-    .execution_options(synchronize_session=False, populate_existing=True)
-)
-
-
-def _release(session: Session, member: Member) -> None:
-    """Give back what an accepted member holds in its vault, once per call: the member's next
-    change (`_transition`'s compare-and-swap, or its deletion) sets what it holds anew, in the
-    same statement (marking it here was one more UPDATE of the member)."""
-    if member.status == MemberStatus.ACCEPTED and member.vault_id and member.reserved_bytes:
-        release(session, member.vault_id, member.reserved_bytes)
-
-
-# --- the audit trail (S15) --------------------------------------------------------------------
-
-
-def _log_both(
-    session: Session,
-    backup: Backup,
-    member: Member,
-    action: str,
-    vault: Vault | None = None,
-    *,
-    owner_vault: Vault | None = None,
-) -> None:
-    """One operation log in the owner's project and one in the recipient's (S15). `vault` is
-    the recipient's, `owner_vault` the backup's (read here unless the caller has it). Only the
-    recipient's log names the recipient's vault: the owner learns that a project accepted,
-    never into which of its vaults."""
-    owner_share = {
-        "action": action,
-        "backup_id": backup.id,
-        "backup_name": backup.name,
-        "owner_project_id": backup.project_id,
-        "dest_project_id": member.dest_project_id,
-        "member_id": member.id,
-        "member_status": member.status,
-    }
-    share = {**owner_share, "vault_id": vault.id if vault else (member.vault_id or "")}
-    resource = (backup.resource_id, backup.resource_type, backup.resource_name)
-    owner_vault = owner_vault or _vault(session, backup.vault_id)
-    oplogs.record(
-        session,
-        oplogs.completed(
-            backup.project_id,
-            "share",
-            vault=owner_vault,
-            resource=resource,
-            extra={"share": owner_share},
-        ),
-        oplogs.completed(
-            member.dest_project_id, "share", vault=vault, resource=resource, extra={"share": share}
-        ),
-    )

@@ -21,21 +21,22 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from opencbr.core.context import Actor, Runtime
-from opencbr.core.jobs import Job, JobContext, Permanent, enqueue
+from opencbr.core.jobs import Job, JobContext, Permanent
 from opencbr.core.metrics import record_restore_bytes
 from opencbr.evs.external import probe_target
 from opencbr.evs.volumes.nbd_source import NbdSource, NbdVolume
 
 from . import oplogs
 from .dataplane import chunk_store, open_scope, store_faults
-from .engine import JobProgress, project_actor
 from .errors import RestoreTargetInvalid, VaultStatusForbids
+from .jobs.common import JobProgress, RuntimeJob, project_actor
+from .jobs.payloads import NbdRestorePayload, start_logged
 from .models import Backup, BackupStatus, ResourceType, StoreScope, Vault, VaultStatus
 from .restore import usable_backup
 
 __all__ = ["RESTORE_NBD_JOB", "NbdRestoreJob", "restore_to_nbd"]
 
-RESTORE_NBD_JOB = "cbr.restore_nbd"
+RESTORE_NBD_JOB = NbdRestorePayload.kind
 
 
 def restore_to_nbd(
@@ -66,8 +67,15 @@ def restore_to_nbd(
     ).rowcount  # type: ignore[attr-defined]
     if not changed:
         raise RestoreTargetInvalid(backup_id=backup.id, reason="it is being restored already")
-    log = oplogs.start(
+    payload = NbdRestorePayload(
+        backup_id=backup.id,
+        project_id=actor.project_id or "",
+        nbd_uri=uri,
+        tls_psk_file=tls_psk_file,
+    )
+    return start_logged(
         session,
+        payload,
         actor.project_id or "",
         "restore",
         vault=vault if vault.project_id == actor.project_id else None,
@@ -82,34 +90,25 @@ def restore_to_nbd(
             }
         },
     )
-    payload = {
-        "backup_id": backup.id,
-        "nbd_uri": uri,
-        "tls_psk_file": tls_psk_file,
-        "oplog_id": log.id,
-        "project_id": actor.project_id,
-    }
-    job = enqueue(session, RESTORE_NBD_JOB, payload, project_id=actor.project_id)
-    log.job_id = job.id
-    return job
 
 
-class NbdRestoreJob:
+class NbdRestoreJob(RuntimeJob):
     """Writes a disk backup onto an NBD export; see the module's docstring."""
 
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
-        actor = project_actor(runtime, ctx.payload["project_id"])
+        runtime = self.runtime
+        payload = NbdRestorePayload.of(ctx)
+        actor = project_actor(runtime, payload.project_id)
         with runtime.database.unit_of_work() as session:
-            backup = session.get(Backup, ctx.payload["backup_id"])
+            backup = session.get(Backup, payload.backup_id)
             if backup is None or backup.status != BackupStatus.RESTORING:
-                raise Permanent(f"backup {ctx.payload['backup_id']} is no longer being restored")
+                raise Permanent(f"backup {payload.backup_id} is no longer being restored")
             row = session.get(StoreScope, backup.scope_id or "")
             if row is None:
                 raise Permanent(f"store scope of backup {backup.id} is gone")
             scope = open_scope(session, runtime, actor, row)
             manifest = backup.manifest_id
-        source = NbdSource(ctx.payload["nbd_uri"], "", ctx.payload.get("tls_psk_file", ""))
+        source = NbdSource(payload.nbd_uri, "", payload.tls_psk_file)
         target = NbdVolume("", source, None)
         report = JobProgress(ctx)
         with store_faults():
@@ -123,25 +122,24 @@ class NbdRestoreJob:
             )
         target.flush()
         record_restore_bytes(written)
-        self._finish(runtime, ctx, "success")
+        self._finish(runtime, payload, "success")
         return {"restored_bytes": written, "nbd_uri": source.uri}
 
     @staticmethod
     def _finish(
-        runtime: Runtime, ctx: JobContext, status: str, code: str = "", message: str = ""
+        runtime: Runtime, payload: NbdRestorePayload, status: str, code: str = "", message: str = ""
     ) -> None:
         with runtime.database.unit_of_work() as session:
             session.execute(
                 update(Backup)
-                .where(
-                    Backup.id == ctx.payload["backup_id"], Backup.status == BackupStatus.RESTORING
-                )
+                .where(Backup.id == payload.backup_id, Backup.status == BackupStatus.RESTORING)
                 .values(status=BackupStatus.AVAILABLE)
             )
-            oplogs.finish(session, ctx.payload["oplog_id"], status, code, message)
+            oplogs.finish(session, payload.oplog_id, status, code, message)
 
     def on_failure(self, ctx: JobContext, error: BaseException) -> None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
+        runtime = self.runtime
         code = getattr(error, "code", type(error).__name__)
         message = getattr(error, "message", str(error))
-        self._finish(runtime, ctx, "failed", code, f"{message} (the target is partly written)")
+        failed = f"{message} (the target is partly written)"
+        self._finish(runtime, NbdRestorePayload.of(ctx), "failed", code, failed)

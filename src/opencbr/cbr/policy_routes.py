@@ -14,6 +14,8 @@ from opencbr.iam.auth import ActorDep
 
 from . import policies
 from .models import Policy
+from .responses import PolicyList, PolicyOne
+from .responses_more import PolicyAssociated, PolicyDissociated
 from .schemas import (
     AssociatePolicyBody,
     DissociatePolicyBody,
@@ -31,7 +33,7 @@ def _policy_out(session: Session, policy: Policy) -> dict[str, Any]:
     return policy_view(policy, policies.associated_vault_ids(session, policy))
 
 
-@router.post("/policies", operation_id="CreatePolicy")
+@router.post("/policies", operation_id="CreatePolicy", response_model=PolicyOne)
 def create_policy(body: PolicyCreateBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     given = body.policy
     spec = policies.PolicySpec(
@@ -45,7 +47,7 @@ def create_policy(body: PolicyCreateBody, actor: ActorDep, session: SessionDep) 
     return {"policy": _policy_out(session, policies.create_policy(session, actor, spec))}
 
 
-@router.get("/policies", operation_id="ListPolicies")
+@router.get("/policies", operation_id="ListPolicies", response_model=PolicyList)
 def list_policies(
     actor: ActorDep,
     session: SessionDep,
@@ -56,12 +58,12 @@ def list_policies(
     return {"policies": [_policy_out(session, p) for p in found], "count": len(found)}
 
 
-@router.get("/policies/{policy_id}", operation_id="ShowPolicy")
+@router.get("/policies/{policy_id}", operation_id="ShowPolicy", response_model=PolicyOne)
 def show_policy(policy_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"policy": _policy_out(session, policies.get_policy(session, actor, policy_id))}
 
 
-@router.put("/policies/{policy_id}", operation_id="UpdatePolicy")
+@router.put("/policies/{policy_id}", operation_id="UpdatePolicy", response_model=PolicyOne)
 def update_policy(
     policy_id: str, body: PolicyUpdateBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -85,7 +87,11 @@ def delete_policy(policy_id: str, actor: ActorDep, session: SessionDep) -> Respo
     return Response(status_code=204)
 
 
-@router.post("/vaults/{vault_id}/associatepolicy", operation_id="AssociateVaultPolicy")
+@router.post(
+    "/vaults/{vault_id}/associatepolicy",
+    operation_id="AssociateVaultPolicy",
+    response_model=PolicyAssociated,
+)
 def associate_policy(
     vault_id: str, body: AssociatePolicyBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -102,7 +108,11 @@ def associate_policy(
     }
 
 
-@router.post("/vaults/{vault_id}/dissociatepolicy", operation_id="DisassociateVaultPolicy")
+@router.post(
+    "/vaults/{vault_id}/dissociatepolicy",
+    operation_id="DisassociateVaultPolicy",
+    response_model=PolicyDissociated,
+)
 def dissociate_policy(
     vault_id: str, body: DissociatePolicyBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from opencbr.core.web import SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import protectables
+from .responses_more import ProtectableList, ProtectableOne
 from .vault_views import vault_out
 
 __all__ = ["router"]
@@ -44,7 +45,11 @@ def _view(session: Session, found: protectables.Protectable) -> dict[str, Any]:
     }
 
 
-@router.get("/protectables/{protectable_type}/instances", operation_id="ListProtectable")
+@router.get(
+    "/protectables/{protectable_type}/instances",
+    operation_id="ListProtectable",
+    response_model=ProtectableList,
+)
 def list_protectable(
     protectable_type: str,
     actor: ActorDep,
@@ -62,7 +67,9 @@ def list_protectable(
 
 
 @router.get(
-    "/protectables/{protectable_type}/instances/{instance_id}", operation_id="ShowProtectable"
+    "/protectables/{protectable_type}/instances/{instance_id}",
+    operation_id="ShowProtectable",
+    response_model=ProtectableOne,
 )
 def show_protectable(
     protectable_type: str, instance_id: str, actor: ActorDep, session: SessionDep

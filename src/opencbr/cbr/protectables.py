@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from opencbr.core.context import Actor
 from opencbr.core.errors import ValidationFailed
-from opencbr.evs.models import Disk, Server
+from opencbr.evs.models import Disk, DiskStatus, Server
 
 from .errors import ResourceNotFound
 from .models import ResourceType, Vault, VaultResource, VaultStatus
@@ -90,7 +90,9 @@ def _vaults(session: Session, actor: Actor, resource_ids: list[str]) -> dict[str
 
 
 def _disks(session: Session, actor: Actor, where: ProtectableFilter) -> Any:
-    query = select(Disk).where(Disk.project_id == actor.project_id)
+    query = select(Disk).where(
+        Disk.project_id == actor.project_id, Disk.status != DiskStatus.RECYCLED
+    )
     if where.name:
         query = query.where(Disk.name.contains(where.name, autoescape=True))
     if where.status:

@@ -32,7 +32,7 @@ from opencbr.iam.service import secret_purpose
 from opencbr.kms.access import material_purpose
 from opencbr.kms.models import Grant, Key, KeyAlias, KeyMaterial, KeyRotation
 
-from .catalogue import BACKUPS, DOMAINS, SCOPES, read_record
+from .catalogue import BACKUPS, CATALOGUE_KEYS, DOMAINS, SCOPES, read_record
 from .catalogue_keys import CatalogueKeys, RecoveryKey
 from .catalogue_rows import from_json, insert_missing
 from .dataplane import PLAIN_PURPOSE, chunk_store
@@ -97,7 +97,7 @@ def recover(
     _refuse_unless_empty(runtime, merge or marker.exists())
     marker.write_text(runtime.settings.effective_database_url + "\n")
     keys.reseal(store.catalogue, runtime.root_key)  # the current root key opens it from now on
-    runtime.extras["catalogue_keys"] = keys
+    runtime.parts.set(CATALOGUE_KEYS, keys)
     report = RecoveryReport()
     for name in store.catalogue.names(DOMAINS):
         _guarded(report, f"{DOMAINS}/{name}", _restore_domain, runtime, store.catalogue, keys, name)

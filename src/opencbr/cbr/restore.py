@@ -1,7 +1,8 @@
 """Restoring backups and making new disks and servers from them (the control-plane half).
 
 Each call checks the rules, moves the target resources to a busy status with compare-and-swap
-updates and enqueues the job that moves the bytes (`engine.py`), all in one transaction.
+updates and enqueues the job that moves the bytes (`jobs/restore.py`, `jobs/disk_from_backup.py`,
+`jobs/server_from_backup.py`), all in one transaction.
 
 Who may use a backup: its owner, or a project that accepted it (S7). A pending or rejected
 share is visible but not usable. An encrypted backup additionally needs the KMS permission
@@ -14,21 +15,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor, Runtime
 from opencbr.core.errors import AppError, ValidationFailed
-from opencbr.core.jobs import Job, enqueue
+from opencbr.core.jobs import Job
 from opencbr.evs import service as evs
 from opencbr.evs.errors import DiskNotFound, DiskStatusConflict, ServerNotFound
 from opencbr.evs.models import Disk, DiskStatus, Server, ServerStatus
 from opencbr.evs.servers import DiskChoice, ServerSpec, new_server_record
 from opencbr.evs.service import DiskSpec
 
-from . import oplogs
-from .backups import children_of, visible_backup
+from .backups import children_of
 from .dataplane import open_scope
 from .errors import (
     BackupNotRestorable,
@@ -40,16 +40,23 @@ from .errors import (
     ShareNotAllowed,
     VaultStatusForbids,
 )
+from .jobs.payloads import (
+    DiskFromBackupPayload,
+    DiskTarget,
+    RestoredDisk,
+    RestorePayload,
+    ServerFromBackupPayload,
+    start_logged,
+)
 from .models import (
     Backup,
     BackupStatus,
-    Member,
-    MemberStatus,
     ResourceType,
     StoreScope,
     Vault,
     VaultStatus,
 )
+from .visibility import require_accepted, visible_backup
 
 __all__ = [
     "RestoreTarget",
@@ -70,14 +77,7 @@ def usable_backup(session: Session, runtime: Runtime, actor: Actor, backup_id: s
     """A backup the caller may restore or build from: owned or accepted, available, and (if
     encrypted) with the KMS permission on its key."""
     backup = visible_backup(session, actor, backup_id)
-    if backup.project_id != actor.project_id:
-        member = session.scalar(
-            select(Member).where(
-                Member.backup_id == backup.id, Member.dest_project_id == actor.project_id
-            )
-        )
-        if member is None or member.status != MemberStatus.ACCEPTED:
-            raise ShareNotAllowed(reason=f"accept backup {backup.id} into one of your vaults first")
+    require_accepted(session, actor, backup)
     if backup.status != BackupStatus.AVAILABLE:
         raise BackupNotRestorable(backup_id=backup.id, status=backup.status)
     if backup.encrypted:
@@ -186,8 +186,14 @@ def restore_backup(
             }
         )
     _mark(session, backup, BackupStatus.AVAILABLE, BackupStatus.RESTORING)
-    log = oplogs.start(
+    payload = RestorePayload(
+        backup_id=backup.id,
+        project_id=actor.project_id or "",
+        targets=[RestoredDisk(**pair) for pair in pairs],
+    )
+    return start_logged(
         session,
+        payload,
         actor.project_id or "",
         "restore",
         vault=vault,
@@ -201,19 +207,6 @@ def restore_backup(
             }
         },
     )
-    job = enqueue(
-        session,
-        "cbr.restore",
-        {
-            "backup_id": backup.id,
-            "targets": pairs,
-            "oplog_id": log.id,
-            "project_id": actor.project_id,
-        },
-        project_id=actor.project_id,
-    )
-    log.job_id = job.id
-    return job
 
 
 def _target_server(session: Session, actor: Actor, server_id: str) -> Server:
@@ -288,13 +281,10 @@ def disk_from_backup(
     disk = evs.create_disk_record(
         session, runtime, actor, disk_spec, source_backup_id=backup.id, inherit_kms_key_id=inherit
     )
-    job = enqueue(
-        session,
-        "cbr.disk_from_backup",
-        {"backup_id": backup.id, "disk_id": disk.id, "project_id": actor.project_id},
-        project_id=actor.project_id,
+    payload = DiskFromBackupPayload(
+        backup_id=backup.id, disk_id=disk.id, project_id=actor.project_id or ""
     )
-    return disk, job
+    return disk, payload.enqueue(session, actor.project_id)
 
 
 def server_from_backup(
@@ -341,18 +331,13 @@ def server_from_backup(
         data,
         source_backup_id=backup.id,
     )
-    pairs = [
-        {"backup_id": row.id, "disk_id": disk.id} for row, disk in zip(rows, disks, strict=True)
-    ]
-    job = enqueue(
-        session,
-        "cbr.server_from_backup",
-        {
-            "backup_id": backup.id,
-            "server_id": server.id,
-            "targets": pairs,
-            "project_id": actor.project_id,
-        },
-        project_id=actor.project_id,
+    payload = ServerFromBackupPayload(
+        backup_id=backup.id,
+        server_id=server.id,
+        project_id=actor.project_id or "",
+        targets=[
+            DiskTarget(backup_id=row.id, disk_id=disk.id)
+            for row, disk in zip(rows, disks, strict=True)
+        ],
     )
-    return server, job
+    return server, payload.enqueue(session, actor.project_id)

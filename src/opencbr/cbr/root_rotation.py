@@ -25,6 +25,7 @@ from opencbr.iam.service import secret_purpose
 from opencbr.kms.access import material_purpose
 from opencbr.kms.models import Key, KeyMaterial
 
+from .catalogue import CATALOGUE_KEYS
 from .catalogue_keys import CatalogueKeys
 from .dataplane import PLAIN_PURPOSE, chunk_store
 from .errors import RecoveryRefused
@@ -91,7 +92,7 @@ def rotate_root_key(runtime: Runtime, progress: Callable[[str], None] | None = N
                 count += 1
     os.replace(new_path, data_dir / "root.key")
     runtime.root_key = new
-    runtime.extras.pop("catalogue_keys", None)
+    runtime.parts.pop(CATALOGUE_KEYS)
     if progress is not None:
         progress(f"{count} sealed values moved to the new root key")
     return count

@@ -8,24 +8,33 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opencbr.core.errors import ValidationFailed
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep, SessionDep, json_response
-from opencbr.evs.models import Disk
+from opencbr.evs import service as evs
 from opencbr.iam.auth import ActorDep
 
-from . import backups, deletion, nbd_restore, oplogs, restore, vaults
+from . import backups, checkpoints, deletion, nbd_restore, oplogs, restore, vaults
 from .admin_routes import router as admin_router
 from .external_reads import external_read_views
 from .file_routes import router as file_router
 from .info_routes import account_router
 from .info_routes import router as info_router
-from .models import Backup, BackupRecord, ResourceType, Vault
+from .models import Backup, BackupRecord, ResourceType
 from .policy_routes import router as policy_router
 from .protectable_routes import router as protectable_router
+from .responses import (
+    BackupList,
+    BackupOne,
+    CheckpointOne,
+    OpLogList,
+    OpLogOne,
+    VaultList,
+    VaultOne,
+)
+from .responses_more import AddedResources, RemovedResources, ServerFromBackup, Summary
 from .schemas import (
     AddResourcesBody,
     CheckpointBody,
@@ -61,7 +70,7 @@ def _parse_time(value: str | None) -> datetime | None:
     raise ValidationFailed(reason=f"time {value!r} must look like 2020-02-05T10:38:34Z")
 
 
-@router.post("/vaults", operation_id="CreateVault")
+@router.post("/vaults", operation_id="CreateVault", response_model=VaultOne)
 def create_vault(body: VaultCreateBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     spec_in = body.vault
     spec = vaults.VaultSpec(
@@ -86,7 +95,7 @@ def create_vault(body: VaultCreateBody, actor: ActorDep, session: SessionDep) ->
     return {"vault": _vault_out(session, vault)}
 
 
-@router.get("/vaults/summary", operation_id="ShowSummary")
+@router.get("/vaults/summary", operation_id="ShowSummary", response_model=Summary)
 def show_summary(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     found, _ = vaults.list_vaults(session, actor, vaults.VaultFilters(limit=100000))
     return {
@@ -95,7 +104,7 @@ def show_summary(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     }
 
 
-@router.get("/vaults", operation_id="ListVault")
+@router.get("/vaults", operation_id="ListVault", response_model=VaultList)
 def list_vaults(
     actor: ActorDep,
     session: SessionDep,
@@ -131,12 +140,12 @@ def list_vaults(
     }
 
 
-@router.get("/vaults/{vault_id}", operation_id="ShowVault")
+@router.get("/vaults/{vault_id}", operation_id="ShowVault", response_model=VaultOne)
 def show_vault(vault_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"vault": _vault_out(session, vaults.get_vault(session, actor, vault_id))}
 
 
-@router.put("/vaults/{vault_id}", operation_id="UpdateVault")
+@router.put("/vaults/{vault_id}", operation_id="UpdateVault", response_model=VaultOne)
 def update_vault(
     vault_id: str, body: UpdateVaultBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -160,7 +169,11 @@ def delete_vault(vault_id: str, actor: ActorDep, session: SessionDep) -> Respons
     return Response(status_code=204)
 
 
-@router.post("/vaults/{vault_id}/addresources", operation_id="AddVaultResource")
+@router.post(
+    "/vaults/{vault_id}/addresources",
+    operation_id="AddVaultResource",
+    response_model=AddedResources,
+)
 def add_resources(
     vault_id: str, body: AddResourcesBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -168,7 +181,11 @@ def add_resources(
     return {"add_resource_ids": vaults.add_resources(session, actor, vault_id, specs)}
 
 
-@router.post("/vaults/{vault_id}/removeresources", operation_id="RemoveVaultResource")
+@router.post(
+    "/vaults/{vault_id}/removeresources",
+    operation_id="RemoveVaultResource",
+    response_model=RemovedResources,
+)
 def remove_resources(
     vault_id: str, body: RemoveResourcesBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -177,7 +194,7 @@ def remove_resources(
     }
 
 
-@router.post("/checkpoints", operation_id="CreateCheckpoint")
+@router.post("/checkpoints", operation_id="CreateCheckpoint", response_model=CheckpointOne)
 def create_checkpoint(body: CheckpointBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     params = body.checkpoint.parameters
     resources = None
@@ -200,16 +217,12 @@ def create_checkpoint(body: CheckpointBody, actor: ActorDep, session: SessionDep
 
 
 def _checkpoint_out(session: Session, actor: Any, checkpoint_id: str) -> dict[str, Any]:
-    checkpoint = backups.get_checkpoint(session, actor, checkpoint_id)
-    vault = session.get(Vault, checkpoint.vault_id)
-    assert vault is not None
-    made = session.scalars(
-        select(Backup).where(Backup.checkpoint_id == checkpoint.id, Backup.parent_id.is_(None))
-    ).all()
-    return checkpoint_view(checkpoint, vault, list(made))
+    return checkpoint_view(*checkpoints.show_checkpoint(session, actor, checkpoint_id))
 
 
-@router.get("/checkpoints/{checkpoint_id}", operation_id="ShowCheckpoint")
+@router.get(
+    "/checkpoints/{checkpoint_id}", operation_id="ShowCheckpoint", response_model=CheckpointOne
+)
 def show_checkpoint(checkpoint_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"checkpoint": _checkpoint_out(session, actor, checkpoint_id)}
 
@@ -226,16 +239,8 @@ def _backups_out(
     if shares is None:
         shared = [b.id for b in found if b.project_id != actor.project_id]
         shares = backups.memberships(session, actor.project_id, shared)
-    children: dict[str, list[BackupRecord]] = {}
     servers = [b.id for b in found if b.resource_type == ResourceType.SERVER]
-    for child in (
-        session.scalars(
-            select(Backup).where(Backup.parent_id.in_(servers)).order_by(Backup.device, Backup.id)
-        )
-        if servers
-        else ()
-    ):
-        children.setdefault(child.parent_id or "", []).append(child)
+    children = backups.children_by_parent(session, servers)
     views = []
     for backup in found:
         share = shares.get(backup.id)
@@ -255,7 +260,7 @@ def _backup_out(session: Session, actor: Any, backup: Backup) -> dict[str, Any]:
     return _backups_out(session, actor, [backup])[0]
 
 
-@router.get("/backups", operation_id="ListBackups")
+@router.get("/backups", operation_id="ListBackups", response_model=BackupList)
 def list_backups(
     actor: ActorDep,
     session: SessionDep,
@@ -315,7 +320,7 @@ def list_backups(
     )
 
 
-@router.get("/backups/{backup_id}", operation_id="ShowBackup")
+@router.get("/backups/{backup_id}", operation_id="ShowBackup", response_model=BackupOne)
 def show_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> JSONResponse:
     backup, share = backups.visible_backup_record(session, actor, backup_id)
     shares = {backup.id: share} if share is not None else {}
@@ -326,7 +331,7 @@ def show_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> JSONRes
     return json_response({"backup": shown})
 
 
-@router.put("/backups/{backup_id}", operation_id="UpdateBackup")
+@router.put("/backups/{backup_id}", operation_id="UpdateBackup", response_model=BackupOne)
 def update_backup(
     backup_id: str, body: UpdateBackupBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -340,7 +345,7 @@ def delete_backup(backup_id: str, actor: ActorDep, session: SessionDep) -> Respo
     return Response(status_code=204)
 
 
-@router.get("/operation-logs", operation_id="ListOpLogs")
+@router.get("/operation-logs", operation_id="ListOpLogs", response_model=OpLogList)
 def list_oplogs(
     actor: ActorDep,
     session: SessionDep,
@@ -379,7 +384,7 @@ def list_oplogs(
     }
 
 
-@router.get("/operation-logs/{operation_log_id}", operation_id="ShowOpLog")
+@router.get("/operation-logs/{operation_log_id}", operation_id="ShowOpLog", response_model=OpLogOne)
 def show_oplog(operation_log_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"operation_log": oplog_view(oplogs.get_oplog(session, actor, operation_log_id))}
 
@@ -402,7 +407,10 @@ def restore_backup(
 
 
 @router.post(
-    "/backups/{backup_id}/servers", status_code=202, operation_id="OpencbrCreateServerFromBackup"
+    "/backups/{backup_id}/servers",
+    status_code=202,
+    operation_id="OpencbrCreateServerFromBackup",
+    response_model=ServerFromBackup,
 )
 def create_server_from_backup(
     backup_id: str,
@@ -421,7 +429,7 @@ def create_server_from_backup(
         body.server.availability_zone,
         body.server.kms_key_id,
     )
-    disks = [d.id for d in session.scalars(select(Disk).where(Disk.server_id == server.id))]
+    disks = [d.id for d in evs.server_disks(session, server.id)]
     return {"job_id": job.id, "server_id": server.id, "volume_ids": disks}
 
 

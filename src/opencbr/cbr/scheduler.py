@@ -8,7 +8,7 @@ throttled per process and skipped by threads that find another thread of the poo
 stays cheap. The throttle is only about cost: correctness never depends on process state.
 
 Once per period, with any number of processes: a policy's period starts at each run time of its
-trigger (`policies.parse_schedule`). A tick fires the latest run time `t` with
+trigger (`policy_rules.parse_schedule`). A tick fires the latest run time `t` with
 `now - start_window < t <= now`, by a compare-and-swap `UPDATE cbr_policies SET last_fired_at=t
 WHERE last_fired_at IS NULL OR last_fired_at < t`, in the same transaction as the checkpoints it
 creates: the one transaction whose update changed the row fires; the others change nothing.
@@ -26,7 +26,7 @@ vault only), so concurrent ticks associate and back up each resource once.
 A vault whose policy is disabled is paused: nothing.
 
 Retention: at every tick, each vault that follows an enabled policy with a count or age limit
-gets `policies.backups_to_drop` applied to its available automatic backups, per resource, and
+gets `policy_rules.backups_to_drop` applied to its available automatic backups, per resource, and
 backups past their own `expired_at` (manual checkpoints with a retention) are deleted too, all
 through `deletion.delete_backup` acting as the vault's project. Deleting is a compare-and-swap,
 so two processes deleting the same backup delete it once.
@@ -51,10 +51,10 @@ from opencbr.iam.models import Project
 
 from . import oplogs
 from .autobind import auto_associate
-from .backups import CheckpointSpec, create_checkpoint
+from .checkpoints import CheckpointSpec, create_checkpoint
 from .deletion import delete_backup
 from .models import Backup, BackupStatus, Policy, Vault, VaultStatus
-from .policies import Rule, backups_to_drop, parse_rule, parse_schedule, retention_of
+from .policy_rules import Rule, backups_to_drop, parse_rule, parse_schedule, retention_of
 
 __all__ = [
     "DEFAULT_AUTOBIND_RULE",

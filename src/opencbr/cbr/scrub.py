@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from opencbr.chunkstore import Scope
 from opencbr.core.context import Runtime
-from opencbr.core.jobs import JobContext, throttled
+from opencbr.core.jobs import Job, JobContext, throttled
 from opencbr.core.metrics import record_scrub
 from opencbr.kms.models import Key
 from opencbr.kms.rotation import unwrap_with_any
@@ -33,9 +33,19 @@ from opencbr.kms.rotation import unwrap_with_any
 from . import oplogs
 from .catalogue import enqueue_catalogue
 from .dataplane import chunk_store, derive_id_key, plain_data_key
-from .models import Backup, BackupStatus, Member, StoreScope
+from .jobs.common import RuntimeJob
+from .jobs.payloads import ScrubPayload
+from .models import Backup, BackupStatus, Member, OperationLog, StoreScope
 
-__all__ = ["DamagedBackup", "ScrubJob", "ScrubResult", "scrub", "scrub_tick"]
+__all__ = [
+    "DamagedBackup",
+    "ScrubJob",
+    "ScrubResult",
+    "latest_scrub",
+    "scrub",
+    "scrub_tick",
+    "start_scrub",
+]
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +210,27 @@ def _scheduled(runtime: Runtime, deep: bool) -> None:
         log.error("scrub found %d problems: %s", len(result.errors), "; ".join(result.errors[:5]))
 
 
-class ScrubJob:
+def start_scrub(session: Session, deep: bool) -> Job:
+    """A scrub as a job, run once (the operator's API)."""
+    return ScrubPayload(deep=deep).enqueue(session, None, max_attempts=1)
+
+
+def latest_scrub(session: Session) -> OperationLog | None:
+    """The operator's log of the last scrub, if any has run."""
+    return session.scalar(
+        select(OperationLog)
+        .where(OperationLog.project_id == "", OperationLog.operation_type == "scrub")
+        .order_by(OperationLog.created_at.desc(), OperationLog.id.desc())
+        .limit(1)
+    )
+
+
+class ScrubJob(RuntimeJob):
     """A scrub asked for through the operator's API (admin_routes.py)."""
 
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
-        result = scrub(runtime, deep=bool(ctx.payload.get("deep")))
+        runtime = self.runtime
+        result = scrub(runtime, deep=ScrubPayload.of(ctx).deep)
         return {"ok": result.ok, "errors": len(result.errors), "damaged": len(result.damaged)}
 
     def on_failure(self, ctx: JobContext, error: BaseException) -> None:

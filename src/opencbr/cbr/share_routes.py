@@ -1,5 +1,6 @@
 """Backup sharing routes (members): AddMember, ShowMembersDetail, ShowMemberDetail,
-UpdateMemberStatus, DeleteMember. All rules live in `members.py`.
+UpdateMemberStatus, DeleteMember. The rules live in `members.py` (with `member_status.py` and
+`member_ledger.py`).
 
 The path's `member_id` is the recipient's project id (the SDK sends it so); the member's own
 `id` is accepted too where the owner names a member.
@@ -17,6 +18,7 @@ from opencbr.core.web import SessionDep, json_response
 from opencbr.iam.auth import ActorDep
 
 from . import members
+from .responses import MemberList, MemberOne
 from .schemas import AddMembersBody, UpdateMemberBody
 from .views import member_view
 
@@ -25,7 +27,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v3/{project_id}", tags=["cbr", "cbr-sharing"], route_class=JSONRoute)
 
 
-@router.post("/backups/{backup_id}/members", operation_id="AddMember")
+@router.post("/backups/{backup_id}/members", operation_id="AddMember", response_model=MemberList)
 def add_member(
     backup_id: str, body: AddMembersBody, actor: ActorDep, session: SessionDep
 ) -> JSONResponse:
@@ -33,7 +35,9 @@ def add_member(
     return json_response({"members": [member_view(m) for m in added], "count": len(added)})
 
 
-@router.get("/backups/{backup_id}/members", operation_id="ShowMembersDetail")
+@router.get(
+    "/backups/{backup_id}/members", operation_id="ShowMembersDetail", response_model=MemberList
+)
 def list_members(
     backup_id: str,
     actor: ActorDep,
@@ -61,14 +65,22 @@ def list_members(
     return {"members": [member_view(m) for m in found], "count": count}
 
 
-@router.get("/backups/{backup_id}/members/{member_id}", operation_id="ShowMemberDetail")
+@router.get(
+    "/backups/{backup_id}/members/{member_id}",
+    operation_id="ShowMemberDetail",
+    response_model=MemberOne,
+)
 def show_member(
     backup_id: str, member_id: str, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
     return {"member": member_view(members.find_member(session, actor, backup_id, member_id))}
 
 
-@router.put("/backups/{backup_id}/members/{member_id}", operation_id="UpdateMemberStatus")
+@router.put(
+    "/backups/{backup_id}/members/{member_id}",
+    operation_id="UpdateMemberStatus",
+    response_model=MemberOne,
+)
 def update_member(
     backup_id: str, member_id: str, body: UpdateMemberBody, actor: ActorDep, session: SessionDep
 ) -> JSONResponse:

@@ -15,6 +15,7 @@ from opencbr.core.web import SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import vault_tags
+from .responses_more import VaultProjectTags, VaultResourceInstances, VaultTags
 from .vault_views import vault_out
 
 __all__ = ["router"]
@@ -113,17 +114,21 @@ def delete_vault_tag(vault_id: str, key: str, actor: ActorDep, session: SessionD
     return Response(status_code=204)
 
 
-@router.get("/vault/{vault_id}/tags", operation_id="ShowVaultTag")
+@router.get("/vault/{vault_id}/tags", operation_id="ShowVaultTag", response_model=VaultTags)
 def show_vault_tag(vault_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"tags": vault_tags.vault_tags(session, actor, vault_id), "sys_tags": []}
 
 
-@router.get("/vault/tags", operation_id="ShowVaultProjectTag")
+@router.get("/vault/tags", operation_id="ShowVaultProjectTag", response_model=VaultProjectTags)
 def show_vault_project_tag(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"tags": vault_tags.project_tags(session, actor)}
 
 
-@router.post("/vault/resource_instances/action", operation_id="ShowVaultResourceInstances")
+@router.post(
+    "/vault/resource_instances/action",
+    operation_id="ShowVaultResourceInstances",
+    response_model=VaultResourceInstances,
+)
 def show_vault_resource_instances(
     body: ResourceInstancesBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:

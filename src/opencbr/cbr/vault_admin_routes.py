@@ -12,6 +12,7 @@ from opencbr.core.web import SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import vault_admin
+from .responses_more import ExpirationChanged, MigratedResources, SetResources, UpdatedVaults
 
 __all__ = ["router"]
 
@@ -48,7 +49,7 @@ class MigrateBody(_Body):
     resource_ids: list[str] = Field(min_length=1, max_length=256)
 
 
-@router.put("/vaults/batch-update", operation_id="BatchUpdateVault")
+@router.put("/vaults/batch-update", operation_id="BatchUpdateVault", response_model=UpdatedVaults)
 def batch_update_vault(
     body: BatchUpdateBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -58,7 +59,11 @@ def batch_update_vault(
     return {"updated_vaults_id": ids}
 
 
-@router.put("/vaults/{vault_id}/update-backup-expiration-time", operation_id="UpdateExpirationTime")
+@router.put(
+    "/vaults/{vault_id}/update-backup-expiration-time",
+    operation_id="UpdateExpirationTime",
+    response_model=ExpirationChanged,
+)
 def update_expiration_time(
     vault_id: str, body: ExpirationBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -72,7 +77,9 @@ def update_expiration_time(
     }
 
 
-@router.put("/vaults/{vault_id}/set-resources", operation_id="SetVaultResource")
+@router.put(
+    "/vaults/{vault_id}/set-resources", operation_id="SetVaultResource", response_model=SetResources
+)
 def set_vault_resource(
     vault_id: str, body: SetResourcesBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -80,7 +87,11 @@ def set_vault_resource(
     return {"set_resource_ids": ids}
 
 
-@router.post("/vaults/{vault_id}/migrateresources", operation_id="MigrateVaultResource")
+@router.post(
+    "/vaults/{vault_id}/migrateresources",
+    operation_id="MigrateVaultResource",
+    response_model=MigratedResources,
+)
 def migrate_vault_resource(
     vault_id: str, body: MigrateBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:

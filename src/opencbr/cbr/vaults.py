@@ -1,7 +1,5 @@
-"""Vaults: create, read, update, delete, associate resources, and capacity accounting.
-
-Capacity changes are conditional updates on the vault row (`reserve`, `release`), so they are
-atomic on both databases: concurrent backups or accepts can never push `used` past `size`.
+"""Vaults: create, read, update, delete, associate resources. Their capacity accounting is
+`vault_space.py` (its names are also reachable from here).
 """
 
 from __future__ import annotations
@@ -10,26 +8,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, cast, func, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opencbr.core.context import Actor
 from opencbr.core.errors import ValidationFailed
 from opencbr.core.ids import is_uuid, new_uuid
-from opencbr.core.jobs import enqueue
 
 from .errors import (
     PolicyNotFound,
     ResourceAlreadyProtected,
     ResourceNotFound,
-    VaultCapacityInsufficient,
     VaultCapacityInvalid,
     VaultNotEmpty,
     VaultNotFound,
     VaultResourceLimit,
     VaultTypeMismatch,
 )
+from .jobs.payloads import DeleteVaultPayload
 from .models import (
     Backup,
     BackupStatus,
@@ -43,6 +40,7 @@ from .models import (
 )
 from .resources import OBJECT_TYPES, describe_resource
 from .vault_lock import check_lock_change, check_vault_removable
+from .vault_space import free_bytes, has_room, lock_vaults, release, reserve
 
 __all__ = [
     "ResourceSpec",
@@ -305,69 +303,6 @@ def remove_resources(
     return list(resource_ids)
 
 
-def free_bytes(vault: Vault) -> int:
-    return vault.size_bytes - vault.used_bytes
-
-
-def has_room(vault: Vault, nbytes: int, *, strictly_more: bool = False) -> bool:
-    """Whether `reserve` would take `nbytes` from the vault as it stands now."""
-    free = free_bytes(vault)
-    return free > nbytes if strictly_more else free >= nbytes
-
-
-# The capacity updates of every backup, share and deletion, built once: building one took
-# longer than running it. BIGINT arithmetic: INTEGER size_gb * GiB overflows 32 bits on
-# PostgreSQL. RETURNING refreshes the vault in the same statement (no reload after).
-_ROOM = cast(Vault.size_gb, BigInteger) * GiB - Vault.used_bytes
-_TAKE = (
-    update(Vault)
-    .values(used_bytes=Vault.used_bytes + bindparam("nbytes"))
-    .returning(Vault)
-    .execution_options(synchronize_session=False, populate_existing=True)
-)
-_RESERVE = _TAKE.where(Vault.id == bindparam("vault_id"), bindparam("nbytes") <= _ROOM)
-_RESERVE_STRICTLY_MORE = _TAKE.where(Vault.id == bindparam("vault_id"), bindparam("nbytes") < _ROOM)
-_RELEASE = (
-    update(Vault)
-    .where(Vault.id == bindparam("vault_id"))
-    .values(used_bytes=Vault.used_bytes - bindparam("nbytes"))
-    .execution_options(synchronize_session=False)
-)
-
-
-def reserve(session: Session, vault: Vault, nbytes: int, *, strictly_more: bool = False) -> None:
-    """Take `nbytes` of the vault's capacity atomically, or raise VaultCapacityInsufficient.
-
-    `strictly_more` asks for free space *greater than* `nbytes` (accepting a share, S6).
-    """
-    statement = _RESERVE_STRICTLY_MORE if strictly_more else _RESERVE
-    values = {"vault_id": vault.id, "nbytes": nbytes}
-    if session.execute(statement, values).scalar_one_or_none() is None:
-        session.refresh(vault)
-        needed = nbytes + 1 if strictly_more else nbytes
-        raise VaultCapacityInsufficient(
-            vault_name=vault.name,
-            vault_id=vault.id,
-            free_mb=max(0, free_bytes(vault)) // 2**20,
-            needed_mb=-(-needed // 2**20),
-        )
-
-
-def lock_vaults(session: Session, vault_ids: Sequence[str | None]) -> None:
-    """Row-lock several vaults in id order, so that two transactions changing the same vaults'
-    capacity (say, two deletes of backups shared into them) wait for each other instead of
-    deadlocking."""
-    ids = sorted({vault_id for vault_id in vault_ids if vault_id})
-    if ids:
-        session.execute(
-            select(Vault.id).where(Vault.id.in_(ids)).order_by(Vault.id).with_for_update()
-        )
-
-
-def release(session: Session, vault_id: str, nbytes: int) -> None:
-    session.execute(_RELEASE, {"vault_id": vault_id, "nbytes": nbytes})
-
-
 def delete_vault(session: Session, actor: Actor, vault_id: str) -> Vault:
     """Refused while backups in it are busy or it holds accepted shares; else removed by a job."""
     vault = get_vault(session, actor, vault_id, lock=True)
@@ -396,11 +331,5 @@ def delete_vault(session: Session, actor: Actor, vault_id: str) -> Vault:
         session.delete(resource)
     session.flush()
     # Backups that turn busy meanwhile are waited for: ten attempts back off over ~13 minutes.
-    enqueue(
-        session,
-        "cbr.delete_vault",
-        {"vault_id": vault.id},
-        project_id=vault.project_id,
-        max_attempts=10,
-    )
+    DeleteVaultPayload(vault_id=vault.id).enqueue(session, vault.project_id, max_attempts=10)
     return vault

@@ -5,10 +5,10 @@ disk (up to a few MiB), each block's compressed and sealed blob, each pack (16 M
 glibc's defaults, an allocation above the mmap threshold (128 KiB at start, raised only as
 mapped chunks are freed) gets a fresh mapping, and memory above the trim threshold is handed
 back to the kernel when it is freed. So most new buffers fault their pages in again one by
-one, each page zeroed by the kernel first. Measured on the benchmark's incremental backup
-(bench/README.md): 29,000-31,000 page faults and 640-750 ms of CPU with the defaults,
-19,000-20,000 and 430-540 ms with both thresholds at 32 MiB (the largest mmap threshold glibc
-accepts on 64-bit systems; a pack is slightly larger than 16 MiB).
+one, each page zeroed by the kernel first. Both thresholds go to 32 MiB (the largest mmap
+threshold glibc accepts on 64-bit systems; a pack is slightly larger than 16 MiB), which cuts
+the page faults and CPU of a backup by about a third (bench/README.md, "Figures behind the
+code").
 
 The cost is that up to 32 MiB freed at the top of each malloc arena stays in the process.
 """

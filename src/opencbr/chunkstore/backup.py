@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from .codec import BlockCodec
 from .errors import ChunkStoreError
@@ -38,10 +38,8 @@ from .formats import (
     stored_ids,
 )
 from .index import Location, pack_object, write_index_file
+from .parts import StoreParts
 from .shifts import ShiftFinder
-
-if TYPE_CHECKING:
-    from .store import ChunkStore
 
 __all__ = ["BackupPlan", "BackupResult", "ReadAt", "as_read_at", "plan_blocks", "run_backup"]
 
@@ -148,7 +146,8 @@ def plan_blocks(
 
     A block is taken from the parent only when a change map says it did not change, it lies
     wholly inside both disks, and the blobs it needs are usable (indexed and not condemned by a
-    running garbage collection); everything else is read.
+    running garbage collection); everything else is read, except, with `data_extents`, the
+    blocks outside them: they are zeros (holes), in a full read and past the parent's end.
     """
     count = -(-size // block_size)
     if parent is None or extents is None or parent.block_size != block_size:
@@ -161,6 +160,9 @@ def plan_blocks(
     changed = _changed_blocks(extents, size, block_size, count)
     common_end = min(size, parent.disk_size) // block_size  # blocks whole in both disks
     changed[common_end:] = b"\x01" * (count - common_end)
+    if data_extents is not None:  # past the parent's end (a grown disk) holes are not read
+        may_hold_data = _changed_blocks(data_extents, size, block_size, count)
+        changed[common_end:] = may_hold_data[common_end:]
     inherited = list(parent.blocks[:common_end])
     _forget_changed(inherited, changed)
     shifted = {i: s for i, s in parent.shifted.items() if i < common_end and not changed[i]}
@@ -207,7 +209,7 @@ def _batches(runs: list[tuple[int, int]], per_batch: int) -> Iterator[list[tuple
 class _PackWriter:
     """Collects new blobs into packs and writes each full pack on one background thread."""
 
-    def __init__(self, store: ChunkStore, scope_name: str, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, store: StoreParts, scope_name: str, pool: ThreadPoolExecutor) -> None:
         self._store = store
         self._scope = scope_name
         self._pool = pool
@@ -250,7 +252,7 @@ class _BackupRun:
 
     def __init__(
         self,
-        store: ChunkStore,
+        store: StoreParts,
         codec: BlockCodec,
         index: dict[bytes, Location],
         condemned: frozenset[str],
@@ -422,7 +424,7 @@ class _BackupRun:
 
 
 def run_backup(
-    store: ChunkStore,
+    store: StoreParts,
     codec: BlockCodec,
     read_at: ReadAt,
     size: int,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from .errors import ChunkStoreError, MissingObject, PlanStale, StoreLocked
 from .formats import IndexFile
@@ -23,9 +22,7 @@ from .index import (
     write_index_file,
 )
 from .locks import CLOCK_SKEW, HeldLock, LockInfo, live_locks
-
-if TYPE_CHECKING:
-    from .store import ChunkStore
+from .parts import StoreParts
 
 __all__ = ["GcPlan", "GcResult", "execute_gc", "make_gc_plan"]
 
@@ -68,7 +65,7 @@ def _no_tick() -> None:
     return None
 
 
-def _pack_contents(store: ChunkStore, files: Iterable[str]) -> dict[str, dict[bytes, int]]:
+def _pack_contents(store: StoreParts, files: Iterable[str]) -> dict[str, dict[bytes, int]]:
     """pack -> {block id: blob length}, from index files."""
     packs: dict[str, dict[bytes, int]] = {}
     for name in files:
@@ -83,7 +80,7 @@ _PLAN_RETRY_SECONDS = 0.5
 
 
 def make_gc_plan(
-    store: ChunkStore, live: frozenset[str] | None, grace: float, tick: Tick | None = None
+    store: StoreParts, live: frozenset[str] | None, grace: float, tick: Tick | None = None
 ) -> GcPlan:
     """The plan, made again from fresh listings, a little later each time, when an index file
     or pack it lists is gone when read: another collection rewrote the index meanwhile, and an
@@ -99,7 +96,7 @@ def make_gc_plan(
     raise AssertionError("unreachable")
 
 
-def _existing_roots(store: ChunkStore, names: Iterable[str], tick: Tick) -> dict[str, set[bytes]]:
+def _existing_roots(store: StoreParts, names: Iterable[str], tick: Tick) -> dict[str, set[bytes]]:
     """The block ids each listed manifest needs, without the manifests deleted since they were
     listed (by another collection): those are no longer roots."""
     roots = {}
@@ -112,7 +109,7 @@ def _existing_roots(store: ChunkStore, names: Iterable[str], tick: Tick) -> dict
     return roots
 
 
-def _plan_once(store: ChunkStore, live: frozenset[str] | None, grace: float, tick: Tick) -> GcPlan:
+def _plan_once(store: StoreParts, live: frozenset[str] | None, grace: float, tick: Tick) -> GcPlan:
     now = store.clock()
     known = frozenset(store.list_manifests())
     roots, dead = set(known), []
@@ -164,7 +161,7 @@ def _plan_once(store: ChunkStore, live: frozenset[str] | None, grace: float, tic
     )
 
 
-def _take_gc_lock(store: ChunkStore, plan: GcPlan) -> HeldLock:
+def _take_gc_lock(store: StoreParts, plan: GcPlan) -> HeldLock:
     others = [lock for lock in live_locks(store.backend, store.clock()) if lock.kind == "gc"]
     if others:
         raise StoreLocked(f"garbage collection {others[0].name} is running")
@@ -185,7 +182,7 @@ def _take_gc_lock(store: ChunkStore, plan: GcPlan) -> HeldLock:
 class _Execution:
     """State of one `gc_execute`: what must be kept, decided from locks and late writes."""
 
-    def __init__(self, store: ChunkStore, plan: GcPlan, lock: HeldLock) -> None:
+    def __init__(self, store: StoreParts, plan: GcPlan, lock: HeldLock) -> None:
         self.store, self.plan, self.me = store, plan, lock.info
         try:
             self.packs = _pack_contents(store, plan.index_files)
@@ -268,7 +265,7 @@ class _Execution:
         return int(new is not None)
 
 
-def execute_gc(store: ChunkStore, plan: GcPlan, tick: Tick | None = None) -> GcResult:
+def execute_gc(store: StoreParts, plan: GcPlan, tick: Tick | None = None) -> GcResult:
     tick = tick or _no_tick
     with _take_gc_lock(store, plan) as lock:
         run = _Execution(store, plan, lock)

@@ -16,16 +16,13 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .backend import Backend
 from .codec import BlockCodec
 from .errors import CorruptBlock, MissingObject, UnknownBlock
 from .formats import Manifest, hole_flags, runs_of_ones, stored_ids
 from .index import Location, pack_object
-
-if TYPE_CHECKING:
-    from .store import ChunkStore
+from .parts import StoreParts
 
 __all__ = [
     "BlobRead",
@@ -134,7 +131,7 @@ def decode_block(
 
 
 def fetch_block(
-    store: ChunkStore, codec: BlockCodec, manifest_id: str, block_id: bytes, loc: Location
+    store: StoreParts, codec: BlockCodec, manifest_id: str, block_id: bytes, loc: Location
 ) -> bytes:
     """One verified block."""
     blob = get_blobs(store.backend, loc.pack, loc.offset, loc.length, block_id, manifest_id)
@@ -142,7 +139,7 @@ def fetch_block(
 
 
 def cut_shifted(
-    store: ChunkStore,
+    store: StoreParts,
     codec: BlockCodec,
     manifest: Manifest,
     locations: dict[bytes, Location],
@@ -188,7 +185,7 @@ def shifted_groups(manifest: Manifest) -> list[list[int]]:
 
 
 def restore_blocks(
-    store: ChunkStore,
+    store: StoreParts,
     codec: BlockCodec,
     manifest: Manifest,
     index: dict[bytes, Location],
@@ -325,7 +322,7 @@ def _zero_holes(
 
 
 def stream_blocks(
-    store: ChunkStore,
+    store: StoreParts,
     codec: BlockCodec,
     manifest: Manifest,
     index: dict[bytes, Location],

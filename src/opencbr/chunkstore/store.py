@@ -28,19 +28,16 @@ when the scope has a data key, with its id in the associated data (codec.py).
 Why 64 KiB: the store must grow by at most 5x the bytes a scattered 1 % change writes (writes
 of 4-64 KiB). Each changed write costs at least one whole stored block, so growth falls with
 the block size, while the per-block costs (hash and codec calls, 40 + 44 + 32 bytes of pack
-table, index and manifest per block, index memory) grow as it falls. Measured on the 2 GiB
-benchmark image with a 1 % change of 21.3 MB (bench/README.md; CPU seconds, as the host was
-busy): growth 1.64x / 2.52x / 4.25x the changed bytes at 32 / 64 / 128 KiB; store after the
-full backup 1261 / 1252 / 1250 MB; full backup 9.6 / 7.3 / 8.2 CPU s. 128 KiB sits close to
+table, index and manifest per block, index memory) grow as it falls. 128 KiB sits close to
 the 5x limit (and past it for smaller scattered writes); 32 KiB doubles the metadata and the
-per-block work for a gain the target does not need. 64 KiB meets the target with margin.
+per-block work for a gain the target does not need. 64 KiB meets the target with margin
+(bench/README.md, "Figures behind the code").
 
 Why zstd level 1: compression is most of a full backup's CPU (about half of each worker's
-time at level 3). On the benchmark image's text-like blocks level 1 compresses at 235 MB/s a
-core against 162 for level 3, to 0.407 of their size against 0.393; random blocks are stored
-raw either way. In one benchmark run (two runs each): full backup 6.6-6.9 s against 7.5-7.8 s,
-incremental with a change map 0.8-0.9 s against 1.0-1.1 s, store 1263 MB against 1252 MB
-(+0.9 %). The level is a `ChunkStore` argument; blobs of any level read back alike.
+time at level 3). Level 1 compresses text-like blocks much faster than level 3 to nearly the
+same size (random blocks are stored raw either way), so backups are faster for a store about
+1 % larger (bench/README.md, "Figures behind the code"). The level is a `ChunkStore` argument;
+blobs of any level read back alike.
 
 Write order: packs -> index file -> manifest. A backup first writes all its packs, then one
 index file listing the blobs in them, then its manifest. So every block a manifest names is in
@@ -215,6 +212,11 @@ class ChunkStore:
     def _write_version(self, version: int) -> None:
         self.backend.put(_CONFIG, json.dumps({"version": version}).encode())
         self.version = version
+
+    def answers(self) -> bool:
+        """Whether the backend answers and still holds this store (its config object): a
+        readiness check, one small request."""
+        return self.backend.exists(_CONFIG)
 
     def require_version(self, version: int) -> None:
         """Raise the store's format version to at least `version`; called before writing the

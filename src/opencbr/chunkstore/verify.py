@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from .catalogue import CATALOGUE_PREFIX
 from .codec import BlockCodec
@@ -23,10 +22,8 @@ from .index import (
     pack_object,
     read_pack_header,
 )
+from .parts import StoreParts
 from .restore import BlobRead, cut_shifted, decode_block, get_blobs, plan_reads, shifted_groups
-
-if TYPE_CHECKING:
-    from .store import ChunkStore
 
 __all__ = ["VerifyReport", "verify_manifest", "verify_store"]
 
@@ -55,7 +52,7 @@ class VerifyReport:
 
 
 def _check_read(
-    store: ChunkStore, codec: BlockCodec, read: BlobRead, manifest_id: str
+    store: StoreParts, codec: BlockCodec, read: BlobRead, manifest_id: str
 ) -> tuple[int, list[ChunkStoreError]]:
     errors: list[ChunkStoreError] = []
     first = read.blobs[0][0]
@@ -75,7 +72,7 @@ def _check_read(
 
 
 def verify_manifest(
-    store: ChunkStore, codec: BlockCodec, manifest: Manifest, index: dict[bytes, Location]
+    store: StoreParts, codec: BlockCodec, manifest: Manifest, index: dict[bytes, Location]
 ) -> VerifyReport:
     report = VerifyReport(manifests=1)
     found: dict[bytes, Location] = {}
@@ -103,7 +100,7 @@ def verify_manifest(
 
 
 def _check_shifted(
-    store: ChunkStore,
+    store: StoreParts,
     codec: BlockCodec,
     manifest: Manifest,
     locations: dict[bytes, Location],
@@ -117,7 +114,7 @@ def _check_shifted(
     return []
 
 
-def _load_indexes(store: ChunkStore, report: VerifyReport) -> dict[str, dict[bytes, Location]]:
+def _load_indexes(store: StoreParts, report: VerifyReport) -> dict[str, dict[bytes, Location]]:
     """pack -> {block id: location} from every readable index file."""
     by_pack: dict[str, dict[bytes, Location]] = defaultdict(dict)
     for name in sorted(store.backend.list(INDEX_PREFIX)):
@@ -133,7 +130,7 @@ def _load_indexes(store: ChunkStore, report: VerifyReport) -> dict[str, dict[byt
 
 
 def _check_pack(
-    store: ChunkStore,
+    store: StoreParts,
     codecs: dict[str, BlockCodec],
     digest: str,
     indexed: dict[bytes, Location],
@@ -166,7 +163,7 @@ def _check_pack(
 
 
 def _check_end(
-    store: ChunkStore, name: str, header: PackHeader, indexed: dict[bytes, Location]
+    store: StoreParts, name: str, header: PackHeader, indexed: dict[bytes, Location]
 ) -> list[ChunkStoreError]:
     """The table against the index, and the pack's last blob's last byte is there (a read of
     one byte finds a truncated pack without reading the data)."""
@@ -211,7 +208,7 @@ def _bad_blocks(
 
 
 def _check_manifests(
-    store: ChunkStore,
+    store: StoreParts,
     codecs: dict[str, BlockCodec],
     known: set[bytes],
     bad: dict[bytes, str],
@@ -238,7 +235,7 @@ def _check_manifests(
 
 
 def verify_store(
-    store: ChunkStore, codecs: dict[str, BlockCodec], *, read_data: bool
+    store: StoreParts, codecs: dict[str, BlockCodec], *, read_data: bool
 ) -> VerifyReport:
     report = VerifyReport()
     by_pack = _load_indexes(store, report)

@@ -4,8 +4,8 @@ With plenty of RAM the kernel starts writing dirty pages back only past
 ``dirty_background_ratio`` (gigabytes on a 24 GiB host), so a program that writes a disk image
 and then calls fsync has the disk idle during the writing and the whole image to write in the
 fsync. `EarlyWriteBack` starts an ``fdatasync`` on a thread after every `every` bytes, so the
-disk writes beside the producer and the final fsync has little left to do. On the 2-core
-benchmark host (disk about 600 MB/s) that fsync was 2.4-2.8 s of a 1.6 GiB write.
+disk writes beside the producer and the final fsync has little left to do (without it, the
+fsync was seconds of a large write: bench/README.md, "Figures behind the code").
 """
 
 from __future__ import annotations

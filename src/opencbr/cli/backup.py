@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, TaskProgressColumn, TimeElapsedColumn
 
+from opencbr.core.sizes import human_bytes
+
 from .client import ApiError, Client
 from .common import JsonOpt, client, edge_errors
 from .output import (
@@ -27,7 +29,6 @@ from .output import (
     print_rows,
 )
 from .progress import ProgressLike, progress
-from .vault import human_size
 
 __all__ = ["backup_app", "job_app", "oplog_app", "restore"]
 
@@ -65,9 +66,9 @@ def _backup_row(backup: dict[str, Any]) -> dict[str, Any]:
         "resource": backup["resource_name"] or backup["resource_id"],
         "resource_id": backup["resource_id"],
         "type": kind,
-        "size": human_size(float(backup.get("size") or 0) * MiB),
-        "stored": human_size(float(backup.get("stored_size") or 0) * MiB),
-        "resource_size": human_size(int(backup.get("resource_size") or 0) * GiB),
+        "size": human_bytes(float(backup.get("size") or 0) * MiB, trim=True),
+        "stored": human_bytes(float(backup.get("stored_size") or 0) * MiB, trim=True),
+        "resource_size": human_bytes(int(backup.get("resource_size") or 0) * GiB, trim=True),
         "incremental": backup.get("incremental"),
         "encrypted": backup["extend_info"]["encrypted"],
         "vault_id": backup["vault_id"],
@@ -90,7 +91,7 @@ def _external_read(backup: dict[str, Any]) -> dict[str, Any]:
         "source_bitmap": read["bitmap"] or None,
         "source_read": read["read"],
         "full_read_reason": read["full_read_reason"] or None,
-        "bitmap_marked": human_size(read["marked_bytes"]),
+        "bitmap_marked": human_bytes(read["marked_bytes"], trim=True),
     }
 
 

@@ -21,7 +21,16 @@ def serve(
             "--nbd-port",
             min=0,
             max=65535,
-            help="NBD server port on loopback [env OPENCBR_NBD_PORT, default 0: a free port].",
+            help="NBD server port [env OPENCBR_NBD_PORT, default 0: a free port].",
+        ),
+    ] = None,
+    nbd: Annotated[
+        bool | None,
+        typer.Option(
+            "--nbd/--no-nbd",
+            help="Run the NBD server in the API processes (--no-nbd: `opencbr nbd serve` runs "
+            "it) [env OPENCBR_NBD_EMBEDDED, default on].",
+            show_default=False,
         ),
     ] = None,
     data_dir: DataDirOpt = None,
@@ -46,7 +55,13 @@ def serve(
 
     run_server(
         make_settings(
-            data_dir, database_url, host=host, port=port, nbd_port=nbd_port, run_workers=jobs
+            data_dir,
+            database_url,
+            host=host,
+            port=port,
+            nbd_port=nbd_port,
+            nbd_embedded=nbd,
+            run_workers=jobs,
         ),
         workers,
         demo,

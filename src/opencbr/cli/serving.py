@@ -248,12 +248,18 @@ def _start_nbd(runtime: Runtime) -> None:
     except AppError as exc:
         console.print(f"NBD export unavailable: {exc.message}")
         return
-    console.print(f"NBD server on [bold]nbd://{server.address}/[/bold] (exports: disk nbd open)")
+    uri = (
+        f"nbds://{server.address}/ ({server.tls} TLS)" if server.tls else f"nbd://{server.address}/"
+    )
+    console.print(
+        f"NBD server on [bold]{server.host}:{server.port}[/bold], exports at {uri} (disk nbd open)"
+    )
 
 
 def _serve_in_process(runtime: Runtime, uvicorn_options: dict[str, Any]) -> None:
     settings = runtime.settings
-    _start_nbd(runtime)
+    if settings.nbd_embedded:
+        _start_nbd(runtime)
     pool = start_workers(runtime, threads=settings.worker_threads) if settings.run_workers else None
     try:
         uvicorn.run(create_app(runtime), **uvicorn_options)
@@ -270,6 +276,7 @@ def _environment_for_processes(settings: Settings) -> Iterator[Path | None]:
     exported = {
         "OPENCBR_DATA_DIR": str(settings.data_dir.resolve()),
         "OPENCBR_RUN_WORKERS": "true" if settings.run_workers else "false",
+        "OPENCBR_NBD_EMBEDDED": "true" if settings.nbd_embedded else "false",
     }
     if settings.database_url:
         exported["OPENCBR_DATABASE_URL"] = settings.database_url

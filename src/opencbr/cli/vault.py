@@ -6,11 +6,13 @@ from typing import Annotated, Any
 
 import typer
 
+from opencbr.core.sizes import human_bytes
+
 from .client import Client
 from .common import JsonOpt, client, edge_errors
 from .output import console, print_json, print_new_id, print_record, print_rows
 
-__all__ = ["RESOURCE_TYPES", "human_size", "vault_app"]
+__all__ = ["RESOURCE_TYPES", "vault_app"]
 
 vault_app = typer.Typer(
     help="Vaults: capacity for backups, and the disks or servers they protect.",
@@ -21,24 +23,10 @@ RESOURCE_TYPES = {"disk": "OS::Cinder::Volume", "server": "OS::Nova::Server"}
 """The resource type a vault of each object type protects."""
 
 MiB = 1 << 20
-UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
-"""The product's units, as capacities are sold and as the console shows them: 1 GB = 2^30 bytes."""
 
 VaultArg = Annotated[str, typer.Argument(help="Vault id (UUID).")]
 ResourcesArg = Annotated[list[str], typer.Argument(help="Disk or server id(s).")]
 VAULT_COLUMNS = ["id", "name", "type", "size", "used", "free", "resources", "status", "policy"]
-
-
-def human_size(size_bytes: float | None) -> str:
-    """Bytes as people read them: `0 B`, `512 B`, `1.5 MB`, `10 GB` (1 GB = 2^30 bytes)."""
-    if size_bytes is None:
-        return ""
-    value, unit = float(size_bytes), 0
-    while abs(value) >= 1024 and unit < len(UNITS) - 1:
-        value, unit = value / 1024, unit + 1
-    if unit == 0:
-        return f"{int(value)} B"
-    return f"{value:.1f} {UNITS[unit]}".replace(".0 ", " ")
 
 
 def _path(api: Client, suffix: str = "") -> str:
@@ -52,9 +40,9 @@ def _row(vault: dict[str, Any]) -> dict[str, Any]:
         "id": vault["id"],
         "name": vault["name"],
         "type": billing["object_type"],
-        "size": human_size(size),
-        "used": human_size(used),
-        "free": human_size(max(0.0, size - used)),
+        "size": human_bytes(size, trim=True),
+        "used": human_bytes(used, trim=True),
+        "free": human_bytes(max(0.0, size - used), trim=True),
         "resources": len(vault.get("resources") or []),
         "status": billing["status"],
         "auto_bind": vault.get("auto_bind"),
@@ -76,9 +64,9 @@ def _show(vault: dict[str, Any], as_json: bool) -> None:
                 "id": r["id"],
                 "name": r.get("name"),
                 "type": r["type"],
-                "size": human_size(int(r.get("size") or 0) * 1024 * MiB),
+                "size": human_bytes(int(r.get("size") or 0) * 1024 * MiB, trim=True),
                 "backups": r.get("backup_count"),
-                "backup_size": human_size(float(r.get("backup_size") or 0) * MiB),
+                "backup_size": human_bytes(float(r.get("backup_size") or 0) * MiB, trim=True),
             }
             for r in resources
         ]

@@ -101,11 +101,23 @@ def _vault_rows(ctx: Ctx, kind: Kind) -> list[dict[str, Any]]:
     return rows
 
 
+def _has_tag(vault: Vault, wanted: str) -> bool:
+    """Whether the vault has the tag `key` (any value) or `key=value`."""
+    key, _, value = wanted.partition("=")
+    return any(
+        t.get("key") == key.strip() and ("=" not in wanted or t.get("value") == value.strip())
+        for t in vault.tags
+    )
+
+
 @router.get("/vaults")
 async def vault_list(request: Request, kind: str) -> Response:
+    tag = query(request, "tag")
+
     def body(ctx: Ctx) -> Response:
         k = _kind(ctx, kind)
-        return _page(ctx, k, "vaults.html", tab="vaults", rows=_vault_rows(ctx, k))
+        rows = [r for r in _vault_rows(ctx, k) if not tag or _has_tag(r["vault"], tag)]
+        return _page(ctx, k, "vaults.html", tab="vaults", rows=rows, tag=tag)
 
     return await get(request, body)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -21,12 +21,12 @@ from opencbr.core.errors import AppError, ValidationFailed
 from opencbr.core.jobs import JobStatus, get_job
 from opencbr.core.numbers import whole_number
 from opencbr.evs import jobs as evs_jobs
+from opencbr.evs import recycle as evs_recycle
 from opencbr.evs import servers as evs_servers
 from opencbr.evs import service as evs
-from opencbr.evs.errors import FromBackupUnavailable
 from opencbr.evs.external import external_sources
 from opencbr.evs.models import Disk, DiskStatus, Server
-from opencbr.evs.service import DiskSpec, VolumeFromBackup
+from opencbr.evs.service import DiskSpec, volume_from_backup
 from opencbr.kms import keys as kms_keys
 
 from .web import (
@@ -130,10 +130,8 @@ async def disk_create(request: Request) -> Response:
             backup_id=form.get("backup_id") or None,
         )
         if spec.backup_id:
-            make = ctx.runtime.extras.get("volume_from_backup")
-            if not callable(make):
-                raise FromBackupUnavailable()
-            disk, job = cast(VolumeFromBackup, make)(ctx.session, ctx.runtime, ctx.actor, spec)
+            make = volume_from_backup(ctx.runtime)
+            disk, job = make(ctx.session, ctx.runtime, ctx.actor, spec)
             made = [disk]
         else:
             made, job = evs.create_disks(ctx.session, ctx.runtime, ctx.actor, spec)
@@ -166,7 +164,7 @@ async def disk_detach(request: Request, disk_id: str) -> Response:
 @router.post("/disks/{disk_id}/delete")
 async def disk_delete(request: Request, disk_id: str) -> Response:
     def action(ctx: Ctx, form: Form) -> Response:
-        job = evs.delete_disk(ctx.session, ctx.actor, disk_id)
+        job = evs_recycle.delete_or_recycle(ctx.session, ctx.actor, disk_id)
         return redirect(url(f"/jobs/{job.id}"), ("ok", "The disk is being deleted."))
 
     return await post(request, action, url("/disks"))

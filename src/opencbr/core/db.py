@@ -76,8 +76,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 # The service's statements are index lookups and short index walks. PostgreSQL plans some of
 # them (a page of 50 backups ordered by date) with parallel workers, and starting the workers
-# took 4 ms of a statement's 6.6 ms (0.4 ms without them), while the other requests in flight
-# already keep the CPUs busy. So the service's connections plan without them.
+# cost far more than the statement itself (bench/README.md), while the other requests in
+# flight already keep the CPUs busy. So the service's connections plan without them.
 _NO_PARALLEL = "-c max_parallel_workers_per_gather=0"
 
 # The execution option of a read-only unit of work's connections (see `Database`).

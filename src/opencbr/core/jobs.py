@@ -137,7 +137,6 @@ class JobContext:
     max_attempts: int
     worker_id: str
     lease: timedelta
-    extras: Mapping[str, object]
 
     @property
     def last_attempt(self) -> bool:
@@ -202,7 +201,6 @@ def _claim(
             job.max_attempts,
             worker_id,
             lease,
-            {},
         )
 
 
@@ -234,13 +232,11 @@ def run_one(
     handlers: Mapping[str, JobHandler],
     worker_id: str,
     lease: timedelta = timedelta(seconds=60),
-    extras: Mapping[str, object] | None = None,
 ) -> bool:
     """Claim and run one due job; False when there was none."""
     ctx = _claim(database, list(handlers), worker_id, lease)
     if ctx is None:
         return False
-    ctx.extras = extras or {}
     handler = handlers[ctx.kind]
     if ctx.attempt > ctx.max_attempts:
         # Its last attempt's worker died (the lease ran out) without recording an outcome: a
@@ -292,12 +288,10 @@ class WorkerPool:
         threads: int = 2,
         poll_seconds: float = 0.5,
         lease: timedelta = timedelta(seconds=60),
-        extras: Mapping[str, object] | None = None,
         name: str | None = None,
     ) -> None:
         self.database, self.handlers = database, handlers
         self.poll_seconds, self.lease = poll_seconds, lease
-        self.extras = extras or {}
         self.name = name or f"worker-{new_uuid()[:8]}"
         self.stop_event = threading.Event()
         self.threads = [
@@ -322,7 +316,7 @@ class WorkerPool:
             try:
                 for periodic in self.tick:
                     periodic()
-                busy = run_one(self.database, self.handlers, worker_id, self.lease, self.extras)
+                busy = run_one(self.database, self.handlers, worker_id, self.lease)
             except Exception:
                 log.exception("worker %s: unexpected error", worker_id)
                 busy = False

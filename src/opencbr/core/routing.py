@@ -38,8 +38,8 @@ __all__ = ["DirectHandler", "JSONRoute"]
 
 
 class JSONRoute(APIRoute):
-    """A route whose endpoint returns JSON-ready values (the slices' views). No response model
-    is inferred from its `-> dict` annotation: FastAPI would validate the value again on a
+    """A route whose endpoint returns JSON-ready values (the slices' views). Its response model
+    only documents the answer (`_describe_only`): FastAPI would validate the value again on a
     worker thread after the endpoint, one more hand-off per request, taken while the unit of
     work still holds its row locks (requests waiting for those locks could hold every thread).
 
@@ -48,8 +48,9 @@ class JSONRoute(APIRoute):
     its own, before the route's other inputs are validated)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        if isinstance(kwargs.get("response_model"), DefaultPlaceholder):
-            kwargs["response_model"] = None
+        _describe_only(kwargs)
+        if inspect.signature(endpoint, eval_str=True).return_annotation is Response:
+            kwargs["response_class"] = Response  # no JSON body: documented without one
         direct = None if kwargs.get("dependencies") else DirectHandler.plan(path, endpoint)
         self.direct = direct
         super().__init__(path, endpoint, **kwargs)
@@ -60,6 +61,22 @@ class JSONRoute(APIRoute):
         if self.direct is not None:
             return self.direct.handle
         return super().get_route_handler()
+
+
+def _describe_only(route: dict[str, Any]) -> None:
+    """A route's `response_model` describes its answer in the OpenAPI document and is never
+    applied to it: the slices' views build the bodies (a test checks that they match), and
+    FastAPI would otherwise validate and rebuild every body through the model."""
+    model = route.get("response_model")
+    route["response_model"] = None
+    if model is None or isinstance(model, DefaultPlaceholder):
+        return
+    status = route.get("status_code")
+    if isinstance(status, DefaultPlaceholder) or status is None:
+        status = 200
+    responses = dict(route.get("responses") or {})
+    responses[status] = {**responses.get(status, {}), "model": model}
+    route["responses"] = responses
 
 
 # Where a `DirectHandler` takes an input from: a path segment (by name), a query parameter, the

@@ -13,9 +13,11 @@ from opencbr.core.errors import (
 
 __all__ = [
     "AgencyMissing",
+    "DiskHasSnapshots",
     "DiskInUse",
     "DiskNotAttached",
     "DiskNotFound",
+    "DiskNotInRecycleBin",
     "DiskRangeInvalid",
     "DiskStatusConflict",
     "EvsValidationFailed",
@@ -26,9 +28,13 @@ __all__ = [
     "LengthRequired",
     "NbdExportConflict",
     "NbdExportNotFound",
+    "NbdServerMissing",
+    "NbdSettingsInvalid",
     "NbdUnavailable",
     "ServerNotFound",
     "ServerStatusConflict",
+    "SnapshotNotFound",
+    "SnapshotStatusConflict",
     "SystemDiskDetach",
     "TransferNotFound",
     "TransferRefused",
@@ -156,6 +162,25 @@ class NbdUnavailable(AppError):
     )
 
 
+class NbdSettingsInvalid(AppError):
+    """The NBD settings cannot make a server: where it listens and its TLS do not fit."""
+
+    status = 503
+    code = "EVS.0435"
+    template = "The NBD server cannot start: {reason}."
+
+
+class NbdServerMissing(AppError):
+    """API processes without an NBD server of their own found no running one to name."""
+
+    status = 503
+    code = "EVS.0436"
+    template = (
+        "No NBD server of this deployment is running: start one with `opencbr nbd serve` "
+        "(OPENCBR_NBD_EMBEDDED=false keeps it out of the API processes)."
+    )
+
+
 class NbdExportNotFound(NotFound):
     code = "EVS.0420"
     template = "Disk {id} has no open NBD export."
@@ -164,3 +189,24 @@ class NbdExportNotFound(NotFound):
 class NbdExportConflict(Conflict):
     code = "EVS.0421"
     template = "Disk {id} is already exported {mode}; close that export first."
+
+
+class SnapshotNotFound(NotFound):
+    code = "EVS.0407"
+    template = "Snapshot {id} not found."
+
+
+class DiskHasSnapshots(BadRequest):
+    code = "EVS.0423"
+    template = "Disk {id} has {count} snapshot(s): delete them first."
+
+
+class SnapshotStatusConflict(Conflict):
+    status = 400
+    code = "EVS.0424"
+    template = "Snapshot {id} is {status}; this needs it to be {expected}."
+
+
+class DiskNotInRecycleBin(NotFound):
+    code = "EVS.0408"
+    template = "Disk {id} is not in the recycle bin."

@@ -27,6 +27,7 @@ from .external import (
 )
 from .external_models import ExternalDisk
 from .models import Disk
+from .responses import ExternalVolumeList, ExternalVolumeOne
 from .views import volume_view
 
 __all__ = ["RegisterExternalBody", "router", "source_view"]
@@ -67,6 +68,7 @@ def _view(disk: Disk, row: ExternalDisk, base_url: str) -> dict[str, Any]:
     "/v2/{project_id}/cloudvolumes/external",
     status_code=200,
     operation_id="RegisterExternalVolume",
+    response_model=ExternalVolumeOne,
 )
 def register_external_volume(
     body: RegisterExternalBody,
@@ -89,7 +91,11 @@ def register_external_volume(
     return {"volume": _view(disk, row, str(request.base_url).rstrip("/"))}
 
 
-@router.get("/v2/{project_id}/cloudvolumes/external", operation_id="ListExternalVolumes")
+@router.get(
+    "/v2/{project_id}/cloudvolumes/external",
+    operation_id="ListExternalVolumes",
+    response_model=ExternalVolumeList,
+)
 def list_external_volumes(actor: ActorDep, session: SessionDep, request: Request) -> dict[str, Any]:
     assert actor.project_id is not None
     base_url = str(request.base_url).rstrip("/")

@@ -1,10 +1,13 @@
 """Instant restore: a disk made from a backup is usable (over NBD) while its copy runs.
 
-The backup service hands a block source in (`runtime.extras["block_source"]`, a
+The backup service hands a block source in (`BLOCK_SOURCE` in `runtime.parts`, a
 `BlockSourceFactory`), so this slice never imports it or the chunk store: the source reads the
 backup's plaintext, verified, as a restore does. The copy job and the NBD broker of a process
 share one `FillingVolume` per disk (volumes/filling.py); a disk being filled by another
-process cannot be exported from this one until its copy ends (`FillingBusy`).
+process cannot be exported from this one until its copy ends (`FillingBusy`). A process that
+runs no job workers (`opencbr nbd serve`, `serve --no-jobs`) never takes a filling itself: the
+copy job runs elsewhere, and a filling held here would keep it from ever running
+(`takes_filling`).
 
 A disk from a backup stays `creating` until the copy ends (a restore is still measured to
 `available`), then turns `available`, or `in-use` when it is attached or has a read-write
@@ -15,12 +18,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opencbr.core.context import Runtime
+from opencbr.core.context import Part, Runtime
 
 from .errors import FromBackupUnavailable
 from .models import Disk, DiskStatus, NbdExport
@@ -33,12 +35,14 @@ __all__ = [
     "filling_volume",
     "is_filling",
     "status_after_fill",
+    "takes_filling",
 ]
 
 BlockSourceFactory = Callable[[Runtime, Session, Disk], BlockSource]
 """Registered by the backup service: the source of a disk made from a backup."""
 
-_KEY = "evs.fillings"
+_FILLINGS: Part[dict[str, FillingVolume]] = Part("evs.fillings")
+BLOCK_SOURCE: Part[BlockSourceFactory] = Part("evs.block_source")
 _lock = threading.Lock()
 
 
@@ -48,8 +52,15 @@ def is_filling(disk: Disk) -> bool:
 
 
 def _fillings(runtime: Runtime) -> dict[str, FillingVolume]:
-    found = runtime.extras.setdefault(_KEY, {})
-    return cast(dict[str, FillingVolume], found)
+    return runtime.parts.setdefault(_FILLINGS, dict)
+
+
+def takes_filling(runtime: Runtime, disk_id: str) -> bool:
+    """Whether this process may serve the disk's filling: it holds it already, or it runs
+    job workers (so the copy job may be, or become, its own)."""
+    with _lock:
+        held = disk_id in _fillings(runtime)
+    return held or runtime.settings.run_workers
 
 
 def filling_volume(runtime: Runtime, session: Session, disk: Disk) -> FillingVolume:
@@ -59,10 +70,10 @@ def filling_volume(runtime: Runtime, session: Session, disk: Disk) -> FillingVol
         filling = fillings.get(disk.id)
         if filling is not None:
             return filling
-        make = runtime.extras.get("block_source")
-        if not callable(make):
+        make = runtime.parts.get(BLOCK_SOURCE)
+        if make is None:
             raise FromBackupUnavailable()
-        source = cast(BlockSourceFactory, make)(runtime, session, disk)
+        source = make(runtime, session, disk)
         provision_image(runtime, disk, session=session)
         volume = stored_volume(runtime, session, disk)
         filling = FillingVolume(volume_driver(runtime).root, disk.id, volume, source)

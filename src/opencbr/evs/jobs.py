@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 from opencbr.core.context import Runtime
 from opencbr.core.jobs import Job, JobContext, JobHandler
 
-from .models import Disk, DiskStatus, Server, ServerStatus
+from .models import Disk, DiskStatus, Server, ServerStatus, Snapshot
+from .recycle import RECYCLE_DISK_JOB, RecycleDisk
+from .resize import EXTEND_DISK_JOB, ExtendDisk
 from .servers import CREATE_SERVER_JOB
 from .service import (
     CREATE_DISK_JOB,
@@ -24,6 +26,8 @@ from .service import (
     transition_disk,
     transition_server,
 )
+from .snapshots import CREATE_SNAPSHOT_JOB, ROLLBACK_SNAPSHOT_JOB
+from .snapshots import handlers as snapshot_handlers
 from .volumes import BackupInProgress
 
 __all__ = ["handlers", "job_title"]
@@ -123,6 +127,9 @@ def handlers(runtime: Runtime) -> dict[str, JobHandler]:
         CREATE_DISK_JOB: CreateDisks(runtime),
         CREATE_SERVER_JOB: CreateServer(runtime),
         DELETE_DISK_JOB: DeleteDisk(runtime),
+        EXTEND_DISK_JOB: ExtendDisk(runtime),
+        RECYCLE_DISK_JOB: RecycleDisk(runtime),
+        **snapshot_handlers(runtime),
     }
 
 
@@ -138,6 +145,18 @@ def job_title(session: Session, job: Job) -> str | None:
     if job.kind == CREATE_DISK_JOB:
         names = [_disk_name(session, i) for i in payload.get("disk_ids") or []]
         return f"Create disk{'s' if len(names) > 1 else ''} {', '.join(names)}"
+    if job.kind == EXTEND_DISK_JOB:
+        name = _disk_name(session, payload.get("disk_id"))
+        return f"Extend disk {name} to {payload.get('size_gb')} GB"
+    if job.kind in (CREATE_SNAPSHOT_JOB, ROLLBACK_SNAPSHOT_JOB):
+        snapshot = session.get(Snapshot, str(payload.get("snapshot_id")))
+        shot = (snapshot.name or snapshot.id) if snapshot else payload.get("snapshot_id")
+        disk = _disk_name(session, snapshot.volume_id if snapshot else payload.get("disk_id"))
+        if job.kind == CREATE_SNAPSHOT_JOB:
+            return f"Take snapshot {shot} of disk {disk}"
+        return f"Roll back disk {disk} to snapshot {shot}"
+    if job.kind == RECYCLE_DISK_JOB:
+        return f"Move disk {_disk_name(session, payload.get('disk_id'))} to the recycle bin"
     if job.kind == DELETE_DISK_JOB:
         return f"Delete disk {_disk_name(session, payload.get('disk_id'))}"
     if job.kind == CREATE_SERVER_JOB:

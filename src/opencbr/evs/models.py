@@ -13,7 +13,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 from opencbr.core.clock import utcnow
 from opencbr.core.db import Base
 
-__all__ = ["Disk", "DiskStatus", "DiskTransfer", "NbdExport", "Server", "ServerStatus"]
+__all__ = [
+    "Disk",
+    "DiskStatus",
+    "DiskTransfer",
+    "NbdExport",
+    "NbdServerRecord",
+    "RecyclePolicy",
+    "Server",
+    "ServerStatus",
+    "Snapshot",
+    "SnapshotStatus",
+]
 
 
 class DiskStatus(StrEnum):
@@ -29,6 +40,9 @@ class DiskStatus(StrEnum):
     DELETING = "deleting"
     ERROR_DELETING = "error_deleting"
     AWAITING_TRANSFER = "awaiting-transfer"  # offered to another project (transfers.py)
+    EXTENDING = "extending"  # growing (resize.py)
+    ROLLBACKING = "rollbacking"  # taking a snapshot's contents back (snapshots.py)
+    RECYCLED = "recycled"  # deleted into the recycle bin (recycle.py): hidden, restorable
 
 
 class ServerStatus(StrEnum):
@@ -72,7 +86,21 @@ class Disk(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     error_message: Mapped[str] = mapped_column(Text, default="")
+    recycled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    purge_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+
+class RecyclePolicy(Base):
+    """A project's disk recycle bin policy (EVS `recycle-bin-volumes/policy`); no row: off."""
+
+    __tablename__ = "evs_recycle_policies"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    threshold_days: Mapped[int] = mapped_column(Integer, default=7)
+    keep_days: Mapped[int] = mapped_column(Integer, default=7)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
 
@@ -113,7 +141,8 @@ class NbdExport(Base):
 
     The row is the export: any process's NBD broker resolves a client's export name here, and
     deleting the row ends the export everywhere. `name` is a random secret that only the disk's
-    project is told; `address` is the host:port of the NBD server that the URI names.
+    project is told; `address` is the host:port of the NBD server that the URI names, `tls`
+    the TLS that server requires (`nbd.tls.TLS_*`: "" none, "psk", "x509").
     """
 
     __tablename__ = "evs_nbd_exports"
@@ -124,7 +153,48 @@ class NbdExport(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     read_only: Mapped[bool] = mapped_column(Boolean)
     address: Mapped[str] = mapped_column(String(255))
+    tls: Mapped[str] = mapped_column(String(8), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+
+class NbdServerRecord(Base):
+    """A running NBD server of the deployment (nbd.registry): where clients reach it and the
+    TLS it requires. Its process refreshes `seen_at`; API processes without an NBD server of
+    their own name a live one in the exports they open."""
+
+    __tablename__ = "evs_nbd_servers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    address: Mapped[str] = mapped_column(String(255))
+    tls: Mapped[str] = mapped_column(String(8), default="")
+    seen_at: Mapped[datetime] = mapped_column(DateTime, default=_now, index=True)
+
+
+class SnapshotStatus(StrEnum):
+    CREATING = "creating"
+    AVAILABLE = "available"
+    ROLLBACKING = "rollbacking"
+    DELETING = "deleting"
+    ERROR = "error"
+
+
+class Snapshot(Base):
+    """A point-in-time copy of a disk (EVS v2 `cloudsnapshots`; bytes in volumes/snapshots.py).
+    A disk with snapshots cannot be deleted (as EVS)."""
+
+    __tablename__ = "evs_snapshots"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("iam_projects.id"), index=True)
+    volume_id: Mapped[str] = mapped_column(ForeignKey("evs_disks.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    size_gb: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=SnapshotStatus.CREATING)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
 
 from .external_models import ExternalDisk, ExternalRead  # noqa: E402  (registers the tables)

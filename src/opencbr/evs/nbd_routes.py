@@ -1,7 +1,8 @@
 """Our NBD extension: open and close the NBD export of a disk, or of a server's disks.
 
 * `POST /v2/{project_id}/cloudvolumes/{volume_id}/nbd` `{"read_only": false}` →
-  `{"export": {"volume_id", "uri", "export_name", "host", "port", "read_only"}}`
+  `{"export": {"volume_id", "uri", "export_name", "host", "port", "read_only", "tls"}}`
+  (`uri` is `nbds://...` and `tls` "psk" or "x509" when the NBD server requires TLS)
 * `GET /v2/{project_id}/cloudvolumes/{volume_id}/nbd` → the open export (404 EVS.0420: none)
 * `DELETE /v2/{project_id}/cloudvolumes/{volume_id}/nbd` → `{"volume_id", "closed": true}`
 * `POST /v1/{project_id}/servers/{server_id}/nbd` → `{"exports": [...]}` in boot order
@@ -24,6 +25,7 @@ from opencbr.iam.auth import ActorDep
 
 from . import nbd
 from .errors import NbdExportNotFound
+from .responses import NbdClosed, NbdExportList, NbdExportOne, ServerClosed
 
 __all__ = ["NbdOpenBody", "router"]
 
@@ -36,7 +38,11 @@ class NbdOpenBody(BaseModel):
     read_only: bool = False
 
 
-@router.post("/v2/{project_id}/cloudvolumes/{volume_id}/nbd", operation_id="OpenVolumeNbd")
+@router.post(
+    "/v2/{project_id}/cloudvolumes/{volume_id}/nbd",
+    operation_id="OpenVolumeNbd",
+    response_model=NbdExportOne,
+)
 def open_volume_nbd(
     volume_id: str,
     actor: ActorDep,
@@ -49,7 +55,11 @@ def open_volume_nbd(
     return {"export": asdict(view)}
 
 
-@router.get("/v2/{project_id}/cloudvolumes/{volume_id}/nbd", operation_id="ShowVolumeNbd")
+@router.get(
+    "/v2/{project_id}/cloudvolumes/{volume_id}/nbd",
+    operation_id="ShowVolumeNbd",
+    response_model=NbdExportOne,
+)
 def show_volume_nbd(volume_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     view = nbd.show_export(session, actor, volume_id)
     if view is None:
@@ -57,13 +67,21 @@ def show_volume_nbd(volume_id: str, actor: ActorDep, session: SessionDep) -> dic
     return {"export": asdict(view)}
 
 
-@router.delete("/v2/{project_id}/cloudvolumes/{volume_id}/nbd", operation_id="CloseVolumeNbd")
+@router.delete(
+    "/v2/{project_id}/cloudvolumes/{volume_id}/nbd",
+    operation_id="CloseVolumeNbd",
+    response_model=NbdClosed,
+)
 def close_volume_nbd(volume_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     nbd.close_export(session, actor, volume_id)
     return {"volume_id": volume_id, "closed": True}
 
 
-@router.post("/v1/{project_id}/servers/{server_id}/nbd", operation_id="OpenServerNbd")
+@router.post(
+    "/v1/{project_id}/servers/{server_id}/nbd",
+    operation_id="OpenServerNbd",
+    response_model=NbdExportList,
+)
 def open_server_nbd(
     server_id: str,
     actor: ActorDep,
@@ -76,7 +94,11 @@ def open_server_nbd(
     return {"exports": [asdict(v) for v in views]}
 
 
-@router.delete("/v1/{project_id}/servers/{server_id}/nbd", operation_id="CloseServerNbd")
+@router.delete(
+    "/v1/{project_id}/servers/{server_id}/nbd",
+    operation_id="CloseServerNbd",
+    response_model=ServerClosed,
+)
 def close_server_nbd(server_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     closed = nbd.close_server_exports(session, actor, server_id)
     return {"server_id": server_id, "closed": closed}

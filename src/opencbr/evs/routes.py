@@ -20,10 +20,10 @@ unwrapped in a short unit of work, then the bytes move without holding a transac
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from opencbr.core.context import Actor, Runtime
@@ -37,10 +37,8 @@ from opencbr.iam.auth import ActorDep, StreamedBodyDep, project_actor
 
 from . import service
 from .errors import (
-    DiskNotFound,
     DiskRangeInvalid,
     EvsValidationFailed,
-    FromBackupUnavailable,
     JobNotFound,
     LengthRequired,
     WriteIncomplete,
@@ -48,9 +46,22 @@ from .errors import (
 from .external_routes import router as external_router
 from .models import Disk
 from .nbd_routes import router as nbd_router
+from .recycle import delete_or_recycle
+from .recycle_routes import router as recycle_router
+from .resize_routes import router as resize_router
+from .responses import (
+    CreateVolumeAnswer,
+    DataWritten,
+    Extents,
+    JobAnswer,
+    JobOut,
+    VolumeList,
+    VolumeOne,
+)
 from .schemas import CreateVolumeBody, VolumeIn
 from .server_routes import router as server_router
-from .service import DiskFilter, DiskSpec, DiskVolume, VolumeFromBackup
+from .service import DiskFilter, DiskSpec, DiskVolume, volume_from_backup
+from .snapshot_routes import router as snapshot_router
 from .transfer_routes import router as transfer_router
 from .views import job_view, job_volume_id, volume_view
 from .volume_admin_routes import router as volume_admin_router
@@ -59,6 +70,8 @@ __all__ = ["PIECE", "VALIDATION_ERRORS", "router", "routers"]
 
 VALIDATION_ERRORS: dict[str, type] = {
     "/cloudvolumes": EvsValidationFailed,
+    "/cloudsnapshots": EvsValidationFailed,
+    "/recycle-bin-volumes": EvsValidationFailed,
     "/os-volume-transfer": EvsValidationFailed,
     "/servers": EvsValidationFailed,
 }
@@ -101,15 +114,22 @@ def _refuse_unsupported(body: CreateVolumeBody) -> None:
 def _from_backup(
     session: Any, runtime: Runtime, actor: Actor, spec: DiskSpec
 ) -> tuple[list[Disk], Job]:
-    make = runtime.extras.get("volume_from_backup")
-    if not callable(make):
-        raise FromBackupUnavailable()
-    disk, job = cast(VolumeFromBackup, make)(session, runtime, actor, spec)
+    disk, job = volume_from_backup(runtime)(session, runtime, actor, spec)
     return [disk], job
 
 
-@router.post("/v2.1/{project_id}/cloudvolumes", status_code=202, operation_id="CreateVolume")
-@router.post("/v2/{project_id}/cloudvolumes", status_code=202, operation_id="CreateVolumeV2")
+@router.post(
+    "/v2.1/{project_id}/cloudvolumes",
+    status_code=202,
+    operation_id="CreateVolume",
+    response_model=CreateVolumeAnswer,
+)
+@router.post(
+    "/v2/{project_id}/cloudvolumes",
+    status_code=202,
+    operation_id="CreateVolumeV2",
+    response_model=CreateVolumeAnswer,
+)
 def create_volume(
     body: CreateVolumeBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -139,8 +159,12 @@ def _list(
     }
 
 
-@router.get("/v2/{project_id}/cloudvolumes/detail", operation_id="ListVolumes")
-@router.get("/v2/{project_id}/cloudvolumes", operation_id="ListVolumesBrief")
+@router.get(
+    "/v2/{project_id}/cloudvolumes/detail", operation_id="ListVolumes", response_model=VolumeList
+)
+@router.get(
+    "/v2/{project_id}/cloudvolumes", operation_id="ListVolumesBrief", response_model=VolumeList
+)
 def list_volumes(
     actor: ActorDep,
     session: SessionDep,
@@ -157,7 +181,9 @@ def list_volumes(
     return _list(session, actor, limit, offset, where, str(request.base_url).rstrip("/"))
 
 
-@router.get("/v2/{project_id}/cloudvolumes/{volume_id}", operation_id="ShowVolume")
+@router.get(
+    "/v2/{project_id}/cloudvolumes/{volume_id}", operation_id="ShowVolume", response_model=VolumeOne
+)
 def show_volume(
     volume_id: str, actor: ActorDep, session: SessionDep, request: Request
 ) -> dict[str, Any]:
@@ -167,27 +193,27 @@ def show_volume(
 
 
 @router.delete(
-    "/v2/{project_id}/cloudvolumes/{volume_id}", status_code=202, operation_id="DeleteVolume"
+    "/v2/{project_id}/cloudvolumes/{volume_id}",
+    status_code=202,
+    operation_id="DeleteVolume",
+    response_model=JobAnswer,
 )
 def delete_volume(volume_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
-    job = service.delete_disk(session, actor, volume_id)
+    job = delete_or_recycle(session, actor, volume_id)
     return {"job_id": job.id}
 
 
-@router.get("/v1/{project_id}/jobs/{job_id}", operation_id="ShowJob")
+@router.get("/v1/{project_id}/jobs/{job_id}", operation_id="ShowJob", response_model=JobOut)
 def show_job(job_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     assert actor.project_id is not None
     try:
         job = core_get_job(session, job_id, actor.project_id)
     except CoreJobNotFound as exc:
         raise JobNotFound(id=job_id) from exc
-    disk = None
     volume_id = job_volume_id(job)
-    if volume_id is not None:
-        try:
-            disk = service.get_disk(session, actor.project_id, volume_id)
-        except DiskNotFound:
-            disk = None
+    disk = session.get(Disk, volume_id) if volume_id is not None else None
+    if disk is not None and disk.project_id != actor.project_id:
+        disk = None  # given to another project since
     return job_view(job, disk)
 
 
@@ -246,7 +272,11 @@ async def _stream_into(volume: DiskVolume, request: Request, offset: int, length
     return received
 
 
-@router.put("/v2/{project_id}/cloudvolumes/{volume_id}/data", operation_id="WriteVolumeData")
+@router.put(
+    "/v2/{project_id}/cloudvolumes/{volume_id}/data",
+    operation_id="WriteVolumeData",
+    response_model=DataWritten,
+)
 async def write_data(
     volume_id: str,
     request: Request,
@@ -266,7 +296,15 @@ async def write_data(
     return {"volume_id": volume_id, "offset": offset, "length": written}
 
 
-@router.get("/v2/{project_id}/cloudvolumes/{volume_id}/data", operation_id="ReadVolumeData")
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get(
+    "/v2/{project_id}/cloudvolumes/{volume_id}/data",
+    operation_id="ReadVolumeData",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": BINARY}, "description": "Bytes"}},
+)
 async def read_data(
     volume_id: str,
     request: Request,
@@ -285,7 +323,11 @@ async def read_data(
     )
 
 
-@router.get("/v2/{project_id}/cloudvolumes/{volume_id}/extents", operation_id="VolumeExtents")
+@router.get(
+    "/v2/{project_id}/cloudvolumes/{volume_id}/extents",
+    operation_id="VolumeExtents",
+    response_model=Extents,
+)
 def volume_extents(
     volume_id: str,
     actor: ActorDep,
@@ -303,5 +345,15 @@ def volume_extents(
     }
 
 
-routers = (server_router, external_router, nbd_router, router, volume_admin_router, transfer_router)
+routers = (
+    server_router,
+    external_router,
+    nbd_router,
+    resize_router,
+    router,
+    volume_admin_router,
+    transfer_router,
+    snapshot_router,
+    recycle_router,
+)
 """Every router of the slice, for the app to add route by route."""

@@ -15,6 +15,7 @@ from opencbr.iam.auth import ActorDep
 
 from . import servers, service
 from .models import Server
+from .responses import ServerCreated, ServerJobs, ServerList, ServerOne, VolumeOne
 from .schemas import AttachBody, CreateServerBody, DiskChoiceIn
 from .views import server_view, volume_view
 
@@ -38,7 +39,7 @@ def _view(session: Session, server: Server) -> dict[str, Any]:
     return server_view(server, service.server_disks(session, server.id))
 
 
-@router.post("", status_code=202, operation_id="CreateServer")
+@router.post("", status_code=202, operation_id="CreateServer", response_model=ServerCreated)
 def create_server(
     body: CreateServerBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def create_server(
     return {"server": _view(session, server), "job_id": job.id}
 
 
-@router.get("", operation_id="ListServers")
+@router.get("", operation_id="ListServers", response_model=ServerList)
 def list_servers(
     actor: ActorDep,
     session: SessionDep,
@@ -73,37 +74,39 @@ def list_servers(
     return {"servers": found, "count": len(found)}
 
 
-@router.get("/{server_id}", operation_id="ShowServer")
+@router.get("/{server_id}", operation_id="ShowServer", response_model=ServerOne)
 def show_server(server_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     assert actor.project_id is not None
     return {"server": _view(session, service.get_server(session, actor.project_id, server_id))}
 
 
-@router.post("/{server_id}/attach", operation_id="AttachVolume")
+@router.post("/{server_id}/attach", operation_id="AttachVolume", response_model=VolumeOne)
 def attach(
     server_id: str, body: AttachBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
     return {"volume": volume_view(servers.attach_disk(session, actor, server_id, body.volume_id))}
 
 
-@router.post("/{server_id}/detach", operation_id="DetachVolume")
+@router.post("/{server_id}/detach", operation_id="DetachVolume", response_model=VolumeOne)
 def detach(
     server_id: str, body: AttachBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
     return {"volume": volume_view(servers.detach_disk(session, actor, server_id, body.volume_id))}
 
 
-@router.post("/{server_id}/stop", operation_id="StopServer")
+@router.post("/{server_id}/stop", operation_id="StopServer", response_model=ServerOne)
 def stop(server_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"server": _view(session, servers.stop_server(session, actor, server_id))}
 
 
-@router.post("/{server_id}/start", operation_id="StartServer")
+@router.post("/{server_id}/start", operation_id="StartServer", response_model=ServerOne)
 def start(server_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"server": _view(session, servers.start_server(session, actor, server_id))}
 
 
-@router.delete("/{server_id}", status_code=202, operation_id="DeleteServer")
+@router.delete(
+    "/{server_id}", status_code=202, operation_id="DeleteServer", response_model=ServerJobs
+)
 def delete(
     server_id: str, actor: ActorDep, session: SessionDep, delete_disks: bool = False
 ) -> dict[str, Any]:

@@ -13,7 +13,7 @@ keeps it in memory only. Creating an encrypted disk needs the domain's `EVSAcces
 
 Contract with the backup service (which may import this module; this one never imports it):
 creating a disk from a backup goes through the callable that the backup service registers as
-`runtime.extras["volume_from_backup"]` (`VolumeFromBackup`); it uses `create_disk_record`,
+`VOLUME_FROM_BACKUP` in `runtime.parts` (`VolumeFromBackup`); it uses `create_disk_record`,
 `provision_image` and `open_volume` from here.
 """
 
@@ -30,7 +30,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
-from opencbr.core.context import Actor, Runtime
+from opencbr.core.context import Actor, Part, Runtime
 from opencbr.core.ids import is_uuid, new_uuid
 from opencbr.core.jobs import Job, enqueue
 from opencbr.iam.agencies import EVS_KMS_AGENCY, has_agency
@@ -39,17 +39,19 @@ from opencbr.kms import service as kms
 
 from .errors import (
     AgencyMissing,
+    DiskHasSnapshots,
     DiskInUse,
     DiskNotFound,
     DiskRangeInvalid,
     DiskStatusConflict,
     EvsValidationFailed,
     ExternalDiskDataPath,
+    FromBackupUnavailable,
     ServerNotFound,
     ServerStatusConflict,
 )
 from .external_volumes import external_source, external_volume
-from .models import Disk, DiskStatus, NbdExport, Server
+from .models import Disk, DiskStatus, NbdExport, Server, Snapshot
 from .volumes import (
     DiskKey,
     LocalVolumeDriver,
@@ -66,10 +68,12 @@ __all__ = [
     "CMK_META",
     "CREATE_DISK_JOB",
     "DATA_STATUSES",
+    "DELETABLE_STATUSES",
     "DELETE_ATTEMPTS",
     "DELETE_DISK_JOB",
     "ENCRYPTED_META",
     "MAX_SIZE_GB",
+    "VOLUME_FROM_BACKUP",
     "VOLUME_TYPES",
     "DiskFilter",
     "DiskSpec",
@@ -105,7 +109,7 @@ DELETE_DISK_JOB = "evs.delete_disk"
 DELETE_ATTEMPTS = 10  # a deletion waits (with backoff) for a running backup to finish
 ENCRYPTED_META = "__system__encrypted"
 CMK_META = "__system__cmkid"
-_DRIVER_KEY = "evs.volume_driver"
+_VOLUME_DRIVER: Part[LocalVolumeDriver] = Part("evs.volume_driver")
 _driver_lock = threading.Lock()
 
 
@@ -128,20 +132,34 @@ class DiskSpec:
 
 
 class VolumeFromBackup(Protocol):
-    """Registered by the backup service as `runtime.extras["volume_from_backup"]`: creates the
-    disk record (status `restoring-backup` or `creating`) and the job that fills it, in the
-    caller's transaction."""
+    """Registered by the backup service as `VOLUME_FROM_BACKUP`: creates the disk record
+    (status `restoring-backup` or `creating`) and the job that fills it, in the caller's
+    transaction."""
 
     def __call__(
         self, session: Session, runtime: Runtime, actor: Actor, spec: DiskSpec
     ) -> tuple[Disk, Job]: ...
 
 
+VOLUME_FROM_BACKUP: Part[VolumeFromBackup] = Part("evs.volume_from_backup")
+
+
+def volume_from_backup(runtime: Runtime) -> VolumeFromBackup:
+    """The backup service's way to make a disk from a backup; 400 when none is installed."""
+    make = runtime.parts.get(VOLUME_FROM_BACKUP)
+    if make is None:
+        raise FromBackupUnavailable()
+    return make
+
+
 # ---------------------------------------------------------------------------- lookups
 
 
 def get_disk(session: Session, project_id: str, disk_id: str, *, lock: bool = False) -> Disk:
-    query = select(Disk).where(Disk.id == disk_id, Disk.project_id == project_id)
+    """The project's disk; one in the recycle bin answers like a missing one (recycle.py)."""
+    query = select(Disk).where(
+        Disk.id == disk_id, Disk.project_id == project_id, Disk.status != DiskStatus.RECYCLED
+    )
     if lock:
         query = query.with_for_update()
     disk = session.scalar(query) if is_uuid(disk_id) else None
@@ -174,7 +192,7 @@ class DiskFilter:
 
 
 def _filtered(query: Any, project_id: str, where: DiskFilter) -> Any:
-    query = query.where(Disk.project_id == project_id)
+    query = query.where(Disk.project_id == project_id, Disk.status != DiskStatus.RECYCLED)
     if where.name is not None:
         query = query.where(Disk.name == where.name)
     if where.status is not None:
@@ -379,11 +397,8 @@ def _disk_key(
 def volume_driver(runtime: Runtime) -> LocalVolumeDriver:
     """The runtime's one volume driver, rooted at `<data_dir>/volumes`."""
     with _driver_lock:
-        driver = runtime.extras.get(_DRIVER_KEY)
-        if not isinstance(driver, LocalVolumeDriver):
-            driver = LocalVolumeDriver(Path(runtime.settings.data_dir) / "volumes")
-            runtime.extras[_DRIVER_KEY] = driver
-        return driver
+        root = Path(runtime.settings.data_dir) / "volumes"
+        return runtime.parts.setdefault(_VOLUME_DRIVER, lambda: LocalVolumeDriver(root))
 
 
 def provision_image(
@@ -511,6 +526,9 @@ def delete_disk(session: Session, actor: Actor, disk_id: str) -> Job:
     disk = get_disk(session, actor.project_id, disk_id, lock=True)
     if disk.server_id is not None:
         raise DiskInUse(id=disk.id, server_id=disk.server_id)
+    snapshots = session.scalar(select(func.count()).where(Snapshot.volume_id == disk.id))
+    if snapshots:
+        raise DiskHasSnapshots(id=disk.id, count=snapshots)
     transition_disk(session, disk, DELETABLE_STATUSES, DiskStatus.DELETING)
     session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     return enqueue(
@@ -523,9 +541,15 @@ def delete_disk(session: Session, actor: Actor, disk_id: str) -> Job:
 
 
 def remove_disk(runtime: Runtime, session: Session, disk: Disk) -> None:
-    """Delete the image (if any) and the record of a disk in `deleting` (idempotent)."""
+    """Delete the image (if any), snapshots (a disk deleted with its server) and the record of
+    a disk in `deleting` (idempotent)."""
+    driver = volume_driver(runtime)
+    for snapshot in list(session.scalars(select(Snapshot).where(Snapshot.volume_id == disk.id))):
+        driver.delete_snapshot(snapshot.id)
+        session.delete(snapshot)
+    session.flush()
     with contextlib.suppress(VolumeNotFound):
-        volume_driver(runtime).delete(disk.id)
+        driver.delete(disk.id)
     session.execute(delete(NbdExport).where(NbdExport.disk_id == disk.id))
     session.delete(disk)
     session.flush()

@@ -14,6 +14,7 @@ from opencbr.iam.auth import ActorDep
 
 from . import transfers
 from .models import DiskTransfer
+from .responses_more import TransferList, TransferOne
 
 __all__ = ["router"]
 
@@ -59,7 +60,9 @@ def _detail(request: Request, transfer: DiskTransfer) -> dict[str, Any]:
     return {**_summary(request, transfer), "created_at": api_time(transfer.created_at)}
 
 
-@router.post("", status_code=202, operation_id="CinderCreateVolumeTransfer")
+@router.post(
+    "", status_code=202, operation_id="CinderCreateVolumeTransfer", response_model=TransferOne
+)
 def create_transfer(
     body: CreateTransferBody, request: Request, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -67,7 +70,7 @@ def create_transfer(
     return {"transfer": {**_detail(request, made.transfer), "auth_key": made.auth_key}}
 
 
-@router.get("", operation_id="CinderListVolumeTransfers")
+@router.get("", operation_id="CinderListVolumeTransfers", response_model=TransferList)
 def list_transfers(
     request: Request,
     actor: ActorDep,
@@ -79,7 +82,7 @@ def list_transfers(
     return {"transfers": [_summary(request, t) for t in found]}
 
 
-@router.get("/{transfer_id}", operation_id="CinderShowVolumeTransfer")
+@router.get("/{transfer_id}", operation_id="CinderShowVolumeTransfer", response_model=TransferOne)
 def show_transfer(
     transfer_id: str, request: Request, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -92,7 +95,12 @@ def delete_transfer(transfer_id: str, actor: ActorDep, session: SessionDep) -> R
     return Response(status_code=202)
 
 
-@router.post("/{transfer_id}/accept", status_code=202, operation_id="CinderAcceptVolumeTransfer")
+@router.post(
+    "/{transfer_id}/accept",
+    status_code=202,
+    operation_id="CinderAcceptVolumeTransfer",
+    response_model=TransferOne,
+)
 def accept_transfer(
     transfer_id: str, body: AcceptBody, request: Request, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:

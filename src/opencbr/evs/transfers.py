@@ -18,14 +18,14 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from opencbr.core.context import Actor
 from opencbr.core.ids import is_uuid, new_uuid
 
 from .errors import EvsValidationFailed, TransferNotFound, TransferRefused
-from .models import Disk, DiskStatus, DiskTransfer, NbdExport
+from .models import Disk, DiskStatus, DiskTransfer, NbdExport, Snapshot
 from .service import get_disk, transition_disk
 
 __all__ = ["Offer", "accept", "get_offer", "list_offers", "offer", "withdraw"]
@@ -118,6 +118,9 @@ def accept(session: Session, actor: Actor, transfer_id: str, auth_key: str) -> D
         raise TransferRefused(reason="the disk is already in this project")
     transition_disk(session, disk, [DiskStatus.AWAITING_TRANSFER], DiskStatus.AVAILABLE)
     disk.project_id, disk.user_id = _project(actor), actor.user_id
+    session.execute(  # its snapshots go with it (as Cinder's transfer does by default)
+        update(Snapshot).where(Snapshot.volume_id == disk.id).values(project_id=disk.project_id)
+    )
     session.delete(transfer)
     session.flush()
     return transfer

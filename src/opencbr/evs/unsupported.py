@@ -17,15 +17,12 @@ _V5 = (
 _BATCH = "the v5 batch resize is not offered"
 _QOS = "disks have no performance classes here: QoS and disk types cannot be changed"
 _ORDERS = "OpenCBR has no orders or billing; every disk is pay-per-use"
-_SNAPSHOTS = "disk snapshots are not implemented yet"
-_RECYCLE = "the disk recycle bin is not implemented yet"
 _TRANSFER = "disk transfers between projects are not implemented yet"
-_RESIZE = "growing a disk (its image and change map) is not implemented yet in the volume layer"
 _LATER = "not implemented yet"
 
 
 def _op(sdk_method: str, method: str, path: str, reason: str) -> NotSupportedOperation:
-    planned = reason in (_SNAPSHOTS, _RECYCLE, _TRANSFER, _RESIZE, _LATER)
+    planned = reason in (_TRANSFER, _LATER)
     return NotSupportedOperation(sdk_method, method, path, reason, planned)
 
 
@@ -72,7 +69,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("count_snapshots", "GET", "/v5/{project_id}/snapshots/count", _V5),
     _op("count_snapshots_group", "GET", "/v5/{project_id}/snapshot-groups/count", _V5),
     _op("create_auto_snapshot_policy", "POST", "/v5/{project_id}/snapshot-policies", _V5),
-    _op("create_snapshot", "POST", "/v2/{project_id}/cloudsnapshots", _SNAPSHOTS),
     _op("create_snapshot_group", "POST", "/v5/{project_id}/snapshot-groups", _V5),
     _op("create_standard_snapshot", "POST", "/v5/{project_id}/snapshots", _V5),
     _op(
@@ -81,7 +77,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "/v5/{project_id}/snapshot-policies/{snapshot_policy_id}",
         _V5,
     ),
-    _op("delete_snapshot", "DELETE", "/v2/{project_id}/cloudsnapshots/{snapshot_id}", _SNAPSHOTS),
     _op(
         "delete_snapshot_group",
         "DELETE",
@@ -89,12 +84,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         _V5,
     ),
     _op("delete_standard_snapshot", "DELETE", "/v5/{project_id}/snapshots/{snapshot_id}", _V5),
-    _op(
-        "delete_volume_in_recycle",
-        "DELETE",
-        "/v3/{project_id}/recycle-bin-volumes/{volume_id}",
-        _RECYCLE,
-    ),
     _op(
         "disassociate_auto_snapshot_policy",
         "POST",
@@ -106,24 +95,9 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
     _op("list_snapshot_group", "GET", "/v5/{project_id}/snapshot-groups/detail", _V5),
     _op("list_snapshot_group_tags", "GET", "/v5/{project_id}/snapshot-groups/tags", _V5),
     _op("list_snapshot_tags", "GET", "/v5/{project_id}/snapshots/tags", _V5),
-    _op("list_snapshots", "GET", "/v2/{project_id}/cloudsnapshots/detail", _SNAPSHOTS),
     _op("list_snapshots_details", "GET", "/v5/{project_id}/snapshots/detail", _V5),
-    _op("list_volumes_in_recycle", "GET", "/v3/{project_id}/recycle-bin-volumes/detail", _RECYCLE),
     _op("modify_volume_qo_s", "PUT", "/v5/{project_id}/cloudvolumes/{volume_id}/qos", _QOS),
-    _op("resize_volume", "POST", "/v2.1/{project_id}/cloudvolumes/{volume_id}/action", _RESIZE),
     _op("retype_volume", "POST", "/v2/{project_id}/volumes/{volume_id}/retype", _QOS),
-    _op(
-        "revert_volume_in_recycle",
-        "POST",
-        "/v3/{project_id}/recycle-bin-volumes/{volume_id}/revert",
-        _RECYCLE,
-    ),
-    _op(
-        "rollback_snapshot",
-        "POST",
-        "/v2/{project_id}/cloudsnapshots/{snapshot_id}/rollback",
-        _SNAPSHOTS,
-    ),
     _op(
         "rollback_standard_snapshot",
         "POST",
@@ -136,16 +110,8 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "/v5/{project_id}/snapshot-policies/{snapshot_policy_id}",
         _V5,
     ),
-    _op("show_recycle_policy", "GET", "/v3/{project_id}/recycle-bin-volumes/policy", _RECYCLE),
-    _op("show_snapshot", "GET", "/v2/{project_id}/cloudsnapshots/{snapshot_id}", _SNAPSHOTS),
     _op("show_snapshot_group", "GET", "/v5/{project_id}/snapshot-groups/{snapshot_group_id}", _V5),
     _op("show_standard_snapshot", "GET", "/v5/{project_id}/snapshots/{snapshot_id}", _V5),
-    _op(
-        "show_volume_in_recycle",
-        "GET",
-        "/v3/{project_id}/recycle-bin-volumes/{volume_id}",
-        _RECYCLE,
-    ),
     _op(
         "unsubscribe_postpaid_volume", "POST", "/v2/{project_id}/cloudvolumes/unsubscribe", _ORDERS
     ),
@@ -155,8 +121,6 @@ NOT_SUPPORTED: tuple[NotSupportedOperation, ...] = (
         "/v5/{project_id}/snapshot-policies/{snapshot_policy_id}",
         _V5,
     ),
-    _op("update_recycle_policy", "PUT", "/v3/{project_id}/recycle-bin-volumes/policy", _RECYCLE),
-    _op("update_snapshot", "PUT", "/v2/{project_id}/cloudsnapshots/{snapshot_id}", _SNAPSHOTS),
     _op(
         "update_snapshot_group", "PUT", "/v5/{project_id}/snapshot-groups/{snapshot_group_id}", _V5
     ),

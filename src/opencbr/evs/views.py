@@ -16,6 +16,10 @@ JOB_TYPES = {
     "evs.create_disk": "createVolume",
     "evs.delete_disk": "deleteVolume",
     "evs.create_server": "createServer",
+    "evs.extend_disk": "extendVolume",
+    "evs.create_snapshot": "createSnapshot",
+    "evs.rollback_snapshot": "rollbackSnapshot",
+    "evs.recycle_disk": "deleteVolume",
 }
 
 

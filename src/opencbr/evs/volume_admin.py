@@ -10,7 +10,7 @@ EVS.0400 that changes nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ from opencbr.core.context import Actor
 from opencbr.core.errors import ProjectNotFound
 
 from .errors import EvsValidationFailed
-from .models import Disk, DiskStatus
+from .models import Disk, DiskStatus, Snapshot
 from .service import MAX_SIZE_GB, VOLUME_TYPES, get_disk
 
 __all__ = [
@@ -151,6 +151,7 @@ class Usage:
     gigabytes: int
     by_type: dict[str, tuple[int, int]]  # type -> (disks, GB)
     per_volume_gigabytes: int = MAX_SIZE_GB
+    snapshots_by_type: dict[str, int] = field(default_factory=dict)  # disk type -> snapshots
 
 
 def usage(session: Session, actor: Actor, target_project_id: str) -> Usage:
@@ -163,8 +164,16 @@ def usage(session: Session, actor: Actor, target_project_id: str) -> Usage:
         .group_by(Disk.volume_type)
     ).all()
     by_type = {str(kind): (int(count), int(size)) for kind, count, size in rows}
+    snapshots = session.execute(
+        select(Disk.volume_type, func.count())
+        .select_from(Snapshot)
+        .join(Disk, Disk.id == Snapshot.volume_id)
+        .where(Snapshot.project_id == _project(actor))
+        .group_by(Disk.volume_type)
+    ).all()
     return Usage(
         volumes=sum(c for c, _ in by_type.values()),
         gigabytes=sum(s for _, s in by_type.values()),
         by_type=by_type,
+        snapshots_by_type={str(kind): int(count) for kind, count in snapshots},
     )

@@ -16,6 +16,15 @@ from opencbr.iam.auth import ActorDep
 from . import volume_admin
 from .errors import EvsValidationFailed
 from .models import Disk
+from .responses_more import (
+    AvailabilityZones,
+    QuotaSetOne,
+    UpdatedVolume,
+    VolumeProjectTags,
+    VolumesByTags,
+    VolumeTags,
+    VolumeTypes,
+)
 from .views import volume_view
 from .volume_admin import Usage
 
@@ -48,7 +57,7 @@ class TagsActionBody(_Body):
     tags: list[TagIn] = Field(min_length=1, max_length=volume_admin.MAX_TAGS)
 
 
-@router.put("/cloudvolumes/{volume_id}", operation_id="UpdateVolume")
+@router.put("/cloudvolumes/{volume_id}", operation_id="UpdateVolume", response_model=UpdatedVolume)
 def update_volume(
     volume_id: str, body: UpdateVolumeBody, request: Request, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -59,12 +68,14 @@ def update_volume(
     return {"source_volid": None, "os-volume-replication:extended_status": None, **view}
 
 
-@router.get("/cloudvolumes/tags", operation_id="ListVolumeTags")
+@router.get("/cloudvolumes/tags", operation_id="ListVolumeTags", response_model=VolumeProjectTags)
 def list_volume_tags(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"tags": volume_admin.project_tags(session, actor)}
 
 
-@router.get("/cloudvolumes/{volume_id}/tags", operation_id="ShowVolumeTags")
+@router.get(
+    "/cloudvolumes/{volume_id}/tags", operation_id="ShowVolumeTags", response_model=VolumeTags
+)
 def show_volume_tags(volume_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     tags = volume_admin.disk_tags(session, actor, volume_id)
     return {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
@@ -126,7 +137,11 @@ def _detail(disk: Disk, base_url: str) -> dict[str, Any]:
     return detail
 
 
-@router.post("/cloudvolumes/resource_instances/action", operation_id="ListVolumesByTags")
+@router.post(
+    "/cloudvolumes/resource_instances/action",
+    operation_id="ListVolumesByTags",
+    response_model=VolumesByTags,
+)
 def list_volumes_by_tags(
     body: ByTagsBody, request: Request, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -148,7 +163,11 @@ def list_volumes_by_tags(
     return {"resources": resources, "total_count": total}
 
 
-@router.get("/os-availability-zone", operation_id="CinderListAvailabilityZones")
+@router.get(
+    "/os-availability-zone",
+    operation_id="CinderListAvailabilityZones",
+    response_model=AvailabilityZones,
+)
 def list_availability_zones(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     zones = volume_admin.availability_zones(session, actor)
     return {
@@ -158,7 +177,7 @@ def list_availability_zones(actor: ActorDep, session: SessionDep) -> dict[str, A
     }
 
 
-@router.get("/types", operation_id="CinderListVolumeTypes")
+@router.get("/types", operation_id="CinderListVolumeTypes", response_model=VolumeTypes)
 def list_volume_types(actor: ActorDep) -> dict[str, Any]:
     types = [
         {
@@ -189,7 +208,7 @@ def _quota_set(project_id: str, used: Usage) -> dict[str, Any]:
         "id": project_id,
         "volumes": _quota(used.volumes),
         "gigabytes": _quota(used.gigabytes),
-        "snapshots": _quota(0),
+        "snapshots": _quota(sum(used.snapshots_by_type.values())),
         "backups": _quota(0),
         "backup_gigabytes": _quota(0),
         "per_volume_gigabytes": _quota(0, used.per_volume_gigabytes),
@@ -198,11 +217,15 @@ def _quota_set(project_id: str, used: Usage) -> dict[str, Any]:
         disks, size = used.by_type.get(kind, (0, 0))
         quota[f"volumes_{kind}"] = _quota(disks)
         quota[f"gigabytes_{kind}"] = _quota(size)
-        quota[f"snapshots_{kind}"] = _quota(0)
+        quota[f"snapshots_{kind}"] = _quota(used.snapshots_by_type.get(kind, 0))
     return quota
 
 
-@router.get("/os-quota-sets/{target_project_id}", operation_id="CinderListQuotas")
+@router.get(
+    "/os-quota-sets/{target_project_id}",
+    operation_id="CinderListQuotas",
+    response_model=QuotaSetOne,
+)
 def list_quotas(
     target_project_id: str,
     actor: ActorDep,

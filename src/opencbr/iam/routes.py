@@ -20,6 +20,15 @@ from . import agencies, service, throttle
 from .auth import PrincipalDep
 from .errors import DomainNotFound, IamValidationFailed, LoginThrottled
 from .models import Agency, Domain, Project
+from .responses import (
+    AgencyList,
+    AgencyOne,
+    DomainList,
+    ProjectList,
+    ProjectOne,
+    TokenAnswer,
+    WhoAmI,
+)
 
 __all__ = ["VALIDATION_ERRORS", "domain_view", "project_view", "router", "routers", "throttled"]
 
@@ -97,7 +106,13 @@ def domain_view(domain: Domain) -> dict[str, Any]:
     }
 
 
-@router.post("/v3/auth/tokens", status_code=201, operation_id="KeystoneCreateUserTokenByPassword")
+@router.post(
+    "/v3/auth/tokens",
+    status_code=201,
+    operation_id="KeystoneCreateUserTokenByPassword",
+    openapi_extra={"security": []},  # a user name and password,
+    response_model=TokenAnswer,
+)
 async def create_token(
     body: TokenRequest, request: Request, response: Response, runtime: RuntimeDep
 ) -> Any:
@@ -157,7 +172,7 @@ def _token_answer(
     return {"token": payload}
 
 
-@router.get("/v3/projects", operation_id="KeystoneListProjects")
+@router.get("/v3/projects", operation_id="KeystoneListProjects", response_model=ProjectList)
 def list_projects(
     request: Request,
     principal: PrincipalDep,
@@ -174,7 +189,9 @@ def list_projects(
     }
 
 
-@router.get("/v3/auth/projects", operation_id="KeystoneListAuthProjects")
+@router.get(
+    "/v3/auth/projects", operation_id="KeystoneListAuthProjects", response_model=ProjectList
+)
 def list_auth_projects(
     request: Request, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -185,7 +202,7 @@ def list_auth_projects(
     }
 
 
-@router.get("/v3/auth/domains", operation_id="KeystoneListAuthDomains")
+@router.get("/v3/auth/domains", operation_id="KeystoneListAuthDomains", response_model=DomainList)
 def list_auth_domains(
     request: Request, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -193,7 +210,12 @@ def list_auth_domains(
     return {"domains": [domain_view(domain)], "links": {"self": str(request.url)}}
 
 
-@router.get("/v3/projects/{project_id}", operation_id="KeystoneShowProject", name="show_project")
+@router.get(
+    "/v3/projects/{project_id}",
+    operation_id="KeystoneShowProject",
+    name="show_project",
+    response_model=ProjectOne,
+)
 def show_project(
     project_id: str, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -201,7 +223,7 @@ def show_project(
     return {"project": project_view(request, project)}
 
 
-@router.get("/opencbr/v1/whoami", operation_id="OpencbrWhoAmI")
+@router.get("/opencbr/v1/whoami", operation_id="OpencbrWhoAmI", response_model=WhoAmI)
 def whoami(principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
     """The caller's Account ID, user and project per region (S11)."""
     domain = service.get_domain(session, principal.domain_id)
@@ -243,7 +265,12 @@ def agency_view(agency: Agency) -> dict[str, Any]:
     }
 
 
-@router.post("/v3.0/OS-AGENCY/agencies", status_code=201, operation_id="CreateAgency")
+@router.post(
+    "/v3.0/OS-AGENCY/agencies",
+    status_code=201,
+    operation_id="CreateAgency",
+    response_model=AgencyOne,
+)
 def create_agency(
     body: CreateAgencyRequest, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -259,7 +286,7 @@ def create_agency(
     return {"agency": agency_view(agency)}
 
 
-@router.get("/v3.0/OS-AGENCY/agencies", operation_id="ListAgencies")
+@router.get("/v3.0/OS-AGENCY/agencies", operation_id="ListAgencies", response_model=AgencyList)
 def list_agencies(
     principal: PrincipalDep,
     session: SessionDep,

@@ -284,7 +284,7 @@ def _enabled_user(credential: Any, user_id: Any) -> Select[Any]:
 # The lookups of every signed request, built once: building a statement and its cache key
 # costs about as much CPU as running it. They read columns, not objects, so they run on the
 # session's connection: the ORM's handling of a statement (which only passes columns through
-# here) cost 60-90 us of a signed request's CPU.
+# here) was a measurable share of a signed request's CPU (bench/README.md).
 _ENABLED_ACCESS_KEY = _enabled_user(AccessKey.secret_sealed, AccessKey.user_id).where(
     AccessKey.access_key == bindparam("access_key"), AccessKey.enabled.is_(True)
 )

@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
-from opencbr.core.context import Runtime
+from opencbr.core.context import Part, Runtime
 from opencbr.core.db import Database
 
 from . import service
@@ -195,16 +195,11 @@ class LoginGate:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
 
-_GATE_KEY = "iam.login_gate"
+_GATE: Part[LoginGate] = Part("iam.login_gate")
 _gate_mutex = threading.Lock()
 
 
 def gate_of(runtime: Runtime) -> LoginGate:
     """The process's gate (one per runtime), sized by `Settings.login_checks`."""
     with _gate_mutex:
-        gate = runtime.extras.get(_GATE_KEY)
-        if gate is None:
-            gate = LoginGate(runtime.settings.login_checks)
-            runtime.extras[_GATE_KEY] = gate
-    assert isinstance(gate, LoginGate)
-    return gate
+        return runtime.parts.setdefault(_GATE, lambda: LoginGate(runtime.settings.login_checks))

@@ -13,6 +13,7 @@ from opencbr.iam.auth import ActorDep
 
 from . import aliases
 from .models import KeyAlias
+from .responses import AliasList, AliasOut
 from .schemas import KeyBody, _Body, epoch_ms
 
 __all__ = ["router"]
@@ -44,7 +45,7 @@ def _view(alias: KeyAlias) -> dict[str, Any]:
     }
 
 
-@router.post("/aliases", operation_id="CreateAlias")
+@router.post("/aliases", operation_id="CreateAlias", response_model=AliasOut)
 def create_alias(body: CreateAliasBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return _view(aliases.create_alias(session, actor, body.key_id, body.alias))
 
@@ -55,7 +56,7 @@ def delete_alias(body: DeleteAliasBody, actor: ActorDep, session: SessionDep) ->
     return Response(status_code=200)
 
 
-@router.get("/aliases", operation_id="ListAliases")
+@router.get("/aliases", operation_id="ListAliases", response_model=AliasList)
 def list_aliases(
     actor: ActorDep,
     session: SessionDep,
@@ -75,7 +76,7 @@ def list_aliases(
     }
 
 
-@router.post("/alias/associate", operation_id="AssociateAlias")
+@router.post("/alias/associate", operation_id="AssociateAlias", response_model=AliasOut)
 def associate_alias(
     body: AssociateAliasBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:

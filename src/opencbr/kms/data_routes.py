@@ -12,6 +12,7 @@ from opencbr.core.web import RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import data_crypto
+from .responses import DecryptedData, EncryptedData
 from .schemas import KeyBody
 
 __all__ = ["router"]
@@ -31,7 +32,7 @@ class DecryptDataBody(KeyBody):
     additional_authenticated_data: str | None = None
 
 
-@router.post("/encrypt-data", operation_id="EncryptData")
+@router.post("/encrypt-data", operation_id="EncryptData", response_model=EncryptedData)
 def encrypt_data(
     body: EncryptDataBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def encrypt_data(
     return {"key_id": key_id, "cipher_text": cipher}
 
 
-@router.post("/decrypt-data", operation_id="DecryptData")
+@router.post("/decrypt-data", operation_id="DecryptData", response_model=DecryptedData)
 def decrypt_data(
     body: DecryptDataBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from opencbr.core.web import RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import rotation
+from .responses import KeyIdOnly, KeyRotation
 from .schemas import KeyBody, epoch_ms
 
 __all__ = ["router"]
@@ -42,7 +43,7 @@ def update_key_rotation_interval(
     return Response(status_code=200)
 
 
-@router.post("/rotate-on-demand", operation_id="RotateOnDemand")
+@router.post("/rotate-on-demand", operation_id="RotateOnDemand", response_model=KeyIdOnly)
 def rotate_on_demand(
     body: KeyBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -50,7 +51,9 @@ def rotate_on_demand(
     return {"key_id": key.id}
 
 
-@router.post("/get-key-rotation-status", operation_id="ShowKeyRotationStatus")
+@router.post(
+    "/get-key-rotation-status", operation_id="ShowKeyRotationStatus", response_model=KeyRotation
+)
 def show_key_rotation_status(body: KeyBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     found = rotation.status(session, actor, body.key_id)
     return {

@@ -21,6 +21,19 @@ from .data_routes import router as data_router
 from .errors import KmsValidationFailed
 from .key_settings_routes import router as key_settings_router
 from .models import KeyState
+from .responses import (
+    CreatedKey,
+    DataKey,
+    DataKeyCipher,
+    DecryptedDataKey,
+    EncryptedDataKey,
+    GrantCreated,
+    GrantList,
+    KeyDetail,
+    KeyList,
+    KeyStatus,
+    KeyStatusInfo,
+)
 from .rotation_routes import router as rotation_router
 from .schemas import (
     CreateGrantBody,
@@ -51,7 +64,7 @@ def _empty() -> Response:
     return Response(status_code=200)
 
 
-@router.post("/create-key", operation_id="CreateKey")
+@router.post("/create-key", operation_id="CreateKey", response_model=CreatedKey)
 def create_key(
     body: CreateKeyBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -67,13 +80,13 @@ def create_key(
     return {"key_info": {"key_id": key.id, "domain_id": key.domain_id, "region_id": key.region}}
 
 
-@router.post("/describe-key", operation_id="ListKeyDetail")
+@router.post("/describe-key", operation_id="ListKeyDetail", response_model=KeyDetail)
 def describe_key(body: KeyBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     key = check_key_usable(session, actor, body.key_id, "describe-key", need_enabled=False)
     return {"key_info": key_view(key)}
 
 
-@router.post("/list-keys", operation_id="ListKeys")
+@router.post("/list-keys", operation_id="ListKeys", response_model=KeyList)
 def list_keys(
     actor: ActorDep, session: SessionDep, body: ListKeysBody | None = None
 ) -> dict[str, Any]:
@@ -96,19 +109,19 @@ def _status(key_id: str, state: str) -> dict[str, Any]:
     return {"key_id": key_id, "key_state": state}
 
 
-@router.post("/enable-key", operation_id="EnableKey")
+@router.post("/enable-key", operation_id="EnableKey", response_model=KeyStatusInfo)
 def enable_key(body: KeyBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     key = keys.enable_key(session, actor, body.key_id)
     return {"key_info": _status(key.id, key.state)}
 
 
-@router.post("/disable-key", operation_id="DisableKey")
+@router.post("/disable-key", operation_id="DisableKey", response_model=KeyStatusInfo)
 def disable_key(body: KeyBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     key = keys.disable_key(session, actor, body.key_id)
     return {"key_info": _status(key.id, key.state)}
 
 
-@router.post("/schedule-key-deletion", operation_id="DeleteKey")
+@router.post("/schedule-key-deletion", operation_id="DeleteKey", response_model=KeyStatus)
 def schedule_key_deletion(
     body: ScheduleDeletionBody, actor: ActorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -116,13 +129,13 @@ def schedule_key_deletion(
     return _status(key.id, key.state)
 
 
-@router.post("/cancel-key-deletion", operation_id="CancelKeyDeletion")
+@router.post("/cancel-key-deletion", operation_id="CancelKeyDeletion", response_model=KeyStatus)
 def cancel_key_deletion(body: KeyBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     key = keys.cancel_deletion(session, actor, body.key_id)
     return _status(key.id, key.state)
 
 
-@router.post("/create-datakey", operation_id="CreateDatakey")
+@router.post("/create-datakey", operation_id="CreateDatakey", response_model=DataKey)
 def create_datakey(
     body: DataKeyBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -142,7 +155,11 @@ def create_datakey(
     }
 
 
-@router.post("/create-datakey-without-plaintext", operation_id="CreateDatakeyWithoutPlaintext")
+@router.post(
+    "/create-datakey-without-plaintext",
+    operation_id="CreateDatakeyWithoutPlaintext",
+    response_model=DataKeyCipher,
+)
 def create_datakey_without_plaintext(
     body: DataKeyBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -160,7 +177,7 @@ def create_datakey_without_plaintext(
     return {"key_id": made.key_id, "cipher_text": made.wrapped.hex()}
 
 
-@router.post("/encrypt-datakey", operation_id="EncryptDatakey")
+@router.post("/encrypt-datakey", operation_id="EncryptDatakey", response_model=EncryptedDataKey)
 def encrypt_datakey(
     body: EncryptDataKeyBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -176,7 +193,7 @@ def encrypt_datakey(
     return {"key_id": body.key_id, "cipher_text": wrapped.hex(), "datakey_length": str(length)}
 
 
-@router.post("/decrypt-datakey", operation_id="DecryptDatakey")
+@router.post("/decrypt-datakey", operation_id="DecryptDatakey", response_model=DecryptedDataKey)
 def decrypt_datakey(
     body: DecryptDataKeyBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -196,7 +213,7 @@ def decrypt_datakey(
     }
 
 
-@router.post("/create-grant", operation_id="CreateGrant")
+@router.post("/create-grant", operation_id="CreateGrant", response_model=GrantCreated)
 def create_grant(body: CreateGrantBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     grant = grants.create_grant(
         session,
@@ -211,7 +228,7 @@ def create_grant(body: CreateGrantBody, actor: ActorDep, session: SessionDep) ->
     return {"grant_id": grant.id}
 
 
-@router.post("/list-grants", operation_id="ListGrants")
+@router.post("/list-grants", operation_id="ListGrants", response_model=GrantList)
 def list_grants(body: ListGrantsBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     offset, limit = page(body)
     found, total = grants.list_grants(session, actor, body.key_id, offset, limit)
@@ -230,7 +247,7 @@ def retire_grant(body: GrantBody, actor: ActorDep, session: SessionDep) -> Respo
     return _empty()
 
 
-@router.post("/list-retirable-grants", operation_id="ListRetirableGrants")
+@router.post("/list-retirable-grants", operation_id="ListRetirableGrants", response_model=GrantList)
 def list_retirable_grants(body: PageBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     offset, limit = page(body)
     found, total = grants.list_retirable_grants(session, actor, offset, limit)

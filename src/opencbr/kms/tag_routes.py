@@ -14,6 +14,7 @@ from opencbr.iam.auth import ActorDep
 
 from . import key_tags
 from .errors import KmsValidationFailed
+from .responses import KeysByTags, KeyTags, ProjectKeyTags
 from .schemas import key_view
 
 __all__ = ["router"]
@@ -98,18 +99,18 @@ def delete_tag(key_id: str, key: str, actor: ActorDep, session: SessionDep) -> R
     return Response(status_code=204)
 
 
-@router.get("/{key_id}/tags", operation_id="ShowKmsTags")
+@router.get("/{key_id}/tags", operation_id="ShowKmsTags", response_model=KeyTags)
 def show_kms_tags(key_id: str, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     tags = key_tags.key_tags(session, actor, key_id)
     return {"tags": [{"key": k, "value": v} for k, v in tags.items()], "existTagsNum": len(tags)}
 
 
-@router.get("/tags", operation_id="ListKmsTags")
+@router.get("/tags", operation_id="ListKmsTags", response_model=ProjectKeyTags)
 def list_kms_tags(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     return {"tags": key_tags.project_tags(session, actor)}
 
 
-@router.post("/resource_instances/action", operation_id="ListKmsByTags")
+@router.post("/resource_instances/action", operation_id="ListKmsByTags", response_model=KeysByTags)
 def list_kms_by_tags(body: ByTagsBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     tags = {t.key: t.values for t in body.tags}
     if len(tags) != len(body.tags):

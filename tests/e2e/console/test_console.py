@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from opencbr.cbr import vaults
 from opencbr.core.context import Runtime
+from opencbr.evs.models import Disk
 from tests.conftest import LiveServer
 
 from .conftest import (
@@ -699,3 +702,77 @@ def test_sign_in_servers_disks_credentials_and_refusals(
     cookie = next(c for c in page.context.cookies() if c["name"] == "opencbr_session")
     assert cookie["httpOnly"]
     assert cookie["sameSite"] == "Lax"
+
+
+def test_disk_snapshots_the_recycle_bin_and_vault_tags(
+    runtime: Runtime, console: LiveServer, signed_in: TenantMaker, tmp_path: Path
+) -> None:
+    base = console.url
+    user = signed_in("keeper")
+    page = user.page
+    disk_id = create_disk(page, base, "kept")
+    first, second = tmp_path / "first.raw", tmp_path / "second.raw"
+    first.write_bytes(os.urandom(64 * 1024))
+    second.write_bytes(os.urandom(64 * 1024))
+    import_image(page, base, "kept", first)
+
+    # Snapshots of a disk: take one, change the disk, roll back, delete the snapshot.
+    page.locator("tr[data-disk='kept']").get_by_role("link", name="Snapshots").click()
+    page.get_by_label("Name").fill("before")
+    page.get_by_role("button", name="Take snapshot").click()
+    expect(flash(page)).to_contain_text("Snapshot before is being taken.")
+    row = page.locator("tr[data-snapshot='before']")
+    _reload_until(page, row, "available")
+    shot(page, "disk-snapshots")
+    import_image(page, base, "kept", second)
+    page.goto(f"{base}/console/disks/{disk_id}/snapshots")
+    row.get_by_role("button", name="Roll back").click()
+    expect(page.locator("h1")).to_contain_text("succeeded", timeout=20_000)
+    expect(page.locator("h1")).to_contain_text("Roll back disk kept to snapshot before")
+    assert disk_bytes(runtime, user, disk_id, 64 * 1024) == first.read_bytes()
+    page.goto(f"{base}/console/disks/{disk_id}/snapshots")
+    row.get_by_role("button", name="Delete").click()
+    expect(flash(page)).to_contain_text("Snapshot before deleted.")
+
+    # The recycle bin: turn it on; a deleted disk (older than the threshold) waits there.
+    page.get_by_role("link", name="Recycle Bin").click()
+    page.get_by_label("Keep deleted disks in the recycle bin").check()
+    page.get_by_label("Only disks created at least this many days ago (1-1000)").fill("1")
+    page.get_by_role("button", name="Save policy").click()
+    expect(flash(page)).to_contain_text("Recycle bin policy saved.")
+    with runtime.database.unit_of_work() as session:
+        disk = session.get(Disk, disk_id)
+        assert disk is not None
+        disk.created_at -= timedelta(days=2)  # as two days passing would
+    page.goto(f"{base}/console/disks")
+    page.locator("tr[data-disk='kept']").get_by_role("button", name="Delete").click()
+    expect(page.locator("h1")).to_contain_text("succeeded", timeout=20_000)
+    page.goto(f"{base}/console/recycle-bin")
+    binned = page.locator("tr[data-disk='kept']")
+    expect(binned).to_contain_text("1 GB")
+    shot(page, "recycle-bin")
+    binned.get_by_role("button", name="Restore").click()
+    expect(flash(page)).to_contain_text("Disk kept restored.")
+    expect(page.locator("tr[data-disk='kept']")).to_contain_text("available")
+
+    # Vault tags: shown on the vault list, which filters by key or key=value.
+    with runtime.database.unit_of_work() as session:
+        for name, tags in (("tagged", [{"key": "env", "value": "prod"}]), ("plain", [])):
+            spec = vaults.VaultSpec(name=name, object_type="disk", size_gb=10, tags=tags)
+            vaults.create_vault(session, user.actor, spec)
+    page.goto(f"{base}/console/cbr/disk/vaults")
+    expect(page.locator("tr[data-vault='tagged'] [data-tags]")).to_contain_text("env=prod")
+    page.get_by_label("Tag (key or key=value)").fill("env=prod")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("tr[data-vault]")).to_have_count(1)
+    expect(page.locator("tr[data-vault='tagged']")).to_be_visible()
+
+
+def _reload_until(page: Page, row: Locator, text: str, tries: int = 100) -> None:
+    """Reload a page that does not refresh itself until `row` shows `text`."""
+    for _ in range(tries):
+        if text in row.inner_text():
+            return
+        page.wait_for_timeout(200)
+        page.reload()
+    expect(row).to_contain_text(text)

@@ -42,8 +42,8 @@ def _gc_job(runtime: Runtime) -> Job:
 def _run_gc(runtime: Runtime) -> Job:
     with runtime.database.unit_of_work() as session:  # due now, whatever its backoff
         session.execute(update(Job).where(Job.kind == GC_JOB).values(run_after=utcnow()))
-    handlers = {GC_JOB: CollectGarbage()}
-    assert run_one(runtime.database, handlers, "test", extras={"runtime": runtime})
+    handlers = {GC_JOB: CollectGarbage(runtime)}
+    assert run_one(runtime.database, handlers, "test")
     return _gc_job(runtime)
 
 

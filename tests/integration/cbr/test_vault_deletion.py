@@ -39,7 +39,7 @@ def _run_to_the_end(runtime: Runtime, job_id: str) -> Job:
             if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
                 return job
             job.run_after = datetime(2000, 1, 1)
-        run_one(runtime.database, job_handlers, "w", extras={"runtime": runtime})
+        run_one(runtime.database, job_handlers, "w")
 
 
 def test_a_vault_whose_backups_stay_busy_ends_in_error_and_can_be_deleted_again(

@@ -35,7 +35,7 @@ def run_jobs(runtime: Runtime) -> int:
     """Run every due EVS job in this thread; the number run."""
     handlers = evs_handlers(runtime)
     done = 0
-    while run_one(runtime.database, handlers, "test-worker", extras={"runtime": runtime}):
+    while run_one(runtime.database, handlers, "test-worker"):
         done += 1
     return done
 

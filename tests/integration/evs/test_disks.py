@@ -10,6 +10,7 @@ import pytest
 
 from opencbr.api.runtime import build_runtime
 from opencbr.core.context import Runtime
+from opencbr.evs.service import VOLUME_FROM_BACKUP
 from opencbr.evs.volumes import CBT_BLOCK_SIZE
 from tests.conftest import LiveServer
 
@@ -177,7 +178,7 @@ def test_create_from_backup_without_the_backup_service(
     runtime: Runtime, tenant: TenantMaker
 ) -> None:
     owner = tenant()
-    runtime.extras.pop("volume_from_backup", None)
+    runtime.parts.pop(VOLUME_FROM_BACKUP)
     body = {
         "volume": {
             "availability_zone": "az1",

@@ -231,3 +231,32 @@ def test_an_exported_disk_is_not_offered_to_another_project(
     nbd_close(owner, disk_id)
     offered = owner.client.request("POST", path, body)["transfer"]
     assert offered["volume_id"] == disk_id
+
+
+def test_an_exported_disk_neither_grows_nor_rolls_back(
+    runtime: Runtime, tenant: TenantMaker
+) -> None:
+    """The export told its client the disk's size and bytes: close it first."""
+    owner = tenant()
+    disk_id = create_disk(runtime, owner)
+    snapshots = f"/v2/{owner.project}/cloudsnapshots"
+    body = {"snapshot": {"volume_id": disk_id, "name": "s"}}
+    snapshot = owner.client.request("POST", snapshots, body)["snapshot"]["id"]
+    run_jobs(runtime)
+    grow = f"/v2.1/{owner.project}/cloudvolumes/{disk_id}/action"
+
+    def extend() -> Any:
+        return owner.client.request("POST", grow, {"os-extend": {"new_size": 2}})
+
+    def rollback() -> Any:
+        return owner.client.request("POST", f"{snapshots}/{snapshot}/rollback", {"rollback": {}})
+
+    nbd_open(owner, disk_id, read_only=True)
+    for call in (extend, rollback):
+        refused = api_error(call)
+        assert (refused.status, refused.code) == (409, "EVS.0421")
+    assert status(owner, disk_id) == "available"
+    nbd_close(owner, disk_id)
+    extend()
+    run_jobs(runtime)
+    assert owner.client.request("GET", owner.path(f"/{disk_id}"))["volume"]["size"] == 2

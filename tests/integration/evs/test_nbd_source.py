@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from opencbr.evs.volumes import nbd_source
+from opencbr.evs.volumes import nbd_connection
 from opencbr.evs.volumes.errors import NbdSourceFailed, NbdUriInvalid
 from opencbr.evs.volumes.nbd_source import (
     NbdSource,
@@ -117,9 +117,41 @@ def test_tls_psk_and_a_busy_server(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         key = str(tmp_path / "keys.psk")
         with NbdVolume("d", NbdSource(uri, "", key), None).begin_backup() as view:
             assert view.size == 64 * MiB  # over TLS; this client still holds the export
-            monkeypatch.setattr(nbd_source, "CONNECT_SECONDS", 0.5)
+            monkeypatch.setattr(nbd_connection, "CONNECT_SECONDS", 0.5)
             with pytest.raises(NbdSourceFailed, match="no NBD handshake within"):
                 NbdVolume("d", NbdSource(uri, "", key), None).begin_backup()
+    finally:
+        served.terminate()
+        served.wait(10)
+
+
+@pytest.mark.slow
+def test_a_server_that_stops_answering_is_given_up_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nbdkit's delay filter holds every read for a minute: the read fails after the request
+    deadline naming the source, the connection refuses what follows, and closing it does not
+    wait for the server."""
+    if shutil.which("nbdkit") is None:
+        pytest.skip("nbdkit missing: run scripts/setup-nbd.sh")
+    sock = tmp_path / "d.sock"
+    served = subprocess.Popen(
+        ["nbdkit", "-f", "-U", str(sock), "--filter=delay", "pattern", "size=64M", "rdelay=60"]
+    )
+    try:
+        q.wait_for_socket(sock)
+        uri = f"nbd+unix:///?socket={sock}"
+        monkeypatch.setattr(nbd_connection, "IO_SECONDS", 0.5)
+        with NbdVolume("d", NbdSource(uri), None).begin_backup() as view:
+            assert view.allocated_extents() == [(0, 64 * MiB)]  # block status: not delayed
+            with pytest.raises(NbdSourceFailed) as failed:
+                view.read_at(0, MiB)
+            assert failed.value.message == (
+                f"NBD source {uri}: no answer to nbd_pread within 0.5 s"
+            )
+            with pytest.raises(NbdSourceFailed, match="an earlier request hung"):
+                view.read_at(MiB, MiB)
+        assert view.closed  # and without waiting a minute for the delayed read
     finally:
         served.terminate()
         served.wait(10)

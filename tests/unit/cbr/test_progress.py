@@ -8,7 +8,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from opencbr.cbr.engine import JobProgress
+from opencbr.cbr.jobs.common import JobProgress
 
 
 def fake_job(lease: timedelta) -> tuple[Any, list[int]]:

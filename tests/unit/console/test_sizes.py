@@ -32,3 +32,16 @@ def test_a_shown_size_carries_its_exact_bytes() -> None:
     page = templates.from_string("{{ n|size }} · {{ units_note }}").render(n=2**30)
     assert page == ('<span class="size" title="1,073,741,824 bytes">1.0 GB</span> · ' + UNITS_NOTE)
     assert "2^30" in UNITS_NOTE
+
+
+def test_the_command_line_writes_the_same_units_without_a_trailing_tenth() -> None:
+    from opencbr.core.sizes import human_bytes as shared
+
+    assert shared is human_bytes  # one formatter for the console and the command line
+    assert [shared(n, trim=True) for n in (0, 512, 1536 * 2**10, 10 * 2**30)] == [
+        "0 B",
+        "512 B",
+        "1.5 MB",
+        "10 GB",
+    ]
+    assert shared(None) == ""

@@ -4,6 +4,7 @@ encrypted: reads before the copy, writes the copy never overwrites, resuming, th
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -124,3 +125,49 @@ def test_zeroing_a_range_before_and_after_the_copy(
     filling.finish()
     filling.write_zeroes(0, DISK_SIZE)  # complete: the volume's own zeroing
     assert read_all(driver, volume) == bytes(DISK_SIZE)
+
+
+class GatedSource:
+    """A source whose reads from `slow_from` on wait for `gate`: a backup's chunks that take
+    their time to arrive."""
+
+    def __init__(self, data: bytes, slow_from: int) -> None:
+        self.data, self.slow_from = data, slow_from
+        self.block_size = BLOCK
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset >= self.slow_from:
+            self.entered.set()
+            assert self.gate.wait(30)
+        return self.data[offset : offset + length]
+
+
+def test_a_slow_source_read_holds_up_no_other_request(
+    driver: LocalVolumeDriver, volume: str, source: BytesSource
+) -> None:
+    gated = GatedSource(source.data, slow_from=3 * MiB)
+    filling = FillingVolume(driver.root, volume, DriverVolume(driver, volume), gated)
+    filling.fill([(0, source.data[:BLOCK])])
+    answers: list[bytes] = []
+    waiting = threading.Thread(target=lambda: answers.append(filling.read(3 * MiB, 4096)))
+    waiting.start()
+    assert gated.entered.wait(30)  # that read now waits for the source
+    assert filling.read(0, 4096) == source.data[:4096]  # a filled block, from the volume
+    filling.write(BLOCK, b"\x77" * BLOCK)  # a whole block: needs nothing of the source
+    filling.write(2 * BLOCK + 512, b"\x66" * 512)  # completes a block from the fast source
+    assert filling.read(BLOCK, 3 * BLOCK) == (
+        b"\x77" * BLOCK
+        + source.data[2 * BLOCK : 2 * BLOCK + 512]
+        + b"\x66" * 512
+        + source.data[2 * BLOCK + 1024 : 4 * BLOCK]
+    )
+    assert waiting.is_alive()
+    gated.gate.set()
+    waiting.join(30)
+    assert answers == [source.data[3 * MiB : 3 * MiB + 4096]]
+    filling.close()

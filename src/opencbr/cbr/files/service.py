@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from opencbr.core.context import Actor, Runtime
+from opencbr.core.context import Actor, Part, Runtime
 from opencbr.evs.nbd import open_source_export
 from opencbr.iam.models import Project
 
@@ -42,7 +42,7 @@ __all__ = [
     "stop_file_sessions",
 ]
 
-_KEY = "cbr.file_sessions"
+_SESSIONS: Part[Sessions] = Part("cbr.file_sessions")
 _lock = threading.Lock()
 
 
@@ -64,8 +64,8 @@ class Download:
 
 def _sessions(runtime: Runtime) -> Sessions:
     with _lock:
-        sessions = runtime.extras.get(_KEY)
-        if not isinstance(sessions, Sessions):
+        sessions = runtime.parts.get(_SESSIONS)
+        if sessions is None:
             settings = runtime.settings
             limits = SessionLimits(
                 limit=settings.file_browsers,
@@ -73,14 +73,15 @@ def _sessions(runtime: Runtime) -> Sessions:
                 idle_seconds=settings.file_browser_idle_seconds,
                 stall_seconds=settings.file_browser_stall_seconds,
             )
-            sessions = runtime.extras[_KEY] = Sessions(limits)
+            sessions = Sessions(limits)
+            runtime.parts.set(_SESSIONS, sessions)
         return sessions
 
 
 def stop_file_sessions(runtime: Runtime) -> None:
     with _lock:
-        sessions = runtime.extras.pop(_KEY, None)
-    if isinstance(sessions, Sessions):
+        sessions = runtime.parts.pop(_SESSIONS)
+    if sessions is not None:
         sessions.close_all()
 
 

@@ -281,6 +281,8 @@ class Broker:
                 raise _Refused(errno.ENOENT)
             export, disk = found
             filling = instant.is_filling(disk)
+            if filling and not instant.takes_filling(self.runtime, disk.id):
+                raise _Refused(errno.EBUSY)  # the copy runs elsewhere: served once it ends
             volume = stored_volume(self.runtime, session, disk) if not filling else None
             data: ExportData = (
                 _Volume(volume)

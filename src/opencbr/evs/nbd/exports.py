@@ -9,6 +9,8 @@
 * A read-write export of a detached disk makes it `in-use` until it is closed: a restore onto
   it and its deletion are refused as for an attached disk. An attached disk stays `in-use`.
 * The export name is 32 random bytes (URL-safe base64); it exists only while the export does.
+* The URI names an NBD server (registry.py) and its TLS: `nbds://` when the client must
+  start TLS first.
 * Deleting a disk ends its read-only export (service.delete_disk).
 """
 
@@ -28,11 +30,13 @@ from ..errors import (
     ExternalDiskDataPath,
     NbdExportConflict,
     NbdExportNotFound,
+    NbdServerMissing,
 )
 from ..external_volumes import external_source
 from ..models import Disk, DiskStatus, NbdExport
 from ..service import get_disk, get_server, server_disks, transition_disk
 from .lookup import SERVABLE_STATUSES, servable
+from .registry import live_server
 from .server import nbd_server
 
 __all__ = [
@@ -55,17 +59,22 @@ class ExportView:
     host: str
     port: int
     read_only: bool
+    tls: str | None
+    """None, or what the client's TLS credentials are: "psk" (a pre-shared key of the
+    server's PSK file) or "x509" (trusting the CA that signed the server's certificate)."""
 
     @classmethod
     def of(cls, export: NbdExport) -> ExportView:
         host, _, port = export.address.rpartition(":")
+        scheme = "nbds" if export.tls else "nbd"
         return cls(
             volume_id=export.disk_id,
-            uri=f"nbd://{export.address}/{export.name}",
+            uri=f"{scheme}://{export.address}/{export.name}",
             export_name=export.name,
             host=host.strip("[]"),
             port=int(port),
             read_only=export.read_only,
+            tls=export.tls or None,
         )
 
 
@@ -99,7 +108,7 @@ def _open_locked(session: Session, runtime: Runtime, disk: Disk, read_only: bool
         raise DiskStatusConflict(
             id=disk.id, status=disk.status, expected=" or ".join(SERVABLE_STATUSES)
         )
-    address = nbd_server(runtime).address
+    address, tls = _serving_server(session, runtime)
     if not read_only and disk.server_id is None and disk.status != DiskStatus.CREATING:
         transition_disk(session, disk, [DiskStatus.AVAILABLE], DiskStatus.IN_USE)
     export = NbdExport(
@@ -109,10 +118,23 @@ def _open_locked(session: Session, runtime: Runtime, disk: Disk, read_only: bool
         name=secrets.token_urlsafe(32),
         read_only=read_only,
         address=address,
+        tls=tls,
     )
     session.add(export)
     session.flush()
     return export
+
+
+def _serving_server(session: Session, runtime: Runtime) -> tuple[str, str]:
+    """The address and TLS of the NBD server a new export names: this process's own, or (an
+    API process without one, `Settings.nbd_embedded` false) a running one of the deployment."""
+    if runtime.settings.nbd_embedded:
+        server = nbd_server(runtime)
+        return server.address, server.tls
+    record = live_server(session)
+    if record is None:
+        raise NbdServerMissing()
+    return record.address, record.tls
 
 
 def show_export(session: Session, actor: Actor, disk_id: str) -> ExportView | None:

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .changemap import ChangeMap, set_bit_range
 from .crypto import is_zero
-from .sparse import Extent, pread_exact, pwrite_all
+from .sparse import Extent, merge_extents, pread_exact, pwrite_all
+from .view_exit import AbortsOnExit
 
 if TYPE_CHECKING:
     from .volume import LocalVolume
@@ -86,6 +86,19 @@ class CowStore:
             pos = run_end
         return b"".join(parts)
 
+    def preserved_extents(self) -> list[Extent]:
+        """The byte ranges of the preserved blocks, clipped to the disk size."""
+        bs, extents = self._block_size, []
+        for index, byte in enumerate(self._preserved):
+            if not byte:
+                continue
+            for bit in range(8):
+                if byte >> bit & 1:
+                    start = (index * 8 + bit) * bs
+                    if start < self._size:
+                        extents.append((start, min(bs, self._size - start)))
+        return merge_extents(extents)
+
     def remove(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
@@ -105,7 +118,7 @@ class CowStore:
                 pwrite_all(self._fd, block, start + pos)
 
 
-class LocalBackupView:
+class LocalBackupView(AbortsOnExit):
     """A consistent, read-only image of a volume at the moment ``begin_backup`` returned."""
 
     def __init__(self, volume: LocalVolume, old_map: ChangeMap, cow: CowStore) -> None:
@@ -137,9 +150,15 @@ class LocalBackupView:
         return self.old_map.extents()
 
     def allocated_extents(self) -> list[Extent]:
-        """A superset of the extents holding data in this view; everything else is zeros."""
+        """A superset of the extents holding data in this view; everything else is zeros.
+
+        The image's allocated extents now, plus the blocks preserved since the view began: a
+        block that held data then and was zeroed (its space freed) since reads from the side
+        file, so it must not be taken for a hole."""
         self._volume.check_view(self)
-        return self._volume.allocated_extents()
+        with self._volume.lock:
+            preserved = self.cow.preserved_extents()
+        return merge_extents(self._volume.allocated_extents() + preserved)
 
     def read_at(self, offset: int, length: int) -> bytes:
         """Plaintext of [offset, offset+length) as of the view; any range within the disk."""
@@ -152,15 +171,3 @@ class LocalBackupView:
     def abort(self) -> None:
         """The backup failed: give its changes back to the volume's map."""
         self._volume.end_view(self, keep_changes=True)
-
-    def __enter__(self) -> LocalBackupView:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self.closed:
-            self.abort()

@@ -129,6 +129,22 @@ class ChangeMap:
             if first * bs < self.size  # a map created all-set has padding bits past the end
         ]
 
+    def grown(self, size: int) -> ChangeMap:
+        """This map for a disk grown to `size` bytes, replacing its file (atomically, durably;
+        this object is closed). Blocks past the old end start unmarked: they read as zeros,
+        and a backup reads whatever lies past its parent's end anyway."""
+        if size < self.size:
+            raise ValueError("a change map does not shrink")
+        count = -(-size // self.block_size)
+        bits = self._bits + bytearray(-(-count // 8) - len(self._bits))
+        tmp = self.path.with_name(self.path.name + ".grow")
+        grown = ChangeMap.create(tmp, size, self.block_size)
+        grown._bits[:] = bits
+        grown._persist(0, len(bits))
+        grown.move_to(self.path)
+        self.close()
+        return grown
+
     def move_to(self, path: Path) -> None:
         """Rename the map file (atomically, durably); the open descriptor stays valid."""
         os.replace(self.path, path)

@@ -18,6 +18,14 @@ Mechanism
     So no block is ever written by the copy after a client wrote it, and every read sees either
     the source's block or what was written over it.
 
+    Source reads (a backup's chunks, fetched, decrypted and verified) are slow and never made
+    under the lock, so that one request waiting for the store holds up no other: a read notes
+    under the lock which of its blocks are not filled and reads them from the source after;
+    a write reads the source blocks it completes first, and uses them only if those blocks
+    are still not filled under the lock (bits are only ever set). A read that races with a
+    write of the same block answers either the source's block or the written one, as NBD
+    allows for requests in flight together.
+
 One process fills a volume at a time: the filling holds an exclusive ``flock`` on
 ``<id>.fill.lock`` until it is closed, and a second filling of the same volume (another
 process) is refused with `FillingBusy`.
@@ -111,32 +119,46 @@ class FillingVolume:
 
     # ------------------------------------------------------------------ client data path
     def read(self, offset: int, length: int) -> bytes:
-        parts = []
         with self.lock:
             self._check()
             if self._complete:
                 return b"".join(self.volume.read(offset, length))
             blocks = list(self._blocks(offset, length))
-            for start, count in blocks:
-                if self._filled(start):
-                    parts.append(b"".join(self.volume.read(start, count)))
-                else:
-                    parts.append(self._source_block(start, count))
+            held = [
+                b"".join(self.volume.read(start, count)) if self._filled(start) else None
+                for start, count in blocks
+            ]
+        parts = [
+            data if data is not None else self._source_block(start, count)
+            for data, (start, count) in zip(held, blocks, strict=True)
+        ]
         skip = offset - blocks[0][0] if blocks else 0
         return b"".join(parts)[skip : skip + length]
 
     def write(self, offset: int, data: Buffer) -> None:
         view = memoryview(data).cast("B")
+        end_of_write = offset + len(view)
+        blocks = list(self._blocks(offset, len(view), aligned=True))
+        partial = [
+            (start, count)
+            for start, count in blocks
+            if (max(start, offset), min(start + count, end_of_write)) != (start, start + count)
+        ]
+        completing = {  # read before the lock; a block filled meanwhile does not need it
+            start: self._source_block(start, count)
+            for start, count in partial
+            if not self._complete and not self._filled(start)
+        }
         with self.lock:
             self._check()
             if self._complete:
                 self.volume.write(offset, view)
                 return
-            for start, count in self._blocks(offset, len(view), aligned=True):
-                begin, end = max(start, offset), min(start + count, offset + len(view))
+            for start, count in blocks:
+                begin, end = max(start, offset), min(start + count, end_of_write)
                 piece = view[begin - offset : end - offset]
                 if not self._filled(start) and (begin, end) != (start, start + count):
-                    block = bytearray(self._source_block(start, count))
+                    block = bytearray(completing[start])
                     block[begin - start : end - start] = piece
                     self.volume.write(start, block)
                 else:

@@ -24,6 +24,7 @@ __all__ = [
     "STATE_DIRTY",
     "STATE_ZERO",
     "LibnbdMissing",
+    "NbdBuffer",
     "NbdHandle",
     "NbdModule",
     "load",
@@ -47,6 +48,17 @@ class LibnbdMissing(AppError):
         "NBD sources need libnbd's Python binding: install the Debian package python3-libnbd "
         "({reason})."
     )
+
+
+class NbdBuffer(Protocol):
+    """``nbd.Buffer``: memory libnbd reads into or writes from during an asynchronous command."""
+
+    def to_buffer(self) -> bytearray: ...  # shared with the buffer, not a copy
+
+
+class NbdBufferType(Protocol):
+    def __call__(self, length: int) -> NbdBuffer: ...
+    def from_bytearray(self, data: bytearray) -> NbdBuffer: ...
 
 
 class NbdHandle(Protocol):
@@ -74,12 +86,20 @@ class NbdHandle(Protocol):
     def flush(self) -> None: ...
     def is_read_only(self) -> bool: ...
     def shutdown(self) -> None: ...
+    def aio_pread(self, buf: NbdBuffer, offset: int) -> int: ...
+    def aio_pwrite(self, buf: NbdBuffer, offset: int) -> int: ...
+    def aio_block_status(self, count: int, offset: int, extent: BlockStatusCallback) -> int: ...
+    def aio_zero(self, count: int, offset: int) -> int: ...
+    def aio_flush(self) -> int: ...
+    def aio_command_completed(self, cookie: int) -> bool: ...
+    def aio_get_fd(self) -> int: ...
 
 
 class NbdModule(Protocol):
     """The part of the ``nbd`` module this project uses."""
 
     Error: type[Exception]
+    Buffer: NbdBufferType
 
     def NBD(self) -> NbdHandle: ...  # noqa: N802 - the binding's name
 

@@ -11,6 +11,7 @@ Files of volume ``<id>`` in the driver's directory:
     ``<id>.cow``       the copy-on-write side file of an open backup view
     ``<id>.fill``      which blocks a disk being filled from a backup holds (filling.py), and
     ``<id>.fill.lock`` the lock of the process that fills it
+    ``snapshots/<snapshot id>.img`` a frozen copy of an image (snapshots.py)
 
 The driver is safe to call from several threads: it keeps one ``LocalVolume`` per opened id,
 each with its own lock; the table of open volumes has a lock of its own. A new driver on the
@@ -45,6 +46,7 @@ from .errors import (
     VolumeNotFound,
 )
 from .protocol import ProgressCallback
+from .snapshots import rollback_snapshot, take_snapshot
 from .sparse import Extent, fsync_directory
 from .volume import LocalVolume, VolumePaths, WriteData
 
@@ -170,6 +172,59 @@ class LocalVolumeDriver:
             fsync_directory(self.root)
             for path in paths.all():
                 path.unlink(missing_ok=True)
+
+    def grow(self, volume_id: str, size_bytes: int) -> None:
+        """Grow a volume to `size_bytes` (idempotent when it already has that size). Shrinking
+        is refused (`RangeError`) and so is growing while a backup view is open. An encrypted
+        volume must be open (with its key). A crash before the metadata is rewritten leaves the
+        old size and a map of another geometry, which reloads with every block set (the next
+        backup reads the whole disk)."""
+        if size_bytes <= 0 or size_bytes % SIZE_ALIGNMENT:
+            raise RangeError(
+                volume_id=volume_id,
+                reason=f"disk size {size_bytes} must be a positive multiple of {SIZE_ALIGNMENT}",
+            )
+        volume = self._volume(volume_id)
+        with volume.lock:
+            meta = self._meta(volume_id)
+            if size_bytes == meta.size:
+                return
+            if size_bytes < meta.size:
+                raise RangeError(
+                    volume_id=volume_id,
+                    reason=f"a disk cannot shrink ({meta.size} to {size_bytes} bytes)",
+                )
+            volume.grow(size_bytes)
+            _write_meta(volume.paths.meta, VolumeMeta(size_bytes, meta.block_size, meta.key_check))
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self, volume_id: str, snapshot_id: str) -> int:
+        """Freeze the volume's current contents as `snapshot_id` (snapshots.py); returns the
+        bytes of data copied. An encrypted volume must be open with its key."""
+        return take_snapshot(self._volume(volume_id), self._snapshot_path(snapshot_id))
+
+    def rollback(self, volume_id: str, snapshot_id: str) -> int:
+        """Make the volume's contents those of the snapshot again (snapshots.py)."""
+        path = self._snapshot_path(snapshot_id)
+        if not path.exists():
+            raise VolumeNotFound(volume_id=snapshot_id)
+        return rollback_snapshot(self._volume(volume_id), path)
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Remove a snapshot's image (idempotent)."""
+        self._snapshot_path(snapshot_id).unlink(missing_ok=True)
+
+    def snapshot_exists(self, snapshot_id: str) -> bool:
+        return self._snapshot_path(snapshot_id).exists()
+
+    def _snapshot_path(self, snapshot_id: str) -> Path:
+        if not _VOLUME_ID.fullmatch(snapshot_id):
+            raise InvalidVolumeId(
+                volume_id=snapshot_id, reason="use 1-128 letters, digits, '-' or '_'"
+            )
+        directory = self.root / "snapshots"
+        private_directory(directory)
+        return directory / f"{snapshot_id}.img"
 
     def exists(self, volume_id: str) -> bool:
         return self._paths(volume_id).meta.exists()

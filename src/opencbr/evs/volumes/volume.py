@@ -316,6 +316,21 @@ class LocalVolume:
             view.closed = True
             self._view = None
 
+    # ------------------------------------------------------------------ growth
+    def grow(self, size: int) -> None:
+        """Grow the disk to `size` bytes (caller checked alignment and holds ``lock``).
+
+        The change map grows first, then the image (the new range is a hole: zeros, also when
+        encrypted); the caller records the new size last. Refused while a backup view is open:
+        the view's copy-on-write store has the old geometry."""
+        self.ensure_open()
+        if self._view is not None:
+            raise BackupInProgress(volume_id=self.volume_id, reason="cannot grow now")
+        self._map = self._map.grown(size)
+        os.ftruncate(self._fd, size)
+        os.fsync(self._fd)
+        self.size = size
+
     # ------------------------------------------------------------------ lifecycle
     def ensure_open(self) -> None:
         if self._closed:

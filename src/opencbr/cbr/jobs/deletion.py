@@ -1,4 +1,5 @@
-"""The cbr slice's job handlers (collected by `opencbr.api.runtime.job_handlers`)."""
+"""The deletion jobs: a backup (`cbr.delete_backup`) and a vault with its backups
+(`cbr.delete_vault`), both already marked `deleting` by the request that asked."""
 
 from __future__ import annotations
 
@@ -6,24 +7,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
 
 from opencbr.core.context import Runtime
-from opencbr.core.jobs import Job, JobContext, JobHandler
+from opencbr.core.jobs import JobContext
 
-from . import oplogs
-from .admin_routes import SCRUB_JOB
-from .catalogue import CATALOGUE_JOB, CatalogueJob, delete_backup_record
-from .collect import GC_JOB, CollectGarbage, request_collection
-from .dataplane import chunk_store
-from .deletion import mark_deleting
-from .engine import BackupJob, DiskFromBackupJob, RestoreJob, ServerFromBackupJob
-from .models import Backup, BackupStatus, Checkpoint, Vault, VaultStatus
-from .nbd_restore import RESTORE_NBD_JOB, NbdRestoreJob
-from .scrub import ScrubJob
-from .vaults import release
+from .. import oplogs
+from ..catalogue import delete_backup_record
+from ..collect import request_collection
+from ..dataplane import chunk_store
+from ..deletion import mark_deleting
+from ..models import Backup, BackupStatus, Checkpoint, Vault, VaultStatus
+from ..vault_space import release
+from .common import RuntimeJob
+from .payloads import DeleteBackupPayload, DeleteVaultPayload
 
-__all__ = ["DeleteBackupJob", "DeleteVaultJob", "handlers", "job_title"]
+__all__ = ["DeleteBackupJob", "DeleteVaultJob"]
 
 
 def _drop_backup(runtime: Runtime, backup_id: str) -> int:
@@ -65,28 +63,26 @@ def _drop_backup(runtime: Runtime, backup_id: str) -> int:
     return len(manifests)
 
 
-class DeleteBackupJob:
+class DeleteBackupJob(RuntimeJob):
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
-        dropped = _drop_backup(runtime, ctx.payload["backup_id"])
-        with runtime.database.unit_of_work() as session:
-            oplogs.finish(session, ctx.payload["oplog_id"], "success")
+        payload = DeleteBackupPayload.of(ctx)
+        dropped = _drop_backup(self.runtime, payload.backup_id)
+        with self.runtime.database.unit_of_work() as session:
+            oplogs.finish(session, payload.oplog_id, "success")
         return {"manifests_dropped": dropped}
 
     def on_failure(self, ctx: JobContext, error: BaseException) -> None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
-        with runtime.database.unit_of_work() as session:
-            oplogs.finish(
-                session, ctx.payload["oplog_id"], "failed", type(error).__name__, str(error)
-            )
+        payload = DeleteBackupPayload.of(ctx)
+        with self.runtime.database.unit_of_work() as session:
+            oplogs.finish(session, payload.oplog_id, "failed", type(error).__name__, str(error))
 
 
-class DeleteVaultJob:
+class DeleteVaultJob(RuntimeJob):
     """A deleted vault's backups go (each leaving its recipients first, S9), then the vault."""
 
     def run(self, ctx: JobContext) -> Mapping[str, Any] | None:
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
-        vault_id = ctx.payload["vault_id"]
+        runtime = self.runtime
+        vault_id = DeleteVaultPayload.of(ctx).vault_id
         with runtime.database.unit_of_work() as session:
             owned = list(
                 session.scalars(
@@ -116,57 +112,10 @@ class DeleteVaultJob:
     def on_failure(self, ctx: JobContext, error: BaseException) -> None:
         """Out of attempts (its backups stayed busy): the vault shows `error` instead of
         `deleting` for ever; DeleteVault on it tries again."""
-        runtime: Runtime = ctx.extras["runtime"]  # type: ignore[assignment]
-        with runtime.database.unit_of_work() as session:
+        vault_id = DeleteVaultPayload.of(ctx).vault_id
+        with self.runtime.database.unit_of_work() as session:
             session.execute(
                 update(Vault)
-                .where(Vault.id == ctx.payload["vault_id"], Vault.status == VaultStatus.DELETING)
+                .where(Vault.id == vault_id, Vault.status == VaultStatus.DELETING)
                 .values(status=VaultStatus.ERROR)
             )
-
-
-def handlers(runtime: Runtime) -> dict[str, JobHandler]:
-    del runtime
-    return {
-        "cbr.backup": BackupJob(),
-        "cbr.restore": RestoreJob(),
-        RESTORE_NBD_JOB: NbdRestoreJob(),
-        "cbr.disk_from_backup": DiskFromBackupJob(),
-        "cbr.server_from_backup": ServerFromBackupJob(),
-        "cbr.delete_backup": DeleteBackupJob(),
-        "cbr.delete_vault": DeleteVaultJob(),
-        GC_JOB: CollectGarbage(),
-        CATALOGUE_JOB: CatalogueJob(),
-        SCRUB_JOB: ScrubJob(),
-    }
-
-
-# What a person calls each job, naming the backup (or vault) it works on.
-_BACKUP_TITLES = {
-    "cbr.backup": "Create backup {}",
-    "cbr.restore": "Restore backup {}",
-    "cbr.disk_from_backup": "Create disk from backup {}",
-    "cbr.server_from_backup": "Create server from backup {}",
-    "cbr.delete_backup": "Delete backup {}",
-    RESTORE_NBD_JOB: "Restore backup {} into its NBD target",
-    CATALOGUE_JOB: "Record backup {} in the store's catalogue",
-}
-
-
-def job_title(session: Session, job: Job) -> str | None:
-    """A human title for one of this slice's jobs ("Create disk from backup nightly"), for
-    pages that show a job; None for another slice's. Names are read now: a backup or vault
-    that is gone shows its id."""
-    payload = job.payload
-    if job.kind in _BACKUP_TITLES:
-        backup = session.get(Backup, str(payload.get("backup_id")))
-        name = backup.name if backup is not None else payload.get("backup_id")
-        return _BACKUP_TITLES[job.kind].format(name)
-    if job.kind == "cbr.delete_vault":
-        vault = session.get(Vault, str(payload.get("vault_id")))
-        return f"Delete vault {vault.name if vault is not None else payload.get('vault_id')}"
-    if job.kind == GC_JOB:
-        return "Collect unused backup data"
-    if job.kind == SCRUB_JOB:
-        return "Verify the backup store"
-    return None
