@@ -20,6 +20,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import opencbr
+from opencbr.cbr.files import stop_file_sessions
 from opencbr.core.context import Runtime
 from opencbr.core.db import is_transient_conflict
 from opencbr.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge, error_body
@@ -358,6 +359,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         try:
             yield
         finally:
+            stop_file_sessions(runtime)
             stop_nbd_server(runtime)
             end_request_threads(app.state)
 

@@ -18,7 +18,7 @@ from opencbr.iam.models import Project
 from .dataplane import chunk_store, open_scope
 from .models import Backup, StoreScope
 
-__all__ = ["BackupBlockSource", "backup_block_source"]
+__all__ = ["BackupBlockSource", "backup_block_source", "backup_reader"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,16 @@ def backup_block_source(runtime: Runtime, session: Session, disk: Disk) -> Backu
     project = session.get(Project, disk.project_id)
     if scope_row is None or project is None:
         raise gone
+    return backup_reader(runtime, session, backup, project)
+
+
+def backup_reader(
+    runtime: Runtime, session: Session, backup: Backup, project: Project
+) -> BackupBlockSource:
+    """`backup`'s plaintext as `project` reads it (its own, or through its KMS grant)."""
+    scope_row = session.get(StoreScope, backup.scope_id or "")
+    if scope_row is None or not backup.manifest_id:
+        raise Permanent(f"backup {backup.id} has no stored data")
     actor = Actor(project.domain_id, "", project.id, project.region)
     scope = open_scope(session, runtime, actor, scope_row)
     store = chunk_store(runtime)

@@ -14,6 +14,13 @@ __all__ = [
     "CatalogueUnreadable",
     "CheckpointNotFound",
     "EncryptedBackupNeedsGrant",
+    "FileBrowserBusy",
+    "FileBrowserUnavailable",
+    "FileNotInBackup",
+    "FilePathInvalid",
+    "FileTypeRefused",
+    "FilesNeedDiskBackup",
+    "FilesystemUnreadable",
     "MemberExists",
     "MemberLimitReached",
     "MemberNotFound",
@@ -292,3 +299,50 @@ class CatalogueUnreadable(AppError):
 class RecoveryRefused(Conflict):
     code = "BackupService.9922"
     template = "Recovery refused: {reason}."
+
+
+# --- file-level restore (files/) ------------------------------------------------------------
+
+
+class FilePathInvalid(BadRequest):
+    code = "BackupService.9940"
+    template = "Path {path!r} is not valid in a backup: {reason}."
+
+
+class FileNotInBackup(NotFound):
+    code = "BackupService.9941"
+    template = "Backup {backup_id} has no {path}."
+
+
+class FileTypeRefused(BadRequest):
+    code = "BackupService.9942"
+    template = "{path} in backup {backup_id} is {kind}: {hint}."
+
+
+class FilesystemUnreadable(AppError):
+    """The filesystem cannot be parsed (damaged, unknown, or its reader stopped answering):
+    the stored blocks themselves are sound (they passed their checks)."""
+
+    status = 422
+    code = "BackupService.9943"
+    template = "Filesystem {filesystem} of backup {backup_id} cannot be read: {reason}."
+
+
+class FileBrowserUnavailable(AppError):
+    status = 501
+    code = "BackupService.9944"
+    template = (
+        "Browsing files needs libguestfs: install the Debian packages libguestfs-tools, "
+        "python3-guestfs and linux-image-amd64 ({reason})."
+    )
+
+
+class FileBrowserBusy(AppError):
+    status = 503
+    code = "BackupService.9945"
+    template = "All {limit} file browsers of this server are busy; try again when one is free."
+
+
+class FilesNeedDiskBackup(BadRequest):
+    code = "BackupService.9946"
+    template = "Backup {backup_id} is a server backup; browse one of its disk backups: {disks}."

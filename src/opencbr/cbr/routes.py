@@ -19,6 +19,7 @@ from opencbr.iam.auth import ActorDep
 from . import backups, checkpoints, deletion, nbd_restore, oplogs, restore, vaults
 from .admin_routes import router as admin_router
 from .external_reads import external_read_views
+from .file_routes import router as file_router
 from .info_routes import account_router
 from .info_routes import router as info_router
 from .models import Backup, BackupRecord, ResourceType
@@ -442,5 +443,6 @@ routers = (
     account_router,
     protectable_router,
     vault_admin_router,
+    file_router,
 )
 """Every router of the slice, for the app to add route by route."""

@@ -7,6 +7,7 @@ import typer
 from .account import configure, whoami
 from .admin import admin_app
 from .backup import backup_app, job_app, oplog_app, restore
+from .backup_files import files_app
 from .disk import disk_app
 from .disk_external import register as _register_external  # noqa: F401  (adds `disk register`)
 from .disk_history import bin_app as _bin_app  # noqa: F401  (adds `disk extend`, `snapshot`, `bin`)
@@ -34,6 +35,7 @@ app.command()(worker)
 app.command()(configure)
 app.command()(whoami)
 app.command()(errors)
+backup_app.add_typer(files_app, name="files")
 app.add_typer(admin_app, name="admin")
 app.add_typer(db_app, name="db")
 app.add_typer(kms_app, name="kms")

@@ -21,7 +21,15 @@ from opencbr.iam import service as iam
 from opencbr.iam import throttle
 from opencbr.iam.errors import LoginThrottled
 
-from . import account_pages, cbr_pages, disk_history_pages, evs_pages, kms_pages, nbd_pages
+from . import (
+    account_pages,
+    cbr_pages,
+    disk_history_pages,
+    evs_pages,
+    file_pages,
+    kms_pages,
+    nbd_pages,
+)
 from .web import (
     LOGIN_CSRF_COOKIE,
     PREFIX,
@@ -143,6 +151,7 @@ router.include_router(cbr_pages.router)
 router.include_router(evs_pages.router)
 router.include_router(disk_history_pages.router)
 router.include_router(nbd_pages.router)
+router.include_router(file_pages.router)
 router.include_router(kms_pages.router)
 router.include_router(account_pages.router)
 

@@ -149,6 +149,19 @@ class Settings(BaseSettings):
         " `serve --no-nbd`)",
     )
 
+    file_browsers: int = Field(
+        default=4, ge=1, description="backups whose files a process browses at once"
+    )
+    file_browser_memory_mib: int = Field(
+        default=512, ge=256, description="guest RAM of each file browser's appliance"
+    )
+    file_browser_idle_seconds: float = Field(
+        default=300, gt=0, description="a file browser unused this long is closed"
+    )
+    file_browser_stall_seconds: float = Field(
+        default=60, gt=0, description="a file browser call stalled this long is ended"
+    )
+
     restore_copy_mib_per_s: float = Field(
         default=0,
         ge=0,

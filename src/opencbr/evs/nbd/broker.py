@@ -7,7 +7,8 @@ volume layer (unwrapping an encrypted disk's key through KMS as its owner) and c
 reads, writes, zeroing and flushes on it, so that encryption, the change map and a running
 backup's copy-on-write all see what a VM writes. A disk from a backup whose copy still runs
 is served through its filling (instant restore, evs/instant.py): blocks not copied yet are read
-from the backup.
+from the backup. A source export (`add_source`, sources.py) has no record: a read-only view
+of a block source held in this broker's memory until it is removed.
 
 An export dies when its record goes (from any process): a watcher compares the live handles'
 exports with the database every `WATCH_SECONDS` and ends the handles of the missing ones;
@@ -22,6 +23,7 @@ import os
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -80,6 +82,37 @@ class _Volume:
         self.volume.flush()
 
 
+@dataclass(frozen=True)
+class _ReadOnly:
+    """A source export's data: reads only (the handle is read-only, so nothing else comes)."""
+
+    reader: Callable[[int, int], bytes]
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.reader(offset, length)
+
+    def write(self, offset: int, data: bytes) -> None:
+        raise _Refused(errno.EROFS)
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        raise _Refused(errno.EROFS)
+
+    def flush(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class _Source:
+    """An export with no record: a read-only view that lives in this broker's memory."""
+
+    data: _ReadOnly
+    size: int
+
+
+SOURCE_PREFIX = "source:"
+"""Marks a live handle of a source export (its export id is this plus the export name)."""
+
+
 @dataclass
 class _Live:
     """One NBD connection's open export."""
@@ -101,6 +134,7 @@ class Broker:
         self.path.unlink(missing_ok=True)
         self._lock = threading.Lock()
         self._live: dict[int, _Live] = {}
+        self._sources: dict[str, _Source] = {}
         self._next = 1
         self._stopped = threading.Event()
         broker = self
@@ -134,6 +168,38 @@ class Broker:
             for live in self._live.values():
                 live.dead.set()
         self.path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ source exports
+    def add_source(self, name: str, reader: Callable[[int, int], bytes], size: int) -> None:
+        """Serve `reader` read-only as export `name` (a secret) until `remove_source`: a view
+        with no disk record, e.g. a backup's blocks read straight from the store."""
+        with self._lock:
+            self._sources[name] = _Source(_ReadOnly(reader), size)
+
+    def remove_source(self, name: str) -> None:
+        """End the source export `name`; its open handles refuse every request from now."""
+        with self._lock:
+            self._sources.pop(name, None)
+            for handle, live in list(self._live.items()):
+                if live.export_id == SOURCE_PREFIX + name:
+                    live.dead.set()
+                    del self._live[handle]
+
+    def _open_source(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            source = self._sources.get(name)
+            if source is None:
+                return None
+            handle, self._next = self._next, self._next + 1
+            self._live[handle] = _Live(SOURCE_PREFIX + name, source.data, True)
+        return {
+            "handle": handle,
+            "size": source.size,
+            "read_only": True,
+            "image": "",
+            "direct_reads": False,
+            "extents": False,
+        }
 
     # ------------------------------------------------------------------ connections
     def serve_connection(self, sock: socket.socket) -> None:
@@ -206,6 +272,9 @@ class Broker:
 
     def _open(self, request: dict[str, Any]) -> dict[str, Any]:
         name = str(request["name"])
+        source = self._open_source(name)
+        if source is not None:
+            return source
         with self.runtime.database.unit_of_work() as session:
             found = lookup.find_by_name(session, name)
             if found is None:
@@ -252,7 +321,11 @@ class Broker:
 
     def _end_closed_exports(self) -> None:
         with self._lock:
-            wanted = {live.export_id for live in self._live.values()}
+            wanted = {
+                live.export_id
+                for live in self._live.values()
+                if not live.export_id.startswith(SOURCE_PREFIX)
+            }
         if not wanted:
             return
         with self.runtime.database.unit_of_work() as session:
@@ -260,6 +333,6 @@ class Broker:
             still = set(session.scalars(query))
         with self._lock:
             for handle, live in list(self._live.items()):
-                if live.export_id not in still:
+                if live.export_id not in still and not live.export_id.startswith(SOURCE_PREFIX):
                     live.dead.set()
                     del self._live[handle]

@@ -66,7 +66,8 @@ class Handle:
         self.id = int(opened["handle"])
         self.size = int(opened["size"])
         self.read_only = bool(opened["read_only"])
-        self.fd = os.open(opened["image"], os.O_RDONLY | os.O_CLOEXEC)
+        image = opened["image"]  # none for a source export: every read goes to the broker
+        self.fd = os.open(image, os.O_RDONLY | os.O_CLOEXEC) if image else -1
         self.direct_reads = bool(opened["direct_reads"])
         self.extents = bool(opened["extents"])
         self.alive = True
@@ -149,7 +150,8 @@ def open(readonly: bool) -> Handle:
 
 def close(h: Handle) -> None:
     h.alive = False
-    os.close(h.fd)
+    if h.fd >= 0:
+        os.close(h.fd)
     with contextlib.suppress(OSError, RemoteError):
         _call(wire.CLOSE, h.id)
 
