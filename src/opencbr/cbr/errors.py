@@ -331,9 +331,10 @@ class FilesystemUnreadable(AppError):
 class FileBrowserUnavailable(AppError):
     status = 501
     code = "BackupService.9944"
-    template = (
-        "Browsing files needs libguestfs: install the Debian packages libguestfs-tools, "
-        "python3-guestfs and linux-image-amd64 ({reason})."
+    template = "Browsing files is not available on this server: {reason}."
+
+    INSTALL = (
+        "install the Debian packages libguestfs-tools, python3-guestfs and linux-image-amd64"
     )
 
 

@@ -67,7 +67,8 @@ def _load() -> ModuleType:
             try:
                 _module = importlib.import_module("guestfs")
             except ImportError as exc:
-                raise FileBrowserUnavailable(reason=f"python3-guestfs is missing: {exc}") from exc
+                reason = f"{FileBrowserUnavailable.INSTALL} (python3-guestfs is missing: {exc})"
+                raise FileBrowserUnavailable(reason=reason) from exc
         return _module
 
 
@@ -98,7 +99,8 @@ def new_handle(memory_mib: int) -> GuestfsHandle:
     """A handle whose appliance gets `memory_mib` of RAM, under TCG where KVM is unusable."""
     module = _load()
     if not glob.glob(KERNELS):
-        raise FileBrowserUnavailable(reason="no kernel for the appliance in /boot")
+        reason = f"{FileBrowserUnavailable.INSTALL} (no kernel for the appliance in /boot)"
+        raise FileBrowserUnavailable(reason=reason)
     handle = cast(GuestfsHandle, module.GuestFS(python_return_dict=True, close_on_exit=True))
     handle.set_memsize(memory_mib)
     if not kvm_usable():

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from opencbr.core.context import Actor, Part, Runtime
+from opencbr.core.settings import Settings
 from opencbr.evs.nbd import open_source_export
 from opencbr.iam.models import Project
 
 from ..backups import children_of
 from ..block_source import backup_reader
-from ..errors import FilesNeedDiskBackup, FileTypeRefused
+from ..errors import FileBrowserUnavailable, FilesNeedDiskBackup, FileTypeRefused
 from ..models import Backup, ResourceType
 from ..restore import usable_backup
 from .appliance import Appliance, Entry, Filesystem
@@ -103,6 +104,7 @@ def _appliance(runtime: Runtime, actor: Actor, backup_id: str) -> Appliance:
             disks = ", ".join(row.id for row in children_of(session, backup.id)) or "none"
             raise FilesNeedDiskBackup(backup_id=backup.id, disks=disks)
         key = (actor.project_id or "", backup.id)
+    _check_plain_nbd(runtime.settings)
 
     def launch() -> Appliance:
         with _reading(runtime) as session:
@@ -119,6 +121,16 @@ def _appliance(runtime: Runtime, actor: Actor, backup_id: str) -> Appliance:
             raise
 
     return _sessions(runtime).get(key, launch)
+
+
+def _check_plain_nbd(settings: Settings) -> None:
+    """The appliance reads the backup through this process's NBD server as a plain loopback
+    client: QEMU's backing-file chain gives it no way to present TLS credentials."""
+    if settings.nbd_tls_psk_file or settings.nbd_tls_certificates_dir:
+        raise FileBrowserUnavailable(
+            reason="its NBD server requires TLS, which the file browser's appliance cannot "
+            "present; browse files on a server whose NBD server listens on loopback without TLS"
+        )
 
 
 def list_files(runtime: Runtime, actor: Actor, backup_id: str, raw_path: str) -> Listing:
