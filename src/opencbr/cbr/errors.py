@@ -333,9 +333,7 @@ class FileBrowserUnavailable(AppError):
     code = "BackupService.9944"
     template = "Browsing files is not available on this server: {reason}."
 
-    INSTALL = (
-        "install the Debian packages libguestfs-tools, python3-guestfs and linux-image-amd64"
-    )
+    INSTALL = "install the Debian packages libguestfs-tools, python3-guestfs and linux-image-amd64"
 
 
 class FileBrowserBusy(AppError):
