@@ -316,8 +316,14 @@ class Appliance:
         the guest's report of its extents holds (extents.py), else through the guest."""
         extents = self._extents(path, size)
         if extents is not None:
-            return read_extents(self._export.reader, extents, size)
+            return self._touching(read_extents(self._export.reader, extents, size))
         return self._stream(path, lambda sink: self._g.download(path.text, sink))
+
+    def _touching(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """`chunks`, keeping the appliance (and so its export) in use while they flow."""
+        for chunk in chunks:
+            self.last_used = time.monotonic()
+            yield chunk
 
     def _extents(self, path: BackupPath, size: int) -> list[Extent] | None:
         name = path.filesystem or ""
