@@ -38,11 +38,13 @@ def source_tree(root: Path, *, links: bool = True) -> Path:
     return root
 
 
-def ext4(image: Path, tree: Path, size: int) -> Path:
+def ext4(image: Path, tree: Path, size: int, features: str = "") -> Path:
+    """`features` as `mkfs.ext4 -O` takes them (e.g. `inline_data`: small files in their inode)."""
     _run(
         "mkfs.ext4",
         "-q",
         "-F",
+        *(["-O", features] if features else []),
         "-E",
         "root_owner=0:0",
         "-d",

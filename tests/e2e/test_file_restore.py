@@ -1,42 +1,51 @@
 """File-level restore end to end: a partitioned disk (GPT: ext4, XFS, FAT and an ext4 with a
-zeroed superblock) is backed up, then its files are listed and downloaded through the API
-without restoring the disk, compared byte for byte with the tree the images were made from;
-escapes through `..` and symbolic links are refused; the damaged filesystem answers a clear
-error. A recipient browses an encrypted backup shared with it only once the owner grants its
-key; an outsider is answered as for a missing backup.
+zeroed superblock) is backed up, then its files are listed and downloaded through the API, the
+CLI and the console without restoring the disk, compared byte for byte with the tree the images
+were made from; escapes through `..` and symbolic links are refused; the damaged filesystem
+answers a clear error. A recipient browses an encrypted backup shared with it only once the
+owner grants its key; an outsider is answered as for a missing backup. Both ways a file's
+bytes come are covered: from the backup's blocks at the extents the guest reports (ext4, XFS)
+and through the guest (FAT, and a file kept inline in its inode).
 
-One appliance per test (each launch costs seconds, ~20 s under TCG): every check of a test
-shares it."""
+Each appliance launch costs ~20 s under TCG and sessions are per (project, backup), so the
+module starts two: one for the owner's partitioned backup, shared by every test of it (API,
+CLI, console) through a module-scoped deployment, and one for the recipient's shared backup."""
 
 from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from huaweicloudsdkkms.v2 import KmsClient
+from playwright.sync_api import Browser, expect
 
+from opencbr.api.runtime import build_runtime, start_workers
 from opencbr.cli.client import ApiError, Client, Profile
+from opencbr.core.context import Runtime
 from opencbr.core.ids import new_uuid
 from opencbr.core.jobs import WorkerPool
+from opencbr.core.settings import Settings
+from opencbr.iam import service as iam
 from opencbr.iam.service import TenantCredentials
-from tests.conftest import LiveServer, TenantFactory
+from tests.conftest import ROOT_KEY, LiveServer, TenantFactory, unique
 from tests.e2e import flows, fs_images
+from tests.e2e.console.conftest import PASSWORD, WIDE, browser, login, shot
 from tests.e2e.sdk import project_client
 from tests.e2e.test_nbd_vm import cli_for
 from tests.e2e.test_sharing_encrypted import create_key, enable_agency, grant
 from tests.e2e.test_sharing_scenario import Tenant, accept, share
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
-]
+pytestmark = pytest.mark.slow
+__all__ = ["browser"]  # the console's session browser, used by the console test below
 
 MiB = 1 << 20
 GiB = 1 << 30
+CliRun = Callable[..., Any]
 
 
 def slow_client(url: str, creds: TenantCredentials) -> Client:
@@ -66,34 +75,81 @@ def listed(files: Callable[..., Any], path: str) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry for entry in files(path)["entries"]}
 
 
-def test_browse_and_download_files_of_a_partitioned_backup(
-    server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool, tmp_path: Path
-) -> None:
+@dataclass
+class Owned:
+    """The owner's partitioned backup on a live server, with what it was made from."""
+
+    server: LiveServer
+    creds: TenantCredentials
+    backup_id: str
+    tree: Path
+    parts: list[Path]
+    cli: CliRun
+    files: Callable[..., Any]
+    scratch: Path
+
+    @property
+    def report(self) -> bytes:
+        return (self.tree / "docs" / "report.bin").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def owned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Owned]:
+    """One deployment (SQLite) for the module, holding the owner's partitioned backup: its
+    file browser's appliance is launched by the first test and reused by the others."""
     fs_images.need_image_tools()
-    tree = fs_images.source_tree(tmp_path / "tree")
+    root = tmp_path_factory.mktemp("files")
+    settings = Settings(
+        data_dir=root / "data", database_url=f"sqlite:///{root / 'opencbr.db'}", root_key=ROOT_KEY
+    )
+    runtime: Runtime = build_runtime(settings)
+    pool: WorkerPool = start_workers(runtime, threads=2)
+    pool.poll_seconds = 0.05
+    try:
+        with LiveServer(runtime) as server:
+            yield _owned_backup(runtime, server, root)
+    finally:
+        pool.stop()
+        runtime.database.dispose()
+
+
+def _owned_backup(runtime: Runtime, server: LiveServer, root: Path) -> Owned:
+    tree = fs_images.source_tree(root / "tree")
     parts = [
-        fs_images.ext4(tmp_path / "p1.img", tree, 64 * MiB),
-        fs_images.xfs(tmp_path / "p2.img", tree, 300 * MiB),
-        fs_images.vfat(tmp_path / "p3.img", tree, 32 * MiB),
-        fs_images.corrupt_superblock(fs_images.ext4(tmp_path / "p4.img", tree, 16 * MiB)),
+        fs_images.ext4(root / "p1.img", tree, 64 * MiB),
+        fs_images.xfs(root / "p2.img", tree, 300 * MiB),
+        fs_images.vfat(root / "p3.img", tree, 32 * MiB),
+        fs_images.corrupt_superblock(fs_images.ext4(root / "p4.img", tree, 16 * MiB)),
     ]
-    image = tmp_path / "disk.img"
+    image = root / "disk.img"
     fs_images.partitioned(image, GiB, "gpt", parts)
-    creds = make_tenant()
+    with runtime.database.unit_of_work() as session:
+        creds = iam.create_tenant(
+            session,
+            runtime.root_key,
+            runtime.settings.regions,
+            unique("file-owner"),
+            ["region-1", "region-2"],
+            password=PASSWORD,
+        )
     owner = flows.tenant_clients(server.url, creds)
-    cli = cli_for(server, creds, tmp_path / "cli")
+    cli = cli_for(server, creds, root / "cli")
     disk = cli("disk", "import", str(image), "--name", "partitioned", "--json")["id"]
+    image.unlink()
     vault = flows.disk_vault(owner.cbr, "files-vault", 10, [disk])
     backup = flows.back_up(owner.cbr, vault.id, "files-1")
     files = files_api(slow_client(server.url, creds), backup.id)
+    return Owned(server, creds, backup.id, tree, parts, cli, files, root)
 
+
+def test_listings_and_downloads_match_the_source_tree(owned: Owned) -> None:
+    files, report = owned.files, owned.report
     top = files("/")
     assert top["partition_table"] == "gpt"
     kinds = {entry["name"]: entry["fstype"] for entry in top["entries"]}
     assert kinds == {"part1": "ext4", "part2": "xfs", "part3": "vfat", "part4": "unknown"}
-    assert {entry["size"] for entry in top["entries"]} == {p.stat().st_size for p in parts}
+    assert {entry["size"] for entry in top["entries"]} == {p.stat().st_size for p in owned.parts}
 
-    report = (tree / "docs" / "report.bin").read_bytes()
     for fs in ("part1", "part2"):
         root = listed(files, f"/{fs}")
         assert set(root) - {"lost+found"} == {"hello.txt", "docs", "report-link", "passwd-link"}
@@ -121,7 +177,10 @@ def test_browse_and_download_files_of_a_partitioned_backup(
         assert members["escape"].linkname == "../../../../../etc"
         assert members["nested/empty.txt"].size == 0
 
-    # Escapes: `..` above the root, links on the way or at the end, device files.
+
+def test_escapes_are_refused(owned: Owned) -> None:
+    """`..` above the root, links on the way or at the end, a directory as a file."""
+    files = owned.files
     above = refused(lambda: files("/part1/../../etc/passwd", "content"))
     assert (above.status, above.code) == (400, "BackupService.9940")
     for path in ("/part1/passwd-link", "/part1/docs/escape/passwd", "/part1/report-link"):
@@ -136,23 +195,35 @@ def test_browse_and_download_files_of_a_partitioned_backup(
     directory = refused(lambda: files("/part1/docs", "content"))
     assert directory.code == "BackupService.9942"
 
-    # The damaged filesystem: a clear error; the others still answer.
-    damaged = refused(lambda: files("/part4"))
+
+def test_a_damaged_filesystem_answers_a_clear_error(owned: Owned) -> None:
+    damaged = refused(lambda: owned.files("/part4"))
     assert (damaged.status, damaged.code) == (422, "BackupService.9943")
     assert "part4" in str(damaged)
-    assert files("/part1/hello.txt", "content") == b"hello from the backup\n"
+    assert owned.files("/part1/hello.txt", "content") == b"hello from the backup\n"
 
-    # The CLI, on the same appliance: a listing, a file, a directory as a tar archive.
-    shown = cli("backup", "files", "ls", backup.id, "/part1/docs", "--json")
+
+def test_the_cli_lists_and_gets_files_and_directories(owned: Owned) -> None:
+    cli, report, out_dir = owned.cli, owned.report, owned.scratch
+    shown = cli("backup", "files", "ls", owned.backup_id, "/part1/docs", "--json")
     assert shown["type"] == "directory"
     assert {e["name"]: e["size"] for e in shown["entries"]}["report.bin"] == len(report)
-    out = tmp_path / "got.bin"
+    out = out_dir / "got.bin"
     got = cli(
-        "backup", "files", "get", backup.id, "/part2/docs/report.bin", "--out", str(out), "--json"
+        "backup",
+        "files",
+        "get",
+        owned.backup_id,
+        "/part2/docs/report.bin",
+        "--out",
+        str(out),
+        "--json",
     )
     assert (got["bytes"], out.read_bytes()) == (len(report), report)
-    tar_out = tmp_path / "docs.tar"
-    got = cli("backup", "files", "get", backup.id, "/part1/docs", "--out", str(tar_out), "--json")
+    tar_out = out_dir / "docs.tar"
+    got = cli(
+        "backup", "files", "get", owned.backup_id, "/part1/docs", "--out", str(tar_out), "--json"
+    )
     assert got["archive"] is True
     with tarfile.open(tar_out) as archive:
         member = archive.extractfile("./report.bin")
@@ -160,12 +231,50 @@ def test_browse_and_download_files_of_a_partitioned_backup(
         assert member.read() == report
 
 
+def test_the_console_browses_a_backup_and_downloads_its_files(
+    owned: Owned, browser: Browser
+) -> None:
+    """The console's Browse files action: from the backup's page down a directory to a file,
+    downloaded byte for byte, and a directory downloaded as a tar archive."""
+    context = browser.new_context(viewport={"width": WIDE, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        login(page, owned.server.url, owned.creds.user_name)
+        page.goto(f"{owned.server.url}/console/cbr/disk/backups/{owned.backup_id}")
+        page.set_default_timeout(240_000)  # a first call starts the backup's file browser
+        page.get_by_role("link", name="Browse files").click()
+        expect(page.get_by_text("Partition table: gpt")).to_be_visible(timeout=240_000)
+        page.set_default_timeout(10_000)
+        page.locator("tr[data-entry='part1']").get_by_role("link", name="part1").click()
+        row = page.locator("tr[data-entry='passwd-link']")
+        expect(row).to_contain_text("→ /etc/passwd")
+        expect(row.get_by_role("link")).to_have_count(0)  # a link is shown, never followed
+        page.locator("tr[data-entry='docs']").get_by_role("link", name="docs/").click()
+        expect(page.locator("nav[data-path]")).to_have_attribute("data-path", "/part1/docs")
+        shot(page, "backup-files")
+
+        with page.expect_download() as started:
+            page.locator("tr[data-entry='report.bin']").get_by_role("link", name="Download").click()
+        assert Path(started.value.path()).read_bytes() == owned.report
+        with page.expect_download() as started:
+            nested = page.locator("tr[data-entry='nested']")
+            nested.get_by_role("link", name="Download .tar").click()
+        with tarfile.open(fileobj=io.BytesIO(Path(started.value.path()).read_bytes())) as archive:
+            assert [m.name for m in archive.getmembers() if m.isfile()] == ["./empty.txt"]
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_recipient_browses_an_encrypted_shared_backup_once_granted(
     server: LiveServer, make_tenant: TenantFactory, workers: WorkerPool, tmp_path: Path
 ) -> None:
     fs_images.need_image_tools()
     tree = fs_images.source_tree(tmp_path / "tree", links=False)
-    image = fs_images.ext4(tmp_path / "whole.img", tree, 64 * MiB)  # no partition table
+    # No partition table; small files kept in their inode have no extents to read from the
+    # backup's blocks, so hello.txt streams through the guest and report.bin does not.
+    image = fs_images.ext4(tmp_path / "whole.img", tree, 64 * MiB, features="inline_data")
     a, b, outsider = (Tenant(server, make_tenant()) for _ in range(3))
     enable_agency(a)
     kms_a = project_client(KmsClient, server.url, a.creds)

@@ -7,8 +7,10 @@ filesystem is mounted on first use at ``/NAME`` (``ro,nodev,nosuid,noexec``).
 
 Escapes: a path is walked one name at a time with ``lstat``; a symbolic link on the way or at
 the end is never followed (inside the appliance an absolute link would resolve against the
-appliance's own root), and only regular files are read. Directories are archived by tar inside
-the appliance, which stores links as links and device files as bare headers.
+appliance's own root), and only regular files are read. A regular file's bytes come from the
+backup's blocks at the extents the guest reports, each checked (extents.py), or through the
+guest when its report does not hold. Directories are archived by tar inside the appliance,
+which stores links as links and device files as bare headers.
 
 One call at a time (a handle is not thread-safe). A call that makes no progress for
 `stall_seconds` has its appliance killed (`check_stall`, from the session reaper), so a damaged
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import stat
 import subprocess
@@ -40,6 +43,14 @@ from ..errors import (
     FileTypeRefused,
 )
 from .binding import GuestfsHandle, new_handle
+from .extents import (
+    FIEMAP_FSTYPES,
+    Extent,
+    overlaps,
+    parse_filefrag,
+    read_extents,
+    written_ranges,
+)
 from .paths import BackupPath, filesystem_name
 
 __all__ = ["Appliance", "Entry", "Filesystem"]
@@ -107,12 +118,14 @@ class Appliance:
         self.last_used = time.monotonic()
         self._scratch = tempfile.TemporaryDirectory(prefix="opencbr-files-")
         self._g: GuestfsHandle = new_handle(memory_mib)
-        self._g.add_drive(_overlay(export, Path(self._scratch.name)), format="qcow2")
+        self._overlay = _overlay(export, Path(self._scratch.name))
+        self._g.add_drive(self._overlay, format="qcow2")
         with self._call("disk"):
             self._g.launch()
             self._pid = self._g.get_pid()
             self._g.blockdev_setra("/dev/sda", READAHEAD_SECTORS)
             self.partition_table = self._partition_table()
+            self._starts = self._partition_starts()
             self.filesystems = self._inventory()
         self._mounted: dict[str, str] = {}  # name -> "" once mounted, else why not
 
@@ -169,6 +182,15 @@ class Appliance:
         except RuntimeError:
             return "none"
         return {"msdos": "mbr"}.get(kind, kind)
+
+    def _partition_starts(self) -> dict[str, int]:
+        """Where each filesystem on the disk begins (a bare disk's at 0); the others (LVM,
+        RAID) have no single offset."""
+        starts = {filesystem_name("/dev/sda"): 0}
+        if self.partition_table != "none":
+            for part in self._g.part_list("/dev/sda"):
+                starts[filesystem_name(f"/dev/sda{part['part_num']}")] = part["part_start"]
+        return starts
 
     def _inventory(self) -> dict[str, Filesystem]:
         found: dict[str, Filesystem] = {}
@@ -289,8 +311,39 @@ class Appliance:
                     hint="download a file through files/content",
                 )
 
-    def stream_file(self, path: BackupPath) -> Iterator[bytes]:
+    def stream_file(self, path: BackupPath, size: int) -> Iterator[bytes]:
+        """The `size` bytes of the regular file at `path`: read from the backup's blocks where
+        the guest's report of its extents holds (extents.py), else through the guest."""
+        extents = self._extents(path, size)
+        if extents is not None:
+            return self._touching(read_extents(self._export.reader, extents, size))
         return self._stream(path, lambda sink: self._g.download(path.text, sink))
+
+    def _touching(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """`chunks`, keeping the appliance (and so its export) in use while they flow."""
+        for chunk in chunks:
+            self.last_used = time.monotonic()
+            yield chunk
+
+    def _extents(self, path: BackupPath, size: int) -> list[Extent] | None:
+        name = path.filesystem or ""
+        filesystem, start = self.filesystems.get(name), self._starts.get(name)
+        if filesystem is None or start is None or filesystem.fstype not in FIEMAP_FSTYPES:
+            return None
+        if not 0 <= start <= self._export.size - filesystem.size or not path.text.isprintable():
+            return None
+        command = "filefrag -v -b1 " + shlex.quote(f"/sysroot{path.text}")
+        with self._call(name):
+            try:
+                report = self._g.debug("sh", [command])
+            except RuntimeError:
+                if self._killed:
+                    raise
+                return None
+        extents = parse_filefrag(report, size, start, filesystem.size)
+        if extents is None or overlaps(extents, written_ranges(self._overlay)):
+            return None
+        return extents
 
     def stream_tar(self, path: BackupPath) -> Iterator[bytes]:
         return self._stream(path, lambda sink: self._g.tar_out(path.text, sink, numericowner=True))

@@ -150,7 +150,7 @@ def download(runtime: Runtime, actor: Actor, backup_id: str, raw_path: str) -> D
     if not path.parts:
         raise _whole(path, backup_id, "download a directory as an archive (files/archive)")
     size = appliance.file_size(path)
-    return Download(path.parts[-1], size, appliance.stream_file(path))
+    return Download(path.parts[-1], size, appliance.stream_file(path, size))
 
 
 def archive(runtime: Runtime, actor: Actor, backup_id: str, raw_path: str) -> Download:

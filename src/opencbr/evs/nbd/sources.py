@@ -23,6 +23,7 @@ class SourceExport:
     server: NbdServer
     name: str
     size: int
+    reader: Callable[[int, int], bytes]  # what the export serves, for reads in this process
 
     @property
     def host(self) -> str:
@@ -43,4 +44,4 @@ def open_source_export(
     server = nbd_server(runtime)
     name = secrets.token_urlsafe(32)
     server.broker.add_source(name, reader, size)
-    return SourceExport(server, name, size)
+    return SourceExport(server, name, size, reader)
