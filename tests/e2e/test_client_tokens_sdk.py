@@ -1,4 +1,4 @@
-"""Idempotent create calls through the official SDK (huaweicloudsdkcbr/evs 3.1.219), which
+"""Idempotent create calls through the official SDK (huaweicloudsdkcbr/evs/kms 3.1.219), which
 sends `X-Client-Token` as a custom header (`*_invoker(request).add_header(...)`): a retry
 answers the first call's answer and does nothing; the same token with another body is
 refused and changes nothing; a burst of concurrent retries does the work once; tokens are per
@@ -17,6 +17,8 @@ from huaweicloudsdkcbr.v1 import CbrClient
 from huaweicloudsdkcbr.v1 import model as cbr
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkevs.v2 import model as evs
+from huaweicloudsdkkms.v2 import KmsClient
+from huaweicloudsdkkms.v2 import model as kms_model
 from sqlalchemy import func, select, text, update
 
 from opencbr.cbr.models import Checkpoint, Member, Policy, Vault
@@ -24,6 +26,7 @@ from opencbr.core.context import Runtime
 from opencbr.core.idempotency import HEADER, ClientToken, purge_tick
 from opencbr.core.jobs import Job, WorkerPool
 from opencbr.evs.models import Disk
+from opencbr.kms.models import Grant, Key
 from tests.conftest import LiveServer, TenantFactory
 from tests.e2e import flows
 from tests.e2e.sdk import project_client
@@ -219,3 +222,30 @@ def test_expired_tokens_are_purged_and_then_name_new_work(
         assert session.get(ClientToken, (client_project, token)) is None
     again = _with_token(client.create_vault_invoker(_vault_body("e", [])), token)
     assert again.vault.id != first.vault.id
+
+
+def test_kms_create_calls_answer_their_retry_once(
+    runtime: Runtime, server: LiveServer, make_tenant: TenantFactory
+) -> None:
+    owner, grantee = make_tenant(), make_tenant()
+    kms = project_client(KmsClient, server.url, owner)
+
+    def key(alias: str) -> Call:
+        body = kms_model.CreateKeyRequestBody(key_alias=alias)
+        request = kms_model.CreateKeyRequest(body=body)
+        return lambda t: _with_token(kms.create_key_invoker(request), t)
+
+    alias = f"k-{uuid.uuid4().hex[:8]}"
+    made = _retried(runtime, Key, key(alias), key(alias + "x"), "KMS.0214")
+
+    def grant(operations: list[str]) -> Call:
+        body = kms_model.CreateGrantRequestBody(
+            key_id=made.key_info.key_id,
+            grantee_principal=grantee.domain_id,
+            grantee_principal_type="domain",
+            operations=operations,
+        )
+        request = kms_model.CreateGrantRequest(body=body)
+        return lambda t: _with_token(kms.create_grant_invoker(request), t)
+
+    _retried(runtime, Grant, grant(["create-datakey"]), grant(["decrypt-datakey"]), "KMS.0214")
