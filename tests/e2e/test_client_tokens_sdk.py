@@ -22,10 +22,11 @@ from huaweicloudsdkkms.v2 import model as kms_model
 from sqlalchemy import func, select, text, update
 
 from opencbr.cbr.models import Checkpoint, Member, Policy, Vault
+from opencbr.cli.client import ApiError
 from opencbr.core.context import Runtime
 from opencbr.core.idempotency import HEADER, ClientToken, purge_tick
 from opencbr.core.jobs import Job, WorkerPool
-from opencbr.evs.models import Disk
+from opencbr.evs.models import Disk, Server, Snapshot
 from opencbr.kms.models import Grant, Key
 from tests.conftest import LiveServer, TenantFactory
 from tests.e2e import flows
@@ -159,6 +160,36 @@ def test_each_create_call_answers_its_retry_once(
     _retried(runtime, Job, restore(disk), restore(str(uuid.uuid4())), "BackupService.9947")
     flows.wait_for(
         "restore", lambda: flows.disk_status(owner.evs, disk), lambda s: s == "available"
+    )
+
+    def snapshot(name: str) -> Call:
+        option = evs.CreateSnapshotOption(volume_id=disk, name=name)
+        request = evs.CreateSnapshotRequest(body=evs.CreateSnapshotRequestBody(snapshot=option))
+        return lambda t: _with_token(owner.evs.create_snapshot_invoker(request), t)
+
+    _retried(runtime, Snapshot, snapshot("s"), snapshot("t"), "EVS.0437")
+    _server_retried(runtime, owner)
+
+
+def _server_retried(runtime: Runtime, owner: flows.TenantClients) -> None:
+    """CreateServer, our extension, through the CLI's signed client."""
+    path, token = f"/v1/{owner.project}/servers", str(uuid.uuid4())
+
+    def body(name: str) -> dict[str, Any]:
+        disks = {"system_disk": {"size": 1}, "data_disks": []}
+        return {"server": {"name": name, "availability_zone": "az1", "flavor": "s1.small", **disks}}
+
+    first = owner.data.request("POST", path, body("s"), client_token=token)
+    servers = _count(runtime, Server)
+    assert owner.data.request("POST", path, body("s"), client_token=token) == first
+    with pytest.raises(ApiError) as refused:
+        owner.data.request("POST", path, body("t"), client_token=token)
+    assert (refused.value.status, refused.value.code) == (409, "EVS.0437")
+    assert _count(runtime, Server) == servers
+    flows.wait_for(
+        "server",
+        lambda: owner.evs.show_job(evs.ShowJobRequest(job_id=first["job_id"])).status,
+        lambda s: s in ("SUCCESS", "FAIL"),
     )
 
 
