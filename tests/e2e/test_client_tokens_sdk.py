@@ -280,3 +280,16 @@ def test_kms_create_calls_answer_their_retry_once(
         return lambda t: _with_token(kms.create_grant_invoker(request), t)
 
     _retried(runtime, Grant, grant(["create-datakey"]), grant(["decrypt-datakey"]), "KMS.0214")
+
+
+@pytest.mark.parametrize("token", ["x" * 65, "two words"])
+def test_a_malformed_token_is_refused_and_nothing_made(
+    runtime: Runtime, server: LiveServer, make_tenant: TenantFactory, token: str
+) -> None:
+    client = project_client(CbrClient, server.url, make_tenant())
+    vaults = _count(runtime, Vault)
+    with pytest.raises(ClientRequestException) as refused:
+        _with_token(client.create_vault_invoker(_vault_body("m", [])), token)
+    assert (refused.value.status_code, refused.value.error_code) == (400, "BackupService.9900")
+    assert "X-Client-Token" in refused.value.error_msg
+    assert _count(runtime, Vault) == vaults
