@@ -19,6 +19,7 @@ from opencbr.chunkstore import keep_freed_buffers
 from opencbr.core.context import Runtime
 from opencbr.core.db import Base, Database
 from opencbr.core.files import private_directory
+from opencbr.core.idempotency import purge_tick as client_token_purge_tick
 from opencbr.core.jobs import JobHandler, WorkerPool
 from opencbr.core.schema import ensure_schema
 from opencbr.core.secrets import RootKey
@@ -66,6 +67,7 @@ def migration_locations() -> list[Path]:
 def slice_metadata() -> MetaData:
     """The metadata of every slice's tables (importing a slice's models registers them)."""
     importlib.import_module("opencbr.core.jobs")
+    importlib.import_module("opencbr.core.idempotency")
     for directory in _slice_dirs():
         if (directory / "models.py").exists():
             importlib.import_module(f"opencbr.{directory.name}.models")
@@ -137,6 +139,7 @@ def start_workers(runtime: Runtime, threads: int = 2, name: str | None = None) -
     runtime.workers = pool
     pool.tick.append(periodic_tick(runtime))
     pool.tick.append(kms.purge_tick(runtime))
+    pool.tick.append(client_token_purge_tick(runtime))
     pool.tick.append(evs_recycle.purge_tick(runtime))
     pool.tick.append(catalogue_tick(runtime))
     pool.tick.append(scrub_tick(runtime))

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from opencbr.core.errors import AppError, BadRequest, Conflict, Forbidden, NotFound
+from opencbr.core.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+)
+from opencbr.core.idempotency import TokenErrors
 
 __all__ = [
+    "CLIENT_TOKEN_ERRORS",
     "AcceptVaultTypeMismatch",
     "BackupCannotBeDeleted",
     "BackupDataCorrupt",
@@ -13,6 +22,7 @@ __all__ = [
     "BackupNotRestorable",
     "CatalogueUnreadable",
     "CheckpointNotFound",
+    "ClientTokenReused",
     "EncryptedBackupNeedsGrant",
     "FileBrowserBusy",
     "FileBrowserUnavailable",
@@ -345,3 +355,14 @@ class FileBrowserBusy(AppError):
 class FilesNeedDiskBackup(BadRequest):
     code = "BackupService.9946"
     template = "Backup {backup_id} is a server backup; browse one of its disk backups: {disks}."
+
+
+class ClientTokenReused(Conflict):
+    code = "BackupService.9947"
+    template = (
+        "Client token {token} already named another request of this project in the last 24 "
+        "hours; use a new token for a new request."
+    )
+
+
+CLIENT_TOKEN_ERRORS = TokenErrors(invalid=ValidationFailed, reused=ClientTokenReused)

@@ -8,11 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
+from opencbr.core.idempotency import idempotent
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import policies
+from .errors import CLIENT_TOKEN_ERRORS
 from .models import Policy
 from .responses import PolicyList, PolicyOne
 from .responses_more import PolicyAssociated, PolicyDissociated
@@ -34,6 +36,7 @@ def _policy_out(session: Session, policy: Policy) -> dict[str, Any]:
 
 
 @router.post("/policies", operation_id="CreatePolicy", response_model=PolicyOne)
+@idempotent(CLIENT_TOKEN_ERRORS)
 def create_policy(body: PolicyCreateBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     given = body.policy
     spec = policies.PolicySpec(

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from opencbr.core.errors import ValidationFailed
+from opencbr.core.idempotency import idempotent
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep, SessionDep, json_response
 from opencbr.evs import service as evs
@@ -18,6 +19,7 @@ from opencbr.iam.auth import ActorDep
 
 from . import backups, checkpoints, deletion, nbd_restore, oplogs, restore, vaults
 from .admin_routes import router as admin_router
+from .errors import CLIENT_TOKEN_ERRORS
 from .external_reads import external_read_views
 from .file_routes import router as file_router
 from .info_routes import account_router
@@ -71,6 +73,7 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 @router.post("/vaults", operation_id="CreateVault", response_model=VaultOne)
+@idempotent(CLIENT_TOKEN_ERRORS)
 def create_vault(body: VaultCreateBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     spec_in = body.vault
     spec = vaults.VaultSpec(
@@ -195,6 +198,7 @@ def remove_resources(
 
 
 @router.post("/checkpoints", operation_id="CreateCheckpoint", response_model=CheckpointOne)
+@idempotent(CLIENT_TOKEN_ERRORS)
 def create_checkpoint(body: CheckpointBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     params = body.checkpoint.parameters
     resources = None
@@ -390,6 +394,7 @@ def show_oplog(operation_log_id: str, actor: ActorDep, session: SessionDep) -> d
 
 
 @router.post("/backups/{backup_id}/restore", status_code=202, operation_id="RestoreBackup")
+@idempotent(CLIENT_TOKEN_ERRORS)
 def restore_backup(
     backup_id: str, body: RestoreBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
@@ -412,6 +417,7 @@ def restore_backup(
     operation_id="OpencbrCreateServerFromBackup",
     response_model=ServerFromBackup,
 )
+@idempotent(CLIENT_TOKEN_ERRORS)
 def create_server_from_backup(
     backup_id: str,
     body: ServerFromBackupBody,

@@ -13,11 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
+from opencbr.core.idempotency import idempotent
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import SessionDep, json_response
 from opencbr.iam.auth import ActorDep
 
 from . import members
+from .errors import CLIENT_TOKEN_ERRORS
 from .responses import MemberList, MemberOne
 from .schemas import AddMembersBody, UpdateMemberBody
 from .views import member_view
@@ -28,6 +30,7 @@ router = APIRouter(prefix="/v3/{project_id}", tags=["cbr", "cbr-sharing"], route
 
 
 @router.post("/backups/{backup_id}/members", operation_id="AddMember", response_model=MemberList)
+@idempotent(CLIENT_TOKEN_ERRORS)
 def add_member(
     backup_id: str, body: AddMembersBody, actor: ActorDep, session: SessionDep
 ) -> JSONResponse:
@@ -81,6 +84,7 @@ def show_member(
     operation_id="UpdateMemberStatus",
     response_model=MemberOne,
 )
+@idempotent(CLIENT_TOKEN_ERRORS)
 def update_member(
     backup_id: str, member_id: str, body: UpdateMemberBody, actor: ActorDep, session: SessionDep
 ) -> JSONResponse:

@@ -233,7 +233,7 @@ def create(
             parameters[key] = value
     api = client()
     body = {"checkpoint": {"vault_id": vault_id, "parameters": parameters}}
-    checkpoint = api.request("POST", _cbr(api, "/checkpoints"), body)["checkpoint"]
+    checkpoint = api.create(_cbr(api, "/checkpoints"), body)["checkpoint"]
     if not wait:
         if as_json:
             print_json(checkpoint)
@@ -368,7 +368,7 @@ def to_disk(
     }
     if size_gb is not None:
         volume["size"] = size_gb
-    answer = api.request("POST", f"/v2.1/{api.project()}/cloudvolumes", {"volume": volume})
+    answer = api.create(f"/v2.1/{api.project()}/cloudvolumes", {"volume": volume})
     result = {"volume_id": answer["volume_ids"][0], "job_id": answer["job_id"], "done": wait}
     if wait:
         wait_job(api, answer["job_id"], "disk from backup", timeout)
@@ -398,7 +398,7 @@ def to_server(
     if kms_key is not None:
         server["kms_key_id"] = kms_key
     path = _cbr(api, f"/backups/{backup_id}/servers")
-    answer = api.request("POST", path, {"server": server})
+    answer = api.create(path, {"server": server})
     result = {**answer, "done": wait}
     if wait:
         wait_job(api, answer["job_id"], "server from backup", timeout)
@@ -458,7 +458,7 @@ def restore(
         body["server_id"] = server
     if nbd is not None:
         body["nbd_uri"], body["tls_psk_file"] = nbd, tls_psk
-    api.request("POST", _cbr(api, f"/backups/{backup_id}/restore"), {"restore": body})
+    api.create(_cbr(api, f"/backups/{backup_id}/restore"), {"restore": body})
     log = _restore_log(api, backup)
     if wait:
         log = wait_oplog(api, log["id"], "restore", timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,7 +17,11 @@ import httpx
 from opencbr.core.clock import utcnow
 from opencbr.iam import signing
 
-__all__ = ["ApiError", "Client", "Profile", "profile_path"]
+__all__ = ["CLIENT_TOKEN_HEADER", "ApiError", "Client", "Profile", "profile_path"]
+
+CLIENT_TOKEN_HEADER = "X-Client-Token"
+# A try that may or may not have reached the service: a create call sends it again, same token.
+_RETRIABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 class ApiError(Exception):
@@ -102,13 +107,21 @@ class Client:
         return self.profile.project_id
 
     def _headers(
-        self, method: str, path: str, query: str, content_type: str, payload_hash: str
+        self,
+        method: str,
+        path: str,
+        query: str,
+        content_type: str,
+        payload_hash: str,
+        client_token: str | None = None,
     ) -> dict[str, str]:
         headers = {
             "Content-Type": content_type,
             "Host": urlsplit(self.profile.endpoint).netloc,
             "User-Agent": "opencbr-cli/0.1",
         }
+        if client_token is not None:
+            headers[CLIENT_TOKEN_HEADER] = client_token
         if self.profile.project_id:
             headers["X-Project-Id"] = self.profile.project_id
         if payload_hash == signing.UNSIGNED_PAYLOAD:
@@ -127,14 +140,29 @@ class Client:
         )
         return headers
 
+    def create(self, path: str, body: Any, method: str = "POST") -> Any:
+        """A create call, named by a new client token and sent again once with the same token
+        when the first try timed out or lost its connection: the service answers a retry of a
+        call it did with that call's answer, so the work is never done twice."""
+        token = str(uuid.uuid4())
+        try:
+            return self.request(method, path, body, client_token=token)
+        except _RETRIABLE:
+            return self.request(method, path, body, client_token=token)
+
     def request(
-        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        client_token: str | None = None,
     ) -> Any:
         content = b"" if body is None else json.dumps(body).encode()
         query = signing.canonical_query(urlencode(_flatten(params or {})))
         payload_hash = hashlib.sha256(content).hexdigest() if content else signing.EMPTY_SHA256
         content_type = "application/json;charset=utf-8" if content else "application/json"
-        headers = self._headers(method, path, query, content_type, payload_hash)
+        headers = self._headers(method, path, query, content_type, payload_hash, client_token)
         url = path + ("?" + query if query else "")
         response = self.http.request(method, url, content=content, headers=headers)
         if response.status_code >= 400:

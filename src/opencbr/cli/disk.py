@@ -101,7 +101,7 @@ def _create(
         volume["metadata"] = {"__system__encrypted": "1"}
         if kms_key:
             volume["metadata"]["__system__cmkid"] = kms_key
-    answer = api.request("POST", f"/v2.1/{api.project()}/cloudvolumes", {"volume": volume})
+    answer = api.create(f"/v2.1/{api.project()}/cloudvolumes", {"volume": volume})
     disk_id, job_id = answer["volume_ids"][0], answer["job_id"]
     if wait:
         wait_job(api, job_id)

@@ -56,7 +56,7 @@ def register(
         "tls_psk_file": tls_psk,
         "availability_zone": az,
     }
-    answer = api.request("POST", f"/v2/{api.project()}/cloudvolumes/external", {"volume": volume})
+    answer = api.create(f"/v2/{api.project()}/cloudvolumes/external", {"volume": volume})
     print_record(_row(answer["volume"]), as_json)
 
 

@@ -81,7 +81,7 @@ def snapshot_create(
     """Take a snapshot of a disk."""
     api = client()
     body = {"snapshot": {"volume_id": disk_id, "name": name, "force": force}}
-    snapshot = api.request("POST", _snapshots(api), body)["snapshot"]
+    snapshot = api.create(_snapshots(api), body)["snapshot"]
     if wait:
         snapshot = _wait_snapshot(api, snapshot["id"])
     print_record(_snapshot_row(snapshot), as_json)

@@ -101,7 +101,7 @@ def create(
             "trigger": {"properties": properties},
         }
     }
-    made = client().request("POST", _path("/policies"), body)["policy"]
+    made = client().create(_path("/policies"), body)["policy"]
     _show(made, as_json)
     if not as_json:
         print_new_id("policy", made["id"])

@@ -86,7 +86,7 @@ def create(
         }
     }
     api = client()
-    server = api.request("POST", _servers(api), body)["server"]
+    server = api.create(_servers(api), body)["server"]
     if wait:
         server = _wait_built(api, server["id"])
     _show(server, as_json)

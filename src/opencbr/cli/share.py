@@ -62,7 +62,7 @@ def share_add(
     body: dict[str, Any] = {"members": list(project or [])}
     if account:
         body["domains"] = list(account)
-    added = api.request("POST", _members_path(api, backup_id), body)["members"]
+    added = api.create(_members_path(api, backup_id), body)["members"]
     print_rows(added, MEMBER_COLUMNS, as_json, title=f"Shared backup {backup_id}")
 
 
@@ -140,7 +140,7 @@ def shared_list(
 
 def _decide(backup_id: str, body: dict[str, Any], as_json: bool) -> None:
     api = client()
-    member = api.request("PUT", _members_path(api, backup_id, api.project()), body)["member"]
+    member = api.create(_members_path(api, backup_id, api.project()), body, method="PUT")["member"]
     if as_json:
         print_json(member)
         return

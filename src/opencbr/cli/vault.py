@@ -115,7 +115,7 @@ def create(
     if policy is not None:
         vault["backup_policy_id"] = policy
     api = client()
-    made = api.request("POST", _path(api), {"vault": vault})["vault"]
+    made = api.create(_path(api), {"vault": vault})["vault"]
     _show(made, as_json)
     if not as_json:
         print_new_id("vault", made["id"])

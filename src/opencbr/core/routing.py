@@ -24,6 +24,7 @@ from fastapi.utils import get_path_param_names, is_body_allowed_for_status_code
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from .idempotency import header_parameter, is_idempotent
 from .json_input import is_json_content_type
 from .web import (
     FastJSONResponse,
@@ -49,6 +50,10 @@ class JSONRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         _describe_only(kwargs)
+        if is_idempotent(endpoint):
+            extra = dict(kwargs.get("openapi_extra") or {})
+            extra["parameters"] = [*extra.get("parameters", []), header_parameter()]
+            kwargs["openapi_extra"] = extra
         if inspect.signature(endpoint, eval_str=True).return_annotation is Response:
             kwargs["response_class"] = Response  # no JSON body: documented without one
         direct = None if kwargs.get("dependencies") else DirectHandler.plan(path, endpoint)

@@ -10,9 +10,12 @@ from opencbr.core.errors import (
     NotFound,
     ValidationFailed,
 )
+from opencbr.core.idempotency import TokenErrors
 
 __all__ = [
+    "CLIENT_TOKEN_ERRORS",
     "AgencyMissing",
+    "ClientTokenReused",
     "DiskHasSnapshots",
     "DiskInUse",
     "DiskNotAttached",
@@ -210,3 +213,14 @@ class SnapshotStatusConflict(Conflict):
 class DiskNotInRecycleBin(NotFound):
     code = "EVS.0408"
     template = "Disk {id} is not in the recycle bin."
+
+
+class ClientTokenReused(Conflict):
+    code = "EVS.0437"
+    template = (
+        "Client token {token} already named another request of this project in the last 24 "
+        "hours; use a new token for a new request."
+    )
+
+
+CLIENT_TOKEN_ERRORS = TokenErrors(invalid=EvsValidationFailed, reused=ClientTokenReused)

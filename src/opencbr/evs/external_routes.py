@@ -15,10 +15,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from opencbr.core.idempotency import idempotent
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
 
+from .errors import CLIENT_TOKEN_ERRORS
 from .external import (
     ExternalDiskSpec,
     external_sources,
@@ -70,6 +72,7 @@ def _view(disk: Disk, row: ExternalDisk, base_url: str) -> dict[str, Any]:
     operation_id="RegisterExternalVolume",
     response_model=ExternalVolumeOne,
 )
+@idempotent(CLIENT_TOKEN_ERRORS)
 def register_external_volume(
     body: RegisterExternalBody,
     actor: ActorDep,

@@ -27,6 +27,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from opencbr.core.context import Actor, Runtime
+from opencbr.core.idempotency import idempotent
 from opencbr.core.jobs import Job
 from opencbr.core.jobs import JobNotFound as CoreJobNotFound
 from opencbr.core.jobs import get_job as core_get_job
@@ -37,6 +38,7 @@ from opencbr.iam.auth import ActorDep, StreamedBodyDep, project_actor
 
 from . import service
 from .errors import (
+    CLIENT_TOKEN_ERRORS,
     DiskRangeInvalid,
     EvsValidationFailed,
     JobNotFound,
@@ -131,6 +133,7 @@ def _from_backup(
     operation_id="CreateVolumeV2",
     response_model=CreateVolumeAnswer,
 )
+@idempotent(CLIENT_TOKEN_ERRORS)
 def create_volume(
     body: CreateVolumeBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:

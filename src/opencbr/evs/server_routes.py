@@ -9,11 +9,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from opencbr.core.idempotency import idempotent
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import servers, service
+from .errors import CLIENT_TOKEN_ERRORS
 from .models import Server
 from .responses import ServerCreated, ServerJobs, ServerList, ServerOne, VolumeOne
 from .schemas import AttachBody, CreateServerBody, DiskChoiceIn
@@ -40,6 +42,7 @@ def _view(session: Session, server: Server) -> dict[str, Any]:
 
 
 @router.post("", status_code=202, operation_id="CreateServer", response_model=ServerCreated)
+@idempotent(CLIENT_TOKEN_ERRORS)
 def create_server(
     body: CreateServerBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:

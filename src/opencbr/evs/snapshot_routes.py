@@ -8,11 +8,13 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from opencbr.core.clock import api_time
+from opencbr.core.idempotency import idempotent
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
 
 from . import snapshots
+from .errors import CLIENT_TOKEN_ERRORS
 from .history_responses import RollbackAnswer, SnapshotList, SnapshotOne
 from .models import Snapshot, SnapshotStatus
 from .snapshots import SnapshotFilter, SnapshotSpec
@@ -82,6 +84,7 @@ def snapshot_view(snapshot: Snapshot) -> dict[str, Any]:
 
 
 @router.post("", status_code=202, operation_id="CreateSnapshot", response_model=SnapshotOne)
+@idempotent(CLIENT_TOKEN_ERRORS)
 def create_snapshot(body: CreateSnapshotBody, actor: ActorDep, session: SessionDep) -> Any:
     given = body.snapshot
     spec = SnapshotSpec(given.volume_id, given.name, given.description, given.metadata, given.force)

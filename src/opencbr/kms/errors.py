@@ -6,12 +6,15 @@ service's choice where the reference is silent.
 
 from __future__ import annotations
 
-from opencbr.core.errors import BadRequest, Forbidden, NotFound, ValidationFailed
+from opencbr.core.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
+from opencbr.core.idempotency import TokenErrors
 
 __all__ = [
+    "CLIENT_TOKEN_ERRORS",
     "AliasNotFound",
     "AliasTaken",
     "CipherTextInvalid",
+    "ClientTokenReused",
     "DefaultKeyRefused",
     "GrantCreateFailed",
     "GrantNotFound",
@@ -138,3 +141,16 @@ class InvalidGrantId(BadRequest):
 class GrantNotFound(BadRequest):
     code = "KMS.2502"
     template = "Grant {grant_id} does not belong to KMS key {key_id}."
+
+
+class ClientTokenReused(Conflict):
+    """*inferred*"""
+
+    code = "KMS.0214"
+    template = (
+        "Client token {token} already named another request of this project in the last 24 "
+        "hours; use a new token for a new request."
+    )
+
+
+CLIENT_TOKEN_ERRORS = TokenErrors(invalid=KmsValidationFailed, reused=ClientTokenReused)

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from opencbr.core.idempotency import idempotent
 from opencbr.core.routing import JSONRoute
 from opencbr.core.web import RuntimeDep, SessionDep
 from opencbr.iam.auth import ActorDep
@@ -18,7 +19,7 @@ from . import grants, keys, service
 from .access import check_key_usable
 from .alias_routes import router as alias_router
 from .data_routes import router as data_router
-from .errors import KmsValidationFailed
+from .errors import CLIENT_TOKEN_ERRORS, KmsValidationFailed
 from .key_settings_routes import router as key_settings_router
 from .models import KeyState
 from .responses import (
@@ -65,6 +66,7 @@ def _empty() -> Response:
 
 
 @router.post("/create-key", operation_id="CreateKey", response_model=CreatedKey)
+@idempotent(CLIENT_TOKEN_ERRORS)
 def create_key(
     body: CreateKeyBody, actor: ActorDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -214,6 +216,7 @@ def decrypt_datakey(
 
 
 @router.post("/create-grant", operation_id="CreateGrant", response_model=GrantCreated)
+@idempotent(CLIENT_TOKEN_ERRORS)
 def create_grant(body: CreateGrantBody, actor: ActorDep, session: SessionDep) -> dict[str, Any]:
     grant = grants.create_grant(
         session,
