@@ -404,16 +404,18 @@ class ChunkStore:
         *,
         start: int = 0,
         end: int | None = None,
+        holes: bool = True,
     ) -> Iterator[tuple[int, bytes | None]]:
-        """The disk's blocks in order as (offset, data), data None for a hole; blocks are
-        read ahead in parallel and verified. `start`/`end` are byte offsets (block-aligned
-        down/up). The restore lock is held until the iterator is exhausted or closed."""
+        """The disk's blocks in order as (offset, data), data None for a hole (holes left out
+        when `holes` is False); blocks are read ahead in parallel and verified. `start`/`end`
+        are byte offsets (block-aligned down/up). The restore lock is held until the iterator
+        is exhausted or closed."""
         with self._reading(scope, manifest_id) as (manifest, index, lock):
             bs = manifest.block_size
             last = manifest.disk_size if end is None else min(end, manifest.disk_size)
             first_block, end_block = max(0, start) // bs, -(-last // bs)
             for item in stream_blocks(
-                self, self.codec(scope), manifest, index, first_block, end_block
+                self, self.codec(scope), manifest, index, first_block, end_block, holes
             ):
                 lock.maybe_refresh()
                 yield item

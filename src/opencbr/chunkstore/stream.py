@@ -51,8 +51,11 @@ def stream_blocks(
     index: dict[bytes, Location],
     first: int,
     end: int,
+    holes: bool = True,
 ) -> Iterator[tuple[int, bytes | None]]:
-    """Blocks [first, end) in disk order as (offset, data or None for a hole), read ahead."""
+    """Blocks [first, end) in disk order as (offset, data or None for a hole), read ahead.
+    Without `holes`, only blocks that hold data are yielded: a mostly empty disk is not
+    walked slot by slot by the consumer."""
     bs, size, mid = manifest.block_size, manifest.disk_size, manifest.manifest_id
     shifted = {i - first: s for i, s in manifest.shifted.items() if first <= i < end}
     locations = resolve_blocks(stored_ids(manifest.blocks[first:end], shifted), index, mid)
@@ -110,9 +113,15 @@ def stream_blocks(
 
         try:
             run: Run = []
-            for i in range(first, end):
-                block_id = manifest.blocks[i]
-                if run and not continues(run, i, block_id):
+            blocks = manifest.blocks
+            numbers = (
+                range(first, end)
+                if holes
+                else [i for i in range(first, end) if blocks[i] is not None]
+            )
+            for i in numbers:
+                block_id = blocks[i]
+                if run and (i != run[-1][0] + 1 or not continues(run, i, block_id)):
                     submit(run)
                 if block_id is None:
                     window.append((i, None, 0))

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, TaskProgressColumn, TimeElapsedColumn
 
 from opencbr.core.sizes import human_bytes
 
@@ -117,12 +116,7 @@ def _oplog_row(log: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bar() -> ProgressLike:
-    return progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-    )
+    return progress("steps")
 
 
 def _poll(

@@ -15,12 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from . import transfer
 from .client import ApiError, Client
@@ -54,13 +48,7 @@ def _volumes(api: Client, suffix: str = "") -> str:
 
 
 def _progress() -> ProgressLike:
-    return progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
+    return progress("bytes")
 
 
 def wait_job(api: Client, job_id: str, timeout: float = 600.0) -> dict[str, Any]:

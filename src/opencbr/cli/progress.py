@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NewType, Protocol
 
-from rich.progress import Progress, ProgressColumn, TaskID
+from .output import err_console, real_console
 
-from .output import err_console
+if TYPE_CHECKING:
+    from rich.progress import ProgressColumn
+    from rich.progress import TaskID as TaskID
+else:
+    TaskID = NewType("TaskID", int)  # Rich's own definition; Rich loads only for a live bar
 
 __all__ = ["LineProgress", "ProgressLike", "progress"]
 
@@ -74,8 +78,17 @@ class LineProgress:
         self._tasks[task_id][3] = time.monotonic()
 
 
-def progress(*columns: str | ProgressColumn) -> ProgressLike:
-    """A bar with these columns on a terminal, periodic lines on anything else."""
+def progress(unit: Literal["bytes", "steps"]) -> ProgressLike:
+    """A bar on a terminal (bytes: size, speed and time left; steps: percent and time
+    spent), periodic lines on anything else."""
     if not err_console.is_terminal:
         return LineProgress()
-    return Progress(*columns, console=err_console, transient=True)
+    from rich import progress as rich
+
+    columns: list[str | ProgressColumn] = ["[progress.description]{task.description}"]
+    columns.append(rich.BarColumn())
+    if unit == "bytes":
+        columns += [rich.DownloadColumn(), rich.TransferSpeedColumn(), rich.TimeRemainingColumn()]
+    else:
+        columns += [rich.TaskProgressColumn(), rich.TimeElapsedColumn()]
+    return rich.Progress(*columns, console=real_console(err_console), transient=True)

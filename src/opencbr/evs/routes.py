@@ -37,6 +37,7 @@ from opencbr.core.web import RuntimeDep, SessionDep, get_runtime
 from opencbr.iam.auth import ActorDep, StreamedBodyDep, project_actor
 
 from . import service
+from .body_buffers import BufferPool
 from .errors import (
     CLIENT_TOKEN_ERRORS,
     DiskRangeInvalid,
@@ -81,6 +82,7 @@ PIECE = 8 << 20
 """Bytes of a request body gathered before each write to the driver (one durable change-map
 mark each: the CLI sends 8 MiB requests)."""
 ALIGNMENT = 512
+_BUFFERS = BufferPool(PIECE)
 
 router = APIRouter(tags=["evs"], route_class=JSONRoute)
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -252,29 +254,32 @@ def _check_write(volume: DiskVolume, offset: int, length: int) -> None:
 
 
 async def _stream_into(volume: DiskVolume, request: Request, offset: int, length: int) -> int:
-    """Write the body as it arrives, `PIECE` bytes at a time, gathered in one buffer that the
-    request reuses (each body chunk is copied once, into it); returns the bytes written. The
-    length is a multiple of `ALIGNMENT`, and so is every piece."""
-    buffer = memoryview(bytearray(min(PIECE, length)))
-    filled, position, received = 0, offset, 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > length:
-            raise WriteIncomplete(id=volume.disk_id, reason="body longer than Content-Length")
-        data, at = memoryview(chunk), 0
-        while at < len(data):
-            take = min(len(data) - at, len(buffer) - filled)
-            buffer[filled : filled + take] = data[at : at + take]
-            filled, at = filled + take, at + take
-            if filled == len(buffer):
-                await run_in_threadpool(volume.write, position, buffer)
-                position, filled = position + filled, 0
-    if received != length:
-        raise WriteIncomplete(
-            id=volume.disk_id, reason=f"body ended after {received} of {length} bytes"
-        )
-    if filled:
-        await run_in_threadpool(volume.write, position, buffer[:filled])
+    """Write the body as it arrives, `PIECE` bytes at a time, gathered in a buffer lent by
+    `_BUFFERS` (each body chunk is copied once, into it); returns the bytes written. The
+    length is a multiple of `ALIGNMENT`, and so is every piece. A write in a thread is
+    awaited to its end even when the request is cancelled, so the buffer is never lent on
+    while a write still reads it."""
+    with _BUFFERS.lend() as whole:
+        buffer = whole[: min(PIECE, length)]
+        filled, position, received = 0, offset, 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > length:
+                raise WriteIncomplete(id=volume.disk_id, reason="body longer than Content-Length")
+            data, at = memoryview(chunk), 0
+            while at < len(data):
+                take = min(len(data) - at, len(buffer) - filled)
+                buffer[filled : filled + take] = data[at : at + take]
+                filled, at = filled + take, at + take
+                if filled == len(buffer):
+                    await run_in_threadpool(volume.write, position, buffer)
+                    position, filled = position + filled, 0
+        if received != length:
+            raise WriteIncomplete(
+                id=volume.disk_id, reason=f"body ended after {received} of {length} bytes"
+            )
+        if filled:
+            await run_in_threadpool(volume.write, position, buffer[:filled])
     return received
 
 

@@ -37,3 +37,18 @@ def test_consecutive_blocks_are_read_together_and_streamed_in_order() -> None:
     assert b"".join(d or bytes(BLOCK) for _, d in streamed) == data
     packs = len(list(backend.list(PACK_PREFIX)))
     assert backend.pack_reads <= packs + 2  # one read per pack (and per gap), not per block
+
+
+def test_without_holes_only_the_data_blocks_are_streamed_the_same() -> None:
+    backend = CountingBackend()
+    store = make_store(backend)
+    scope = make_scope()
+    data = bytes(3 * BLOCK) + os.urandom(5 * BLOCK) + bytes(9 * BLOCK) + os.urandom(2 * BLOCK)
+    data += bytes(BLOCK) + os.urandom(BLOCK + 100)
+    result = store.backup(scope, reader(data), len(data))
+    every = list(store.iter_blocks(scope, result.manifest_id))
+    backend.pack_reads = 0
+    only_data = list(store.iter_blocks(scope, result.manifest_id, holes=False))
+    assert only_data == [(offset, d) for offset, d in every if d is not None]
+    assert [offset // BLOCK for offset, _ in only_data] == [3, 4, 5, 6, 7, 17, 18, 20, 21]
+    assert backend.pack_reads <= len(list(backend.list(PACK_PREFIX))) + 3  # runs, not blocks
