@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from opencbr.api.runtime import start_workers
 from opencbr.core.context import Runtime
@@ -53,3 +54,28 @@ def s3_deployment(tmp_path: Path) -> Iterator[Deployment]:
     for name in list(backend.list("")):
         backend.delete(name)
     backend.client.delete_bucket(Bucket=backend.bucket)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+"""Debian's Chromium, headless: the console tests' browser."""
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One browser for the whole session: Playwright's sync API allows one instance a thread."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (scripts/setup-chromium.sh installs it)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -34,14 +34,13 @@ from opencbr.iam import service as iam
 from opencbr.iam.service import TenantCredentials
 from tests.conftest import ROOT_KEY, LiveServer, TenantFactory, unique
 from tests.e2e import flows, fs_images
-from tests.e2e.console.conftest import PASSWORD, WIDE, browser, login, shot
+from tests.e2e.console.conftest import PASSWORD, WIDE, login, shot
 from tests.e2e.sdk import project_client
 from tests.e2e.test_nbd_vm import cli_for
 from tests.e2e.test_sharing_encrypted import create_key, enable_agency, grant
 from tests.e2e.test_sharing_scenario import Tenant, accept, share
 
 pytestmark = pytest.mark.slow
-__all__ = ["browser"]  # the console's session browser, used by the console test below
 
 MiB = 1 << 20
 GiB = 1 << 30

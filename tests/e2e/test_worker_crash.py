@@ -27,7 +27,10 @@ from tests.conftest import ROOT_KEY, LiveServer, TenantFactory
 from tests.e2e import flows
 
 MiB = 1 << 20
-DATA = 256 * MiB  # random, so every block is read, hashed, compressed and stored
+# Random, so every block is read, hashed, compressed and stored. Large enough that the backup
+# outlasts the job's first progress writes (a moving percent is written at most every 0.5 s):
+# 256 MiB was backed up in about that time on PostgreSQL, before any percent reached the row.
+DATA = 768 * MiB
 PIECE = 8 * MiB
 LEASE_SECONDS = 3
 OPENCBR = str(Path(sys.executable).parent / "opencbr")
