@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
 from opencbr.core.context import Actor, Part, Runtime
+from opencbr.core.errors import AppError
 from opencbr.core.ids import is_uuid, new_uuid
 from opencbr.core.jobs import Job, enqueue
 from opencbr.iam.agencies import EVS_KMS_AGENCY, has_agency
@@ -229,37 +230,36 @@ def count_disks(session: Session, project_id: str, where: DiskFilter | None = No
 # ---------------------------------------------------------------------------- transitions
 
 
-def transition_disk(session: Session, disk: Disk, allowed_from: Iterable[str], to: str) -> None:
-    """Move a disk to `to` only if it is still in one of `allowed_from` (compare-and-swap)."""
+def swap_status(
+    session: Session,
+    row: Disk | Server | Snapshot,
+    allowed_from: Iterable[str],
+    to: str,
+    conflict: type[AppError],
+) -> None:
+    """Move `row` to `to` only if it is still in one of `allowed_from` (compare-and-swap);
+    otherwise raise `conflict` naming the status it has now."""
+    model = type(row)
     allowed = list(allowed_from)
     changed = session.execute(
-        update(Disk)
-        .where(Disk.id == disk.id, Disk.status.in_(allowed))
+        update(model)
+        .where(model.id == row.id, model.status.in_(allowed))
         .values(status=to, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
+    session.refresh(row)
     if not changed:
-        session.refresh(disk)
-        raise DiskStatusConflict(id=disk.id, status=disk.status, expected=" or ".join(allowed))
-    session.refresh(disk)
+        raise conflict(id=row.id, status=row.status, expected=" or ".join(allowed))
+
+
+def transition_disk(session: Session, disk: Disk, allowed_from: Iterable[str], to: str) -> None:
+    swap_status(session, disk, allowed_from, to, DiskStatusConflict)
 
 
 def transition_server(
     session: Session, server: Server, allowed_from: Iterable[str], to: str
 ) -> None:
-    allowed = list(allowed_from)
-    changed = session.execute(
-        update(Server)
-        .where(Server.id == server.id, Server.status.in_(allowed))
-        .values(status=to, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    if not changed:
-        session.refresh(server)
-        raise ServerStatusConflict(
-            id=server.id, status=server.status, expected=" or ".join(allowed)
-        )
-    session.refresh(server)
+    swap_status(session, server, allowed_from, to, ServerStatusConflict)
 
 
 # ---------------------------------------------------------------------------- creation

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from opencbr.core.clock import utcnow
@@ -38,7 +38,7 @@ from .errors import (
 )
 from .external_volumes import external_source
 from .models import Disk, DiskStatus, NbdExport, Snapshot, SnapshotStatus
-from .service import get_disk, stored_volume, transition_disk, volume_driver
+from .service import get_disk, stored_volume, swap_status, transition_disk, volume_driver
 
 __all__ = [
     "CREATE_SNAPSHOT_JOB",
@@ -115,19 +115,7 @@ def count_snapshots(session: Session, project_id: str, where: SnapshotFilter) ->
 def transition_snapshot(
     session: Session, snapshot: Snapshot, allowed_from: Iterable[str], to: str
 ) -> None:
-    """Move a snapshot to `to` only if it is still in one of `allowed_from` (compare-and-swap)."""
-    allowed = list(allowed_from)
-    changed = session.execute(
-        update(Snapshot)
-        .where(Snapshot.id == snapshot.id, Snapshot.status.in_(allowed))
-        .values(status=to, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    session.refresh(snapshot)
-    if not changed:
-        raise SnapshotStatusConflict(
-            id=snapshot.id, status=snapshot.status, expected=" or ".join(allowed)
-        )
+    swap_status(session, snapshot, allowed_from, to, SnapshotStatusConflict)
 
 
 def _check_texts(name: str | None, description: str | None) -> None:
